@@ -1,0 +1,107 @@
+package fallback
+
+import (
+	"errors"
+	"time"
+
+	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/probe"
+)
+
+// Action is what a Decision did to a request.
+type Action string
+
+// The actions of a Decision, as reported in JSON and telemetry.
+const (
+	Allow     Action = "allow"     // attach as requested
+	Downgrade Action = "downgrade" // safer or available mechanism (fentry→kprobe, hardware→software)
+	Upgrade   Action = "upgrade"   // better mechanism (kprobe→fentry, kretprobe→fexit, single→multi)
+	Cap       Action = "cap"       // kretprobe maxactive capped
+	Pace      Action = "pace"      // uprobe registrations paced
+	Refuse    Action = "refuse"    // nothing safe remains
+	Warn      Action = "warn"      // attached as requested; a hazard applies (pinned, warn mode, or forced)
+)
+
+// PerfEvent describes a perf event a perf_event program is attached to.
+type PerfEvent struct {
+	// Hardware is true for PERF_TYPE_HARDWARE (cycles: NMI on x86), false
+	// for the software cpu-clock event.
+	Hardware bool `json:"hardware"`
+	// Exactly one of Frequency (Hz) and Period (events) is non-zero.
+	Frequency uint64 `json:"frequency,omitempty"`
+	Period    uint64 `json:"period,omitempty"`
+}
+
+// Pacing spaces uprobe registrations.
+type Pacing struct {
+	Interval    time.Duration `json:"interval"`
+	Concurrency int           `json:"concurrency"`
+}
+
+// Settings are the chosen mechanism's parameters.
+type Settings struct {
+	// MaxActive is the kretprobe maxactive (0: kernel default, no tracefs).
+	MaxActive int        `json:"maxactive,omitempty"`
+	PerfEvent *PerfEvent `json:"perf_event,omitempty"`
+	Pacing    *Pacing    `json:"pacing,omitempty"`
+	// Multi is set when single probes were batched into a multi link.
+	Multi bool `json:"multi,omitempty"`
+}
+
+// Step is one move of the planner, in order.
+type Step struct {
+	From   probe.Mechanism `json:"from"`
+	To     probe.Mechanism `json:"to,omitempty"` // empty when the step refuses
+	Action Action          `json:"action"`
+	// Hazard names the hazard that caused the step, or Missing the
+	// mechanism that is unavailable; one of them is set.
+	Hazard  hazards.ID      `json:"hazard,omitempty"`
+	Missing probe.Mechanism `json:"missing,omitempty"`
+	Forced  bool            `json:"forced,omitempty"`
+	Reason  string          `json:"reason"`
+}
+
+// Request is one attach request as the planner sees it.
+type Request struct {
+	// Mechanism is what the caller asked for.
+	Mechanism probe.Mechanism
+	// Target names the function, event, symbol or perf event (for messages).
+	Target string
+	// Alternatives lists the other mechanisms the caller has program
+	// variants for (e.g. Kprobe beside Fentry). Perf hardware→software and
+	// kretprobe maxactive need no variant.
+	Alternatives []probe.Mechanism
+	// Pinned forbids transparent changes: hazards only refuse or warn.
+	Pinned bool
+	// ReadsUserMemory: the program reads user memory (unknown: true).
+	ReadsUserMemory bool
+	// Seccomp: the traced process may run under seccomp (unknown: true).
+	Seccomp bool
+	// Targets is the number of functions or symbols requested together (multi-link batching from 2 on).
+	Targets int
+	// MaxActive is the caller's kretprobe maxactive (0: default).
+	MaxActive int
+	// PerfEvent is the requested perf event, for perf-event mechanisms.
+	PerfEvent *PerfEvent
+}
+
+// Decision is the planner's answer for one Request.
+type Decision struct {
+	Target    string          `json:"target,omitempty"`
+	Requested probe.Mechanism `json:"requested"`
+	// Chosen is empty when the request is refused.
+	Chosen   probe.Mechanism   `json:"chosen,omitempty"`
+	Action   Action            `json:"action"`
+	Settings Settings          `json:"settings"`
+	Steps    []Step            `json:"steps"`
+	Findings []hazards.Finding `json:"findings"`
+	// Forced lists the hazards the operator forced past.
+	Forced []hazards.ID  `json:"forced,omitempty"`
+	Mode   hazards.Mode  `json:"mode"`
+}
+
+// Sentinel errors.
+var (
+	// ErrRefused is matched by every refusal (see RefusedError).
+	ErrRefused = errors.New("attach refused")
+)
