@@ -71,7 +71,9 @@ type Request struct {
 	// variants for (e.g. Kprobe beside Fentry). Perf hardware→software and
 	// kretprobe maxactive need no variant.
 	Alternatives []probe.Mechanism
-	// Pinned forbids transparent changes: hazards only refuse or warn.
+	// Pinned forbids transparent changes of mechanism: a blocking hazard or
+	// a missing mechanism refuses, warnings are reported, and cap and pace
+	// still apply because they change settings, not the mechanism.
 	Pinned bool
 	// ReadsUserMemory: the program reads user memory (unknown: true).
 	ReadsUserMemory bool
@@ -96,8 +98,15 @@ type Decision struct {
 	Steps    []Step            `json:"steps"`
 	Findings []hazards.Finding `json:"findings"`
 	// Forced lists the hazards the operator forced past.
-	Forced []hazards.ID  `json:"forced,omitempty"`
-	Mode   hazards.Mode  `json:"mode"`
+	Forced []hazards.ID `json:"forced,omitempty"`
+	Mode   hazards.Mode `json:"mode"`
+
+	// WouldChoose, WouldAction and WouldSettings are set in warn mode only:
+	// what enforce mode would have done (Chosen is then the requested
+	// mechanism). WouldChoose is empty when enforce would have refused.
+	WouldChoose   probe.Mechanism `json:"would_choose,omitempty"`
+	WouldAction   Action          `json:"would_action,omitempty"`
+	WouldSettings *Settings       `json:"would_settings,omitempty"`
 }
 
 // Sentinel errors.

@@ -1,6 +1,7 @@
 package hazards
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/safebpf/safebpf/probe"
@@ -160,4 +161,24 @@ type Finding struct {
 	Mechanism probe.Mechanism `json:"mechanism"`
 	// Hazard is the catalog entry (after policy overrides).
 	Hazard *Hazard `json:"-"`
+}
+
+// String returns the duration in time.Duration notation ("10ms").
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes the duration as "10ms".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads a time.ParseDuration string ("10ms", "1s"). Negative
+// durations are rejected.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("parse duration %q: want a duration such as \"10ms\"", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("parse duration %q: must not be negative", b)
+	}
+	*d = Duration(v)
+	return nil
 }

@@ -1,5 +1,12 @@
 package hazards
 
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+)
+
 // Mode says what the loader does with its decisions.
 type Mode string
 
@@ -50,4 +57,135 @@ type Policy struct {
 	Kernels    []KernelAssertion `yaml:"kernels,omitempty" json:"kernels,omitempty"`
 	Rules      []Hazard          `yaml:"rules,omitempty" json:"rules,omitempty"`
 	Uprobes    UprobePacing      `yaml:"uprobes,omitempty" json:"uprobes,omitempty"`
+}
+
+// ParsePolicy parses and validates a policy file (YAML; JSON is accepted as
+// YAML). name is the file name used in error messages. The policy is checked
+// against the built-in catalog: hazard IDs in force, hazards and kernels
+// must name a built-in hazard or one of the policy's own rules. Every error
+// is a *PolicyError (errors.Is(err, ErrInvalidPolicy)) carrying the line and
+// the key path.
+func ParsePolicy(name string, data []byte) (*Policy, error) {
+	var p Policy
+	lines, err := decodeDocument(name, data, &p)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := validatePolicy(&p, &checker{file: name, lines: lines}, Builtin()); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// LoadPolicy reads and parses the policy file at path. When the process
+// runs as root it refuses a file that is writable by its group or by others:
+// anyone who can edit the policy can force hazards past every check, so the
+// file must be as trusted as the agent itself.
+func LoadPolicy(path string) (*Policy, error) {
+	return loadPolicy(path, os.Geteuid() == 0)
+}
+
+func loadPolicy(path string, asRoot bool) (*Policy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open policy: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &PolicyError{File: path, Msg: "not a regular file"}
+	}
+	if perm := fi.Mode().Perm(); asRoot && perm&0o022 != 0 {
+		return nil, &PolicyError{File: path, Msg: fmt.Sprintf(
+			"refusing a policy file writable by group or others (mode %04o) while running as root: "+
+				"anyone who can edit it can force hazards; chmod go-w %s", perm, path)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxDocument+1))
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	return ParsePolicy(path, data)
+}
+
+// WithPolicy returns a new catalog with p applied to c: p's user rules are
+// appended, per-hazard overrides edit entries (disable, action, params,
+// min_cpus), and p's kernel assertions take precedence over every other
+// rule for the releases they match. p is validated against c first. A nil p
+// returns c unchanged.
+func (c *Catalog) WithPolicy(p *Policy) (*Catalog, error) {
+	if p == nil {
+		return c, nil
+	}
+	if c == nil {
+		c = &Catalog{}
+	}
+	cp, err := validatePolicy(p, &checker{}, c)
+	if err != nil {
+		return nil, err
+	}
+	n := &Catalog{
+		hazards:    make([]Hazard, 0, len(c.hazards)+len(p.Rules)),
+		rules:      make([]compiledRule, 0, len(c.hazards)+len(p.Rules)),
+		assertions: append(append([]assertion(nil), cp.assertions...), c.assertions...),
+	}
+	n.hazards = append(append(n.hazards, c.hazards...), p.Rules...)
+	n.rules = append(append(n.rules, c.rules...), cp.rules...)
+	for i := range n.hazards {
+		h := &n.hazards[i]
+		o, ok := p.Hazards[h.ID]
+		if !ok {
+			continue
+		}
+		if o.Disable {
+			n.rules[i].disabledBy = "override"
+		}
+		if o.Action != "" {
+			h.Action = o.Action
+		}
+		h.Params = mergeParams(h.Params, o.Params)
+		if o.MinCPUs > 0 {
+			h.Requires.MinCPUs = o.MinCPUs
+		}
+	}
+	return n, nil
+}
+
+// mergeParams replaces the fields of base that over sets.
+func mergeParams(base, over Params) Params {
+	if over.MaxActive != 0 {
+		base.MaxActive = over.MaxActive
+	}
+	if over.MaxActiveCeiling != 0 {
+		base.MaxActiveCeiling = over.MaxActiveCeiling
+	}
+	if base.MaxActiveCeiling > 0 && base.MaxActive > base.MaxActiveCeiling {
+		base.MaxActive = base.MaxActiveCeiling
+	}
+	if over.PaceInterval != 0 {
+		base.PaceInterval = over.PaceInterval
+	}
+	if over.PaceConcurrency != 0 {
+		base.PaceConcurrency = over.PaceConcurrency
+	}
+	return base
+}
+
+// Forces reports whether the policy forces hazard id (listed, or "all").
+// A nil policy forces nothing.
+func (p *Policy) Forces(id ID) bool {
+	if p == nil {
+		return false
+	}
+	return slices.Contains(p.Force, id) || slices.Contains(p.Force, ForceAll)
+}
+
+// EffectiveMode returns the policy's mode, Enforce when unset or p is nil.
+func (p *Policy) EffectiveMode() Mode {
+	if p == nil || p.Mode == "" {
+		return Enforce
+	}
+	return p.Mode
 }

@@ -3,7 +3,15 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf/features"
+
+	"github.com/safebpf/safebpf/internal/kernel"
 )
 
 // FeatureProber decides whether a mechanism is available on the running
@@ -28,7 +36,9 @@ type Options struct {
 	// Arch is the GOARCH name. Empty means runtime.GOARCH.
 	Arch string
 	// Prober decides mechanism availability. Nil means the real probes
-	// (which need root or CAP_BPF+CAP_PERFMON to say "available").
+	// (which need root or CAP_BPF+CAP_PERFMON to say "available") when Root
+	// is nil, and OfflineProber when Root is set, so that replaying another
+	// machine's files never mixes in this kernel's answers.
 	Prober FeatureProber
 }
 
@@ -47,3 +57,151 @@ type Description struct {
 
 // ErrUnparseableRelease is returned when a release string carries no X.Y version.
 var ErrUnparseableRelease = errors.New("unparseable kernel release")
+
+func (o *Options) host() *kernel.Host {
+	if o == nil {
+		return &kernel.Host{}
+	}
+	return &kernel.Host{FS: o.Root, Uname: o.Uname}
+}
+
+func (o *Options) vdso() (uint32, error) {
+	if o == nil || o.VDSOVersion == nil {
+		return features.LinuxVersionCode()
+	}
+	return o.VDSOVersion()
+}
+
+func (o *Options) arch() string {
+	if o == nil || o.Arch == "" {
+		return runtime.GOARCH
+	}
+	return o.Arch
+}
+
+func (o *Options) prober(h *kernel.Host) FeatureProber {
+	switch {
+	case o != nil && o.Prober != nil:
+		return o.Prober
+	case o != nil && o.Root != nil:
+		return OfflineProber{}
+	}
+	return &hostProber{host: h}
+}
+
+// hostCache holds the result of Detect(ctx, nil). Only a successful
+// detection is cached.
+var hostCache struct {
+	sync.Mutex
+	k *Kernel
+}
+
+// Detect describes the running kernel: its identity (every version source
+// and the one trusted, see doc.go), distro, arch, possible CPUs, config,
+// evidence symbols, BTF, tracefs/debugfs mounts and the availability of
+// every mechanism. With nil Options it reads the real host and caches a
+// successful result for the life of the process; each call returns its own
+// copy. Files that cannot be read leave their fields empty and add a line
+// to Kernel.Notes. Detect fails only when no release string can be read at
+// all or ctx is done.
+func Detect(ctx context.Context, opts *Options) (*Kernel, error) {
+	if opts != nil {
+		return detect(ctx, opts)
+	}
+	hostCache.Lock()
+	defer hostCache.Unlock()
+	if hostCache.k != nil {
+		return hostCache.k.Clone(), nil
+	}
+	k, err := detect(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	hostCache.k = k
+	return k.Clone(), nil
+}
+
+func detect(ctx context.Context, opts *Options) (*Kernel, error) {
+	h := opts.host()
+	k := &Kernel{Arch: opts.arch()}
+	note := func(format string, args ...any) { k.Notes = append(k.Notes, fmt.Sprintf(format, args...)) }
+
+	release, _, err := h.UnameStrings()
+	if err != nil {
+		// /proc/sys/kernel/osrelease is the same string.
+		b, ferr := h.ReadFile("proc/sys/kernel/osrelease")
+		if ferr != nil {
+			return nil, fmt.Errorf("detect kernel release: %w", errors.Join(err, ferr))
+		}
+		release = string(b)
+		note("uname: %v; release read from /proc/sys/kernel/osrelease", err)
+	}
+	k.Release = strings.TrimSpace(release)
+	if pv, err := h.ProcVersion(); err == nil {
+		k.ProcVersion = pv
+	} else {
+		note("read /proc/version: %v", err)
+	}
+	if sig, err := h.VersionSignature(); err == nil {
+		k.VersionSignature = sig
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		note("read /proc/version_signature: %v", err)
+	}
+	if code, err := opts.vdso(); err == nil && code != 0 {
+		k.VDSOVersion = fmt.Sprintf("%d.%d.%d", code>>16, code>>8&0xff, code&0xff)
+	} else if err != nil {
+		note("read vDSO version: %v", err)
+	}
+	osr, _, err := h.OSRelease()
+	if err != nil {
+		note("%v", err)
+	}
+	identify(k, osr)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("detect kernel: %w", err)
+	}
+
+	if n, err := h.PossibleCPUs(); err == nil {
+		k.CPUs = n
+	} else {
+		note("%v", err)
+	}
+	if cfg, src, err := h.Config(k.Release); err == nil {
+		k.Config, k.ConfigSource = cfg, src
+	} else {
+		note("%v", err)
+	}
+	if scan, err := h.Kallsyms(evidenceSymbols); err == nil {
+		k.Kallsyms = kallsymsFromScan(scan)
+	} else {
+		note("%v", err)
+	}
+	k.BTF = h.BTF()
+	if ms, err := h.Mounts(); err == nil {
+		k.Tracefs = kernel.FirstMount(ms, "tracefs")
+		k.Debugfs = kernel.FirstMount(ms, "debugfs")
+	} else {
+		note("%v", err)
+	}
+
+	p := opts.prober(h)
+	k.Mechanisms = make(map[Mechanism]Support, len(allMechanisms))
+	for _, m := range allMechanisms {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("detect kernel: probe %s: %w", m, err)
+		}
+		k.Mechanisms[m] = p.Probe(ctx, m, k)
+	}
+	return k, nil
+}
+
+// OfflineProber decides mechanisms from the Kernel's version, arch and
+// config alone, without touching the running kernel (see OfflineSupport).
+type OfflineProber struct{}
+
+// Probe implements FeatureProber.
+func (OfflineProber) Probe(_ context.Context, m Mechanism, k *Kernel) Support {
+	return offlineSupport(k, m)
+}
+
+var _ FeatureProber = OfflineProber{}

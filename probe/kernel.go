@@ -153,6 +153,10 @@ type Kernel struct {
 
 	// Mechanisms says, per mechanism, whether it is available.
 	Mechanisms map[Mechanism]Support `json:"mechanisms"`
+
+	// Notes lists what Detect could not read or decide ("read kernel
+	// config: …"), in the order met. Empty when everything was read.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Support returns what is known about m; missing entries are undecided.

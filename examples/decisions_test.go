@@ -1,0 +1,147 @@
+//go:build linux
+
+package examples_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/loader"
+	"github.com/safebpf/safebpf/probe"
+)
+
+// debian describes a Debian cloud kernel as `safebpf check` would: the
+// release, /proc/version with the Debian package version, two CPUs.
+func debian(t *testing.T, release, pkg string) *probe.Kernel {
+	t.Helper()
+	k, err := probe.Describe(probe.Description{
+		Release:     release,
+		ProcVersion: fmt.Sprintf("Linux version %s (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0) #1 SMP PREEMPT_DYNAMIC Debian %s (2024-02-01)", release, pkg),
+		OSRelease:   "ID=debian\nVERSION_ID=\"12\"\n",
+		CPUs:        2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// summarize turns an example's plans into one line per attached program or
+// refused group: "program: requested→chosen action settings [hazards and
+// missing mechanisms]".
+func summarize(plans []loader.ProgramPlan) []string {
+	var out []string
+	for _, p := range plans {
+		d := p.Decision
+		if d == nil || !(p.Chosen || (p.Refusal != "" && p.Mechanism == d.Requested)) {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: %s→%s %s", p.Program, d.Requested, d.Chosen, d.Action)
+		s := d.Settings
+		if s.MaxActive > 0 {
+			fmt.Fprintf(&b, " maxactive=%d", s.MaxActive)
+		}
+		if pe := s.PerfEvent; pe != nil {
+			kind := "software"
+			if pe.Hardware {
+				kind = "hardware"
+			}
+			fmt.Fprintf(&b, " perf=%s@%dHz", kind, pe.Frequency)
+		}
+		if pc := s.Pacing; pc != nil {
+			fmt.Fprintf(&b, " paced=%s/%d", pc.Interval, pc.Concurrency)
+		}
+		var why []string
+		for _, st := range d.Steps {
+			if st.Hazard != "" {
+				why = append(why, string(st.Hazard))
+			}
+			if st.Missing != "" {
+				why = append(why, "missing "+string(st.Missing))
+			}
+		}
+		fmt.Fprintf(&b, " %v", why)
+		out = append(out, b.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func loadPolicy(t *testing.T, path string) *hazards.Policy {
+	t.Helper()
+	p, err := hazards.LoadPolicy(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDecisionsOnOtherKernels plans each example's committed object for
+// real Debian kernels described offline, and checks the decisions the
+// READMEs promise: fentry→kprobe and fexit→kretprobe where
+// fentry-zap-pid-ns-deadlock applies, hardware→software where
+// nmi-user-read-deadlock applies, the kretprobe cap with latency's
+// cap-policy.yaml, pacing before 6.14, and the uretprobe refusal on 6.12.
+func TestDecisionsOnOtherKernels(t *testing.T) {
+	deb5_10 := debian(t, "5.10.0-28-cloud-amd64", "5.10.209-2")
+	deb6_1_20 := debian(t, "6.1.0-9-cloud-amd64", "6.1.20-1")
+	deb6_1_76 := debian(t, "6.1.0-18-cloud-amd64", "6.1.76-1")
+	deb6_12 := debian(t, "6.12.38+deb13-cloud-amd64", "6.12.38-1")
+	capPolicy := loadPolicy(t, filepath.Join("latency", "cap-policy.yaml"))
+	pacePolicy := loadPolicy(t, filepath.Join("readline", "pacing-policy.yaml"))
+
+	tests := []struct {
+		example string
+		kernel  *probe.Kernel
+		opts    *loader.Options
+		want    []string
+	}{
+		{"opensnoop", deb5_10, nil, []string{"opensnoop_kprobe: fentry→kprobe downgrade [fentry-zap-pid-ns-deadlock]"}},
+		{"opensnoop", deb6_1_76, nil, []string{"opensnoop_kprobe: fentry→kprobe downgrade [fentry-zap-pid-ns-deadlock]"}},
+		{"opensnoop", deb6_12, nil, []string{"opensnoop_fentry: fentry→fentry allow []"}},
+		{"latency", deb6_1_76, nil, []string{
+			"latency_kprobe: fentry→kprobe downgrade [fentry-zap-pid-ns-deadlock]",
+			"latency_kretprobe: fexit→kretprobe downgrade [fentry-zap-pid-ns-deadlock]",
+		}},
+		{"latency", deb6_1_76, &loader.Options{Policy: capPolicy}, []string{
+			"latency_kprobe: fentry→kprobe downgrade [fentry-zap-pid-ns-deadlock]",
+			"latency_kretprobe: fexit→kretprobe downgrade maxactive=512 [fentry-zap-pid-ns-deadlock kretprobe-contention]",
+		}},
+		{"latency", deb6_12, nil, []string{"latency_fentry: fentry→fentry allow []", "latency_fexit: fexit→fexit allow []"}},
+		{"profiler", deb6_1_20, nil, []string{"profile: perf-event-hardware→perf-event-software downgrade perf=software@99Hz [nmi-user-read-deadlock]"}},
+		{"profiler", deb6_1_76, nil, []string{"profile: perf-event-hardware→perf-event-hardware allow perf=hardware@99Hz []"}},
+		{"readline", deb6_1_76, nil, []string{"readline_ret: uretprobe→uretprobe pace paced=10ms/1 [uprobe-mmap-lock-stall]"}},
+		{"readline", deb6_1_76, &loader.Options{Policy: pacePolicy}, []string{"readline_ret: uretprobe→uretprobe pace paced=25ms/1 [uprobe-mmap-lock-stall]"}},
+		{"readline", deb6_12, nil, []string{"readline_ret: uretprobe→ refuse [uretprobe-seccomp-kill]"}},
+		{"readline", deb6_12, &loader.Options{Force: []hazards.ID{"uretprobe-seccomp-kill"}}, []string{
+			"readline_ret: uretprobe→uretprobe pace paced=10ms/1 [uprobe-mmap-lock-stall uretprobe-seccomp-kill]",
+		}},
+	}
+	for _, tt := range tests {
+		name := fmt.Sprintf("%s/%s", tt.example, tt.kernel.Release)
+		if tt.opts != nil {
+			name += "/policy"
+		}
+		t.Run(name, func(t *testing.T) {
+			spec, err := ebpf.LoadCollectionSpec(filepath.Join(tt.example, tt.example+"_x86_bpfel.o"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plans, err := loader.PlanSpec(spec, tt.kernel, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, summarize(plans)); diff != "" {
+				t.Errorf("decisions (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,275 @@
+// Package explain prints safebpf decisions in plain words. The example
+// agents use it to say, at start, which mechanism each program got and why.
+//
+// The text is meant for people; do not parse it (use the JSON form of
+// fallback.Decision for scripts).
+package explain
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/loader"
+	"github.com/safebpf/safebpf/probe"
+)
+
+// Decision describes d: a headline, then one indented line per planner
+// step, the settings, forced hazards and what warn mode would have done.
+// Lines end in "\n".
+func Decision(d fallback.Decision) string {
+	var b strings.Builder
+	target := d.Target
+	if target == "" {
+		target = "(unnamed)"
+	}
+	switch {
+	case d.Action == fallback.Refuse || d.Chosen == "":
+		fmt.Fprintf(&b, "%s: %s refused\n", target, d.Requested)
+	case d.Chosen == d.Requested:
+		fmt.Fprintf(&b, "%s: %s (%s)\n", target, d.Chosen, actionWords(d.Action))
+	default:
+		fmt.Fprintf(&b, "%s: %s → %s (%s)\n", target, d.Requested, d.Chosen, actionWords(d.Action))
+	}
+	for _, s := range d.Steps {
+		b.WriteString("    ")
+		b.WriteString(Step(s))
+		b.WriteString("\n")
+	}
+	if s := Settings(d.Settings); s != "" {
+		fmt.Fprintf(&b, "    settings: %s\n", s)
+	}
+	if len(d.Forced) > 0 {
+		fmt.Fprintf(&b, "    forced past: %s\n", joinIDs(d.Forced))
+	}
+	if d.Mode == hazards.Warn && (d.WouldAction != "" || d.WouldChoose != "") {
+		would := string(d.WouldChoose)
+		if would == "" {
+			would = "refuse"
+		}
+		fmt.Fprintf(&b, "    warn mode: enforce would have chosen %s (%s)\n", would, d.WouldAction)
+	}
+	return b.String()
+}
+
+// Step describes one planner step on one line, e.g.
+// "fentry → kprobe: fentry-zap-pid-ns-deadlock: <reason>".
+func Step(s fallback.Step) string {
+	var head string
+	switch {
+	case s.Action == fallback.Refuse || s.To == "":
+		head = fmt.Sprintf("%s refused", s.From)
+	case s.To == s.From:
+		head = fmt.Sprintf("%s kept (%s)", s.From, s.Action)
+	default:
+		head = fmt.Sprintf("%s → %s", s.From, s.To)
+	}
+	var why []string
+	if s.Hazard != "" {
+		why = append(why, string(s.Hazard))
+	}
+	if s.Missing != "" {
+		why = append(why, fmt.Sprintf("%s unavailable", s.Missing))
+	}
+	if s.Forced {
+		why = append(why, "forced")
+	}
+	if s.Reason != "" {
+		// Reasons often start with the hazard ID already.
+		if s.Hazard != "" && strings.HasPrefix(s.Reason, string(s.Hazard)) && len(why) > 0 && why[0] == string(s.Hazard) {
+			why = why[1:]
+		}
+		why = append(why, s.Reason)
+	}
+	if len(why) == 0 {
+		return head
+	}
+	return head + ": " + strings.Join(why, ": ")
+}
+
+// Settings describes the chosen mechanism's parameters, or "" when there
+// are none.
+func Settings(s fallback.Settings) string {
+	var parts []string
+	if s.MaxActive > 0 {
+		parts = append(parts, fmt.Sprintf("kretprobe maxactive %d", s.MaxActive))
+	}
+	if pe := s.PerfEvent; pe != nil {
+		kind := "software cpu-clock"
+		if pe.Hardware {
+			kind = "hardware cycles"
+		}
+		switch {
+		case pe.Frequency > 0:
+			parts = append(parts, fmt.Sprintf("perf event %s at %d Hz", kind, pe.Frequency))
+		case pe.Period > 0:
+			parts = append(parts, fmt.Sprintf("perf event %s every %d events", kind, pe.Period))
+		default:
+			parts = append(parts, "perf event "+kind)
+		}
+	}
+	if p := s.Pacing; p != nil {
+		n := "one at a time"
+		if p.Concurrency > 1 {
+			n = fmt.Sprintf("%d at a time", p.Concurrency)
+		}
+		parts = append(parts, fmt.Sprintf("uprobe registrations paced %s, %s apart", n, p.Interval.Round(time.Microsecond)))
+	}
+	if s.Multi {
+		parts = append(parts, "batched into one multi link")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Fprint writes a header naming the kernel (when kernel is not empty) and
+// every decision.
+func Fprint(w io.Writer, kernel string, ds []fallback.Decision) error {
+	var b strings.Builder
+	if kernel != "" {
+		fmt.Fprintf(&b, "safebpf decisions on kernel %s:\n", kernel)
+	} else {
+		b.WriteString("safebpf decisions:\n")
+	}
+	if len(ds) == 0 {
+		b.WriteString("  (none)\n")
+	}
+	for _, d := range ds {
+		for _, line := range strings.SplitAfter(Decision(d), "\n") {
+			if line != "" {
+				b.WriteString("  " + line)
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Failure writes what safebpf decided when attaching failed or was
+// refused, and returns an error for the caller to report and exit on: a
+// *ReportedError wrapping err when it wrote something, else err. A refusal
+// is the library working as intended: nothing safe remained on this kernel.
+func Failure(w io.Writer, kernel string, err error) error {
+	var b strings.Builder
+	on := ""
+	if kernel != "" {
+		on = " on kernel " + kernel
+	}
+	var refusals []*fallback.RefusedError
+	var attach *loader.AttachError
+	walk(err, func(e error) {
+		if r, ok := e.(*fallback.RefusedError); ok {
+			refusals = append(refusals, r)
+		}
+	})
+	switch {
+	case len(refusals) > 0:
+		fmt.Fprintf(&b, "safebpf refused to attach%s:\n", on)
+		for _, r := range refusals {
+			target := r.Target
+			if target == "" {
+				target = "(unnamed)"
+			}
+			fmt.Fprintf(&b, "  %s: %s refused\n", target, r.Requested)
+			for _, s := range r.Tried {
+				fmt.Fprintf(&b, "    %s\n", Step(s))
+			}
+			if r.ForceHint != "" {
+				fmt.Fprintf(&b, "    to attach anyway: %s\n", r.ForceHint)
+			}
+		}
+	case errors.As(err, &attach) && attach.Decision.Requested != "":
+		fmt.Fprintf(&b, "safebpf decided%s:\n", on)
+		for _, line := range strings.SplitAfter(Decision(attach.Decision), "\n") {
+			if line != "" {
+				b.WriteString("  " + line)
+			}
+		}
+		fmt.Fprintf(&b, "  but the kernel said: %v\n", attach.Err)
+	}
+	if b.Len() == 0 {
+		return err
+	}
+	if _, werr := io.WriteString(w, b.String()); werr != nil {
+		return errors.Join(err, werr)
+	}
+	return &ReportedError{Err: err}
+}
+
+// ReportedError is an error whose details Failure has already written.
+// Its message is short so that a command does not print them twice.
+type ReportedError struct {
+	Err error
+}
+
+func (e *ReportedError) Error() string {
+	if errors.Is(e.Err, fallback.ErrRefused) {
+		return "refused to attach (reasons above)"
+	}
+	return "attach failed (reasons above)"
+}
+
+// Unwrap returns the error Failure reported.
+func (e *ReportedError) Unwrap() error { return e.Err }
+
+// walk calls fn on err and every error it wraps, depth first.
+func walk(err error, fn func(error)) {
+	if err == nil {
+		return
+	}
+	fn(err)
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		walk(u.Unwrap(), fn)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			walk(e, fn)
+		}
+	}
+}
+
+// Kernel names k in one short phrase: the release, the upstream version
+// safebpf trusted and the distribution, as far as they are known.
+func Kernel(k *probe.Kernel) string {
+	if k == nil {
+		return ""
+	}
+	var extra []string
+	if k.Version != nil {
+		extra = append(extra, fmt.Sprintf("upstream %s from %s", k.Version, k.VersionSource))
+	} else {
+		extra = append(extra, "upstream version unknown")
+	}
+	if k.Distro.ID != "" {
+		d := k.Distro.ID
+		if k.Distro.VersionID != "" {
+			d += " " + k.Distro.VersionID
+		}
+		extra = append(extra, d)
+	}
+	if k.Arch != "" {
+		extra = append(extra, k.Arch)
+	}
+	return fmt.Sprintf("%s (%s)", k.Release, strings.Join(extra, ", "))
+}
+
+func actionWords(a fallback.Action) string {
+	switch a {
+	case fallback.Allow:
+		return "as requested"
+	case "":
+		return "no action recorded"
+	}
+	return string(a)
+}
+
+func joinIDs(ids []hazards.ID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return strings.Join(s, ", ")
+}

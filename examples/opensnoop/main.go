@@ -1,0 +1,115 @@
+//go:build linux && (386 || amd64)
+
+// Command opensnoop prints every file open on the machine, and shows
+// safebpf's transparent fentry→kprobe choice: the object carries an fentry
+// program and a kprobe program on do_sys_openat2, and safebpf attaches the
+// one that is available and safe on this kernel.
+//
+// Usage (as root):
+//
+//	go run ./examples/opensnoop [-safebpf-force IDS] [-safebpf-policy FILE] [-v]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/safebpf/safebpf/examples/explain"
+	"github.com/safebpf/safebpf/loader"
+)
+
+func main() {
+	safebpfFlags := loader.RegisterFlags(flag.CommandLine)
+	verbose := flag.Bool("v", false, "log every decision to stderr (slog)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, safebpfFlags, *verbose, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "opensnoop:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, safebpfFlags *loader.Flags, verbose bool, out io.Writer) error {
+	// Kernels before 5.11 account BPF memory against RLIMIT_MEMLOCK.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("remove memlock limit: %w", err)
+	}
+
+	var opts loader.Options
+	if err := safebpfFlags.Apply(&opts); err != nil {
+		return err
+	}
+	if verbose {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	l, err := loader.New(&opts)
+	if err != nil {
+		return fmt.Errorf("create loader: %w", err)
+	}
+	defer l.Close()
+
+	spec, err := loadOpensnoop()
+	if err != nil {
+		return err
+	}
+	coll, err := l.LoadAndAttach(spec, nil)
+	if err != nil {
+		return explain.Failure(out, explain.Kernel(l.Kernel()), err)
+	}
+	defer coll.Close()
+	if err := explain.Fprint(out, explain.Kernel(l.Kernel()), coll.Decisions); err != nil {
+		return err
+	}
+
+	rd, err := ringbuf.NewReader(coll.Maps["events"])
+	if err != nil {
+		return fmt.Errorf("open ring buffer: %w", err)
+	}
+	defer rd.Close()
+	// Closing the reader is how the read loop below learns about the signal.
+	go func() {
+		<-ctx.Done()
+		rd.Close()
+	}()
+
+	fmt.Fprintln(out, "Tracing file opens; Ctrl-C to stop.")
+	fmt.Fprintf(out, "%-7s %-16s %s\n", "PID", "COMM", "FILENAME")
+	var ev opensnoopEvent
+	for {
+		rec, err := rd.Read()
+		if errors.Is(err, ringbuf.ErrClosed) {
+			fmt.Fprintln(out, "Detaching.")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+		if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &ev); err != nil {
+			return fmt.Errorf("decode event: %w", err)
+		}
+		fmt.Fprintf(out, "%-7d %-16s %s\n", ev.Pid, cstring(ev.Comm[:]), cstring(ev.Filename[:]))
+	}
+}
+
+// cstring returns the bytes of b up to its first NUL.
+func cstring(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}

@@ -1,0 +1,134 @@
+//go:build linux && (386 || amd64)
+
+// Command readline prints the lines that interactive shells read, from a
+// uretprobe on readline(3) in a user binary (bash by default), and shows
+// safebpf pacing uprobe registrations on kernels where registering uprobes
+// stalls every process's mmap lock (uprobe-mmap-lock-stall).
+//
+// Usage (as root):
+//
+//	go run ./examples/readline [-binary /bin/bash] [-symbol readline] [-pid PID] [-safebpf-force IDS] [-safebpf-policy FILE]
+//
+// On kernels without that hazard (6.14 and later) the decision is a plain
+// uretprobe; pacing-policy.yaml in this folder asserts the hazard for every
+// kernel, so that pacing shows anywhere:
+//
+//	go run ./examples/readline -safebpf-policy examples/readline/pacing-policy.yaml
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/safebpf/safebpf/examples/explain"
+	"github.com/safebpf/safebpf/loader"
+)
+
+type config struct {
+	binary  string
+	symbol  string
+	pid     int
+	verbose bool
+	safebpf *loader.Flags
+}
+
+func main() {
+	var c config
+	c.safebpf = loader.RegisterFlags(flag.CommandLine)
+	flag.StringVar(&c.binary, "binary", "/bin/bash", "executable or library that contains the symbol")
+	flag.StringVar(&c.symbol, "symbol", "readline", "function returning the line read (char *)")
+	flag.IntVar(&c.pid, "pid", 0, "trace only this process (0: every process running the binary)")
+	flag.BoolVar(&c.verbose, "v", false, "log every decision to stderr (slog)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, c, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "readline:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config, out io.Writer) error {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("remove memlock limit: %w", err)
+	}
+	var opts loader.Options
+	if err := c.safebpf.Apply(&opts); err != nil {
+		return err
+	}
+	if c.verbose {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	l, err := loader.New(&opts)
+	if err != nil {
+		return fmt.Errorf("create loader: %w", err)
+	}
+	defer l.Close()
+
+	spec, err := loadReadline()
+	if err != nil {
+		return err
+	}
+	coll, err := l.LoadAndAttach(spec, &loader.CollectionOptions{
+		Uprobes: map[string]loader.UprobeTarget{
+			"readline_ret": {Binary: c.binary, Symbol: c.symbol, Options: &loader.UprobeOptions{PID: c.pid}},
+		},
+	})
+	if err != nil {
+		return explain.Failure(out, explain.Kernel(l.Kernel()), err)
+	}
+	defer coll.Close()
+	if err := explain.Fprint(out, explain.Kernel(l.Kernel()), coll.Decisions); err != nil {
+		return err
+	}
+
+	rd, err := ringbuf.NewReader(coll.Maps["events"])
+	if err != nil {
+		return fmt.Errorf("open ring buffer: %w", err)
+	}
+	defer rd.Close()
+	go func() {
+		<-ctx.Done()
+		rd.Close()
+	}()
+
+	fmt.Fprintf(out, "Tracing %s in %s; Ctrl-C to stop.\n", c.symbol, c.binary)
+	fmt.Fprintf(out, "%-7s %-16s %s\n", "PID", "COMM", "LINE")
+	var ev readlineEvent
+	for {
+		rec, err := rd.Read()
+		if errors.Is(err, ringbuf.ErrClosed) {
+			fmt.Fprintln(out, "Detaching.")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+		if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &ev); err != nil {
+			return fmt.Errorf("decode event: %w", err)
+		}
+		fmt.Fprintf(out, "%-7d %-16s %s\n", ev.Pid, cstring(ev.Comm[:]), cstring(ev.Line[:]))
+	}
+}
+
+// cstring returns the bytes of b up to its first NUL.
+func cstring(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}

@@ -1,0 +1,165 @@
+package hazards
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v3"
+)
+
+const schemaPath = "../docs/policy.schema.json"
+
+func compileSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	sch, err := jsonschema.NewCompiler().Compile(schemaPath)
+	if err != nil {
+		t.Fatalf("compile %s: %v", schemaPath, err)
+	}
+	return sch
+}
+
+// yamlToInstance converts a YAML document to a JSON schema instance.
+func yamlToInstance(t *testing.T, data []byte) any {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
+func TestSchemaAcceptsExamples(t *testing.T) {
+	sch := compileSchema(t)
+	files, err := filepath.Glob("../examples/policy/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example policies: %v", err)
+	}
+	files = append(files, "catalog.yaml") // the built-in catalog uses the same schema
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Validate(yamlToInstance(t, data)); err != nil {
+			t.Errorf("%s does not validate against the schema: %v", f, err)
+		}
+		if f != "catalog.yaml" {
+			if _, err := ParsePolicy(f, data); err != nil {
+				t.Errorf("ParsePolicy(%s): %v", f, err)
+			}
+		}
+	}
+}
+
+func TestSchemaRejectsBadExamples(t *testing.T) {
+	sch := compileSchema(t)
+	files, err := filepath.Glob("testdata/bad-policy-*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad policies: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Validate(yamlToInstance(t, data)); err == nil {
+			t.Errorf("schema accepts %s", f)
+		}
+		if _, err := ParsePolicy(f, data); err == nil {
+			t.Errorf("ParsePolicy accepts %s", f)
+		}
+	}
+}
+
+// TestSchemaMatchesTypes keeps the schema's property names in step with the
+// Go types' yaml tags, so the two cannot drift apart.
+func TestSchemaMatchesTypes(t *testing.T) {
+	raw, err := os.ReadFile(schemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Properties map[string]any `json:"properties"`
+		Defs       map[string]struct {
+			Properties map[string]any `json:"properties"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(m map[string]any) []string {
+		var s []string
+		for k := range m {
+			s = append(s, k)
+		}
+		sort.Strings(s)
+		return s
+	}
+	for _, tc := range []struct {
+		def string
+		typ reflect.Type
+	}{
+		{"", reflect.TypeFor[Policy]()},
+		{"hazard", reflect.TypeFor[Hazard]()},
+		{"override", reflect.TypeFor[Override]()},
+		{"kernelAssertion", reflect.TypeFor[KernelAssertion]()},
+		{"uprobePacing", reflect.TypeFor[UprobePacing]()},
+		{"reference", reflect.TypeFor[Reference]()},
+		{"distroRange", reflect.TypeFor[DistroRange]()},
+		{"configCondition", reflect.TypeFor[ConfigCondition]()},
+		{"evidence", reflect.TypeFor[Evidence]()},
+		{"requires", reflect.TypeFor[Requires]()},
+		{"params", reflect.TypeFor[Params]()},
+	} {
+		props := doc.Properties
+		if tc.def != "" {
+			props = doc.Defs[tc.def].Properties
+		}
+		_, names := yamlFields(tc.typ)
+		if diff := cmp.Diff(names, keys(props)); diff != "" {
+			t.Errorf("schema %q vs %s fields (-go +schema):\n%s", tc.def, tc.typ, diff)
+		}
+	}
+	// Enumerations match the Go constants.
+	var enums struct {
+		Defs map[string]struct {
+			Enum []string `json:"enum"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(raw, &enums); err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, a := range validActions {
+		actions = append(actions, string(a))
+	}
+	if diff := cmp.Diff(actions, enums.Defs["action"].Enum); diff != "" {
+		t.Errorf("action enum (-go +schema):\n%s", diff)
+	}
+	if diff := cmp.Diff(knownArches, enums.Defs["arch"].Enum); diff != "" {
+		t.Errorf("arch enum (-go +schema):\n%s", diff)
+	}
+	var mechs []string
+	for _, m := range probeMechanisms() {
+		mechs = append(mechs, string(m))
+	}
+	if !slices.Equal(mechs, enums.Defs["mechanism"].Enum) {
+		t.Errorf("mechanism enum = %v, want %v", enums.Defs["mechanism"].Enum, mechs)
+	}
+}

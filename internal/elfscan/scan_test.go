@@ -1,0 +1,121 @@
+package elfscan
+
+import (
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+func ret() asm.Instructions {
+	return asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+}
+
+func prog(insns ...asm.Instruction) asm.Instructions {
+	return append(asm.Instructions(insns), ret()...)
+}
+
+func TestInstructions(t *testing.T) {
+	tests := []struct {
+		name  string
+		insns asm.Instructions
+		reads bool
+	}{
+		{"no helpers", ret(), false},
+		{"map lookup only", prog(asm.FnMapLookupElem.Call()), false},
+		{"kernel read only", prog(asm.FnProbeReadKernel.Call(), asm.FnProbeReadKernelStr.Call()), false},
+		{"probe_read_user", prog(asm.FnProbeReadUser.Call()), true},
+		{"probe_read_user_str", prog(asm.FnProbeReadUserStr.Call()), true},
+		{"legacy probe_read", prog(asm.FnProbeRead.Call()), true},
+		{"legacy probe_read_str", prog(asm.FnProbeReadStr.Call()), true},
+		{"copy_from_user", prog(asm.FnCopyFromUser.Call()), true},
+		{"copy_from_user_task", prog(asm.FnCopyFromUserTask.Call()), true},
+		{"get_stack kernel flags", prog(asm.Mov.Imm(asm.R4, 0), asm.FnGetStack.Call()), false},
+		{"get_stack user stack", prog(asm.Mov.Imm(asm.R4, 1<<8), asm.FnGetStack.Call()), true},
+		{"get_stack user stack 32-bit mov", prog(asm.Mov.Imm32(asm.R4, 1<<8|1<<9), asm.FnGetStack.Call()), true},
+		{"get_stack flags from a register", prog(asm.Mov.Reg(asm.R4, asm.R6), asm.FnGetStack.Call()), true},
+		{"get_stack flags never set", prog(asm.FnGetStack.Call()), true},
+		{"get_stack flags set before a call", prog(asm.Mov.Imm(asm.R4, 0), asm.FnKtimeGetNs.Call(), asm.FnGetStack.Call()), true},
+		{"get_stackid kernel", prog(asm.Mov.Imm(asm.R3, 0), asm.FnGetStackid.Call()), false},
+		{"get_stackid user", prog(asm.Mov.Imm(asm.R3, 1<<8), asm.FnGetStackid.Call()), true},
+		{"get_stackid flags in R4 do not count", prog(asm.Mov.Imm(asm.R3, 0), asm.Mov.Imm(asm.R4, 1<<8), asm.FnGetStackid.Call()), false},
+		{"get_stack flags joined from a branch", asm.Instructions{
+			asm.Mov.Imm(asm.R4, 0),
+			asm.JEq.Imm(asm.R1, 0, "call"),
+			asm.Mov.Imm(asm.R4, 1<<8),
+			asm.FnGetStack.Call().WithSymbol("call"),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return(),
+		}, true},
+		{"get_stack flags joined by raw offset", asm.Instructions{
+			asm.Mov.Imm(asm.R4, 1<<8),
+			{OpCode: asm.OpCode(asm.JumpClass).SetJumpOp(asm.JEq).SetSource(asm.ImmSource), Dst: asm.R1, Offset: 1},
+			asm.Mov.Imm(asm.R4, 0),
+			asm.FnGetStack.Call(),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return(),
+		}, true},
+		{"get_task_stack user", prog(asm.Mov.Imm(asm.R4, 1<<8), asm.FnGetTaskStack.Call()), true},
+		{"get_stack constant via ld_imm64", prog(asm.LoadImm(asm.R4, 0, asm.DWord), asm.FnGetStack.Call()), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := Instructions(tt.insns, nil)
+			if res.ReadsUserMemory != tt.reads {
+				t.Errorf("ReadsUserMemory = %v, want %v (reasons %q)", res.ReadsUserMemory, tt.reads, res.Reasons)
+			}
+			if res.ReadsUserMemory && len(res.Reasons) == 0 {
+				t.Error("reads user memory without a reason")
+			}
+		})
+	}
+}
+
+// TestSubprograms follows bpf-to-bpf calls into the same stream, into
+// another program's stream, and treats unknown callees as reading.
+func TestSubprograms(t *testing.T) {
+	sub := asm.Instructions{
+		asm.FnProbeReadUser.Call().WithSymbol("reader"),
+		asm.Return(),
+	}
+	clean := asm.Instructions{
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("clean"),
+		asm.Return(),
+	}
+	main := func(callee string) asm.Instructions {
+		return asm.Instructions{
+			asm.Call.Label(callee).WithSymbol("main"),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return(),
+		}
+	}
+	inStream := append(main("reader"), sub...)
+	if res := Instructions(inStream, nil); !res.ReadsUserMemory {
+		t.Errorf("subprogram in the same stream not scanned: %+v", res)
+	}
+	cleanStream := append(main("clean"), clean...)
+	if res := Instructions(cleanStream, nil); res.ReadsUserMemory {
+		t.Errorf("clean subprogram reported as reading: %+v", res)
+	}
+	others := map[string]*ebpf.ProgramSpec{
+		"reader": {Name: "reader", Instructions: sub},
+		"clean":  {Name: "clean", Instructions: clean},
+	}
+	if res := Program(&ebpf.ProgramSpec{Name: "main", Instructions: main("reader")}, others); !res.ReadsUserMemory {
+		t.Errorf("callee in another spec not scanned: %+v", res)
+	}
+	if res := Program(&ebpf.ProgramSpec{Name: "main", Instructions: main("clean")}, others); res.ReadsUserMemory {
+		t.Errorf("clean callee in another spec reported as reading: %+v", res)
+	}
+	if res := Program(&ebpf.ProgramSpec{Name: "main", Instructions: main("missing")}, others); !res.ReadsUserMemory {
+		t.Errorf("unknown callee not treated as reading: %+v", res)
+	}
+	// Recursion terminates.
+	rec := asm.Instructions{asm.Call.Label("main").WithSymbol("main"), asm.Return()}
+	if res := Instructions(rec, nil); res.ReadsUserMemory {
+		t.Errorf("self-recursive clean program reported as reading: %+v", res)
+	}
+	if res := Program(nil, nil); !res.ReadsUserMemory {
+		t.Error("nil spec must count as reading (unknown)")
+	}
+}

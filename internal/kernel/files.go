@@ -1,0 +1,231 @@
+package kernel
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// OSRelease holds the fields of an os-release file that matter here.
+type OSRelease struct {
+	ID, VersionID, Name, PrettyName string
+	// IDLike lists the ID_LIKE words ("rhel centos fedora").
+	IDLike []string
+}
+
+// ParseOSRelease parses an os-release file (os-release(5)): KEY=value lines
+// with optional single or double quotes; other lines are ignored.
+func ParseOSRelease(r io.Reader) (OSRelease, error) {
+	var o OSRelease
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if !ok || strings.HasPrefix(k, "#") {
+			continue
+		}
+		v = unquote(v)
+		switch k {
+		case "ID":
+			o.ID = v
+		case "VERSION_ID":
+			o.VersionID = v
+		case "NAME":
+			o.Name = v
+		case "PRETTY_NAME":
+			o.PrettyName = v
+		case "ID_LIKE":
+			o.IDLike = strings.Fields(v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return o, fmt.Errorf("read os-release: %w", err)
+	}
+	return o, nil
+}
+
+func unquote(v string) string {
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		v = v[1 : len(v)-1]
+		if strings.Contains(v, `\`) {
+			v = strings.NewReplacer(`\"`, `"`, `\\`, `\`, `\$`, `$`, "\\`", "`").Replace(v)
+		}
+	}
+	return v
+}
+
+// ParseCPUList counts the CPUs in a kernel CPU list such as "0-3,8"
+// (/sys/devices/system/cpu/possible).
+func ParseCPUList(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, fmt.Errorf("parse cpu list: empty: %w", ErrUnparseable)
+	}
+	n := 0
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil || a < 0 {
+			return 0, fmt.Errorf("parse cpu list %q: %w", truncate(s), ErrUnparseable)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return 0, fmt.Errorf("parse cpu list %q: %w", truncate(s), ErrUnparseable)
+			}
+		}
+		if b-a >= 1<<16 || n+(b-a+1) > 1<<16 {
+			return 0, fmt.Errorf("parse cpu list %q: too many CPUs: %w", truncate(s), ErrUnparseable)
+		}
+		n += b - a + 1
+	}
+	return n, nil
+}
+
+// ParseConfig reads a kernel config (.config format) and returns the set
+// options: CONFIG_X → "y", "m" or the value with quotes removed. Options
+// that are "not set" are absent.
+func ParseConfig(r io.Reader) (map[string]string, error) {
+	cfg := make(map[string]string)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "CONFIG_") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || v == "n" {
+			continue
+		}
+		cfg[k] = unquote(v)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read kernel config: %w", err)
+	}
+	return cfg, nil
+}
+
+// KallsymsScan is what a scan of /proc/kallsyms found.
+type KallsymsScan struct {
+	// Lines is the number of symbol lines read.
+	Lines int
+	// DataSymbols is set when data symbols (types d, D, b, B, r, R) appear,
+	// i.e. the kernel was built with CONFIG_KALLSYMS_ALL.
+	DataSymbols bool
+	// Found maps each wanted symbol to whether it appeared.
+	Found map[string]bool
+}
+
+// ScanKallsyms reads /proc/kallsyms-formatted text ("ADDR TYPE NAME
+// [MODULE]") and reports which of want appear. Module symbols count.
+func ScanKallsyms(r io.Reader, want []string) (KallsymsScan, error) {
+	s := KallsymsScan{Found: make(map[string]bool, len(want))}
+	for _, w := range want {
+		s.Found[w] = false
+	}
+	br := bufio.NewReaderSize(r, 64*1024)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			s.scanLine(line)
+		}
+		if err == bufio.ErrBufferFull {
+			// An absurdly long line: skip the rest of it.
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+		}
+		if err == io.EOF {
+			return s, nil
+		}
+		if err != nil {
+			return s, fmt.Errorf("read kallsyms: %w", err)
+		}
+	}
+}
+
+func (s *KallsymsScan) scanLine(line []byte) {
+	// ADDR SP TYPE SP NAME [\t[MODULE]]
+	sp := indexByte(line, ' ')
+	if sp < 0 || sp+3 >= len(line) || line[sp+2] != ' ' {
+		return
+	}
+	s.Lines++
+	switch line[sp+1] {
+	case 'd', 'D', 'b', 'B', 'r', 'R':
+		s.DataSymbols = true
+	}
+	name := line[sp+3:]
+	for i, c := range name {
+		if c == '\t' || c == ' ' || c == '\n' || c == '\r' {
+			name = name[:i]
+			break
+		}
+	}
+	if _, ok := s.Found[string(name)]; ok {
+		s.Found[string(name)] = true
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Mount is one line of /proc/self/mounts.
+type Mount struct {
+	Device, Dir, Type string
+}
+
+// ParseMounts reads /proc/mounts-formatted text. Octal escapes in the mount
+// point ("\040" for space) are decoded.
+func ParseMounts(r io.Reader) ([]Mount, error) {
+	var ms []Mount
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 {
+			continue
+		}
+		ms = append(ms, Mount{Device: f[0], Dir: unescapeOctal(f[1]), Type: f[2]})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read mounts: %w", err)
+	}
+	return ms, nil
+}
+
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// FirstMount returns the first mount point of filesystem type typ, or "".
+func FirstMount(ms []Mount, typ string) string {
+	for _, m := range ms {
+		if m.Type == typ {
+			return m.Dir
+		}
+	}
+	return ""
+}

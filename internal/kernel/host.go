@@ -1,0 +1,161 @@
+package kernel
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// Host reads kernel facts from a machine. The zero value reads the real
+// system; tests set FS to an fstest.MapFS or os.DirFS of a fixture tree.
+type Host struct {
+	// FS is the file system rooted at "/". Nil means os.DirFS("/").
+	FS fs.FS
+	// Uname returns the release (uname -r) and version (uname -v). Nil
+	// means the uname system call.
+	Uname func() (release, version string, err error)
+}
+
+func (h *Host) fsys() fs.FS {
+	if h == nil || h.FS == nil {
+		return os.DirFS("/")
+	}
+	return h.FS
+}
+
+// UnameStrings returns the release and version strings.
+func (h *Host) UnameStrings() (release, version string, err error) {
+	if h != nil && h.Uname != nil {
+		release, version, err = h.Uname()
+	} else {
+		release, version, err = uname()
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("uname: %w", err)
+	}
+	return release, version, nil
+}
+
+// ReadFile reads name (a path relative to the root, without a leading
+// slash, as fs.FS requires).
+func (h *Host) ReadFile(name string) ([]byte, error) {
+	return fs.ReadFile(h.fsys(), strings.TrimPrefix(name, "/"))
+}
+
+// Open opens name relative to the root.
+func (h *Host) Open(name string) (fs.File, error) {
+	return h.fsys().Open(strings.TrimPrefix(name, "/"))
+}
+
+// Exists reports whether name exists (and can be stat'ed).
+func (h *Host) Exists(name string) bool {
+	_, err := fs.Stat(h.fsys(), strings.TrimPrefix(name, "/"))
+	return err == nil
+}
+
+// readLine returns the trimmed contents of a small file.
+func (h *Host) readLine(name string) (string, error) {
+	b, err := h.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// ProcVersion returns the contents of /proc/version.
+func (h *Host) ProcVersion() (string, error) { return h.readLine("proc/version") }
+
+// VersionSignature returns Ubuntu's /proc/version_signature; on other
+// distributions the error wraps fs.ErrNotExist.
+func (h *Host) VersionSignature() (string, error) { return h.readLine("proc/version_signature") }
+
+// OSRelease reads /etc/os-release, falling back to /usr/lib/os-release,
+// and returns the parsed fields and the raw text.
+func (h *Host) OSRelease() (OSRelease, string, error) {
+	var firstErr error
+	for _, name := range []string{"etc/os-release", "usr/lib/os-release"} {
+		b, err := h.ReadFile(name)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		o, err := ParseOSRelease(bytes.NewReader(b))
+		return o, string(b), err
+	}
+	return OSRelease{}, "", fmt.Errorf("read os-release: %w", firstErr)
+}
+
+// PossibleCPUs counts /sys/devices/system/cpu/possible.
+func (h *Host) PossibleCPUs() (int, error) {
+	s, err := h.readLine("sys/devices/system/cpu/possible")
+	if err != nil {
+		return 0, fmt.Errorf("read possible cpus: %w", err)
+	}
+	return ParseCPUList(s)
+}
+
+// Config reads the kernel config from /proc/config.gz, then
+// /boot/config-RELEASE; either may be gzip-compressed or plain. source
+// names the file read.
+func (h *Host) Config(release string) (cfg map[string]string, source string, err error) {
+	var errs []error
+	for _, name := range []string{"proc/config.gz", "boot/config-" + release} {
+		b, err := h.ReadFile(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var r io.Reader = bytes.NewReader(b)
+		if len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b {
+			zr, err := gzip.NewReader(r)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("open /%s: %w", name, err))
+				continue
+			}
+			r = zr
+		}
+		cfg, err := ParseConfig(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("parse /%s: %w", name, err))
+			continue
+		}
+		return cfg, "/" + name, nil
+	}
+	return nil, "", fmt.Errorf("read kernel config: %w", errors.Join(errs...))
+}
+
+// Kallsyms scans /proc/kallsyms for the wanted symbols.
+func (h *Host) Kallsyms(want []string) (KallsymsScan, error) {
+	f, err := h.Open("proc/kallsyms")
+	if err != nil {
+		return KallsymsScan{}, fmt.Errorf("open kallsyms: %w", err)
+	}
+	defer f.Close()
+	return ScanKallsyms(f, want)
+}
+
+// BTF reports whether the kernel exposes its BTF at /sys/kernel/btf/vmlinux.
+func (h *Host) BTF() bool { return h.Exists("sys/kernel/btf/vmlinux") }
+
+// Mounts reads /proc/self/mounts, falling back to /proc/mounts.
+func (h *Host) Mounts() ([]Mount, error) {
+	var firstErr error
+	for _, name := range []string{"proc/self/mounts", "proc/mounts"} {
+		b, err := h.ReadFile(name)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		return ParseMounts(bytes.NewReader(b))
+	}
+	return nil, fmt.Errorf("read mounts: %w", firstErr)
+}

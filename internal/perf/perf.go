@@ -1,0 +1,75 @@
+package perf
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// errInvalidInput marks argument errors.
+var errInvalidInput = errors.New("invalid input")
+
+// Event describes a per-CPU sampling event for perf_event programs.
+type Event struct {
+	// Hardware selects PERF_TYPE_HARDWARE/PERF_COUNT_HW_CPU_CYCLES (an NMI
+	// on x86). False selects PERF_TYPE_SOFTWARE/PERF_COUNT_SW_CPU_CLOCK
+	// (an hrtimer).
+	Hardware bool
+	// Frequency is the number of samples per second per CPU. When nonzero
+	// it wins over Period.
+	Frequency uint64
+	// Period is the number of events (cycles, or nanoseconds for
+	// cpu-clock) between samples, used when Frequency is zero. One of
+	// Frequency and Period must be nonzero.
+	Period uint64
+	// CPUs lists the CPUs to open the event on. Nil or empty means every
+	// online CPU (/sys/devices/system/cpu/online).
+	CPUs []int
+}
+
+// Name returns the event's perf name: "cpu-cycles" or "cpu-clock".
+func (e Event) Name() string {
+	if e.Hardware {
+		return "cpu-cycles"
+	}
+	return "cpu-clock"
+}
+
+func (e Event) validate() error {
+	if e.Frequency == 0 && e.Period == 0 {
+		return fmt.Errorf("event %s: neither frequency nor period set: %w", e.Name(), errInvalidInput)
+	}
+	return nil
+}
+
+// ParseCPUList parses a kernel CPU list such as "0-3,5,7-8" (the format of
+// /sys/devices/system/cpu/online) into ascending CPU numbers.
+func ParseCPUList(s string) ([]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, fmt.Errorf("parse CPU list: empty: %w", errInvalidInput)
+	}
+	var cpus []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		first, err := strconv.Atoi(lo)
+		if err != nil || first < 0 {
+			return nil, fmt.Errorf("parse CPU list %q: bad CPU %q: %w", s, lo, errInvalidInput)
+		}
+		last := first
+		if isRange {
+			last, err = strconv.Atoi(hi)
+			if err != nil || last < first {
+				return nil, fmt.Errorf("parse CPU list %q: bad range %q: %w", s, part, errInvalidInput)
+			}
+		}
+		if n := len(cpus); n > 0 && first <= cpus[n-1] {
+			return nil, fmt.Errorf("parse CPU list %q: not ascending at %q: %w", s, part, errInvalidInput)
+		}
+		for c := first; c <= last; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}

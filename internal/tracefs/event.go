@@ -1,0 +1,274 @@
+package tracefs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/cilium/ebpf"
+)
+
+// Kind is the type of a trace event.
+type Kind int
+
+// The kinds of trace events this package creates.
+const (
+	Kprobe Kind = iota
+	Kretprobe
+	Uprobe
+	Uretprobe
+)
+
+// String returns the kind's name ("kprobe", …).
+func (k Kind) String() string {
+	switch k {
+	case Kprobe:
+		return "kprobe"
+	case Kretprobe:
+		return "kretprobe"
+	case Uprobe:
+		return "uprobe"
+	case Uretprobe:
+		return "uretprobe"
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+func (k Kind) eventsFile() string {
+	if k == Uprobe || k == Uretprobe {
+		return UprobeEventsFile
+	}
+	return KprobeEventsFile
+}
+
+// KprobeOptions configures [FS.Kprobe]. A nil *KprobeOptions creates an
+// entry kprobe at offset 0 owned by the calling process.
+type KprobeOptions struct {
+	// Offset is added to the symbol ("SYMBOL+OFFSET"). Zero means the entry.
+	Offset uint64
+	// Return creates a kretprobe instead of a kprobe.
+	Return bool
+	// MaxActive caps concurrently tracked kretprobe instances ("rN:").
+	// Zero means the kernel default (max(10, 2*NR_CPUS) on most kernels).
+	// Only valid with Return, at most [MaxActiveLimit]. Needs kernel 4.12+.
+	MaxActive int
+	// PID is the owner recorded in the group name. Zero means os.Getpid().
+	// Events whose owner is dead are removed by [FS.CleanupStale].
+	PID int
+}
+
+// UprobeOptions configures [FS.Uprobe]. A nil *UprobeOptions creates an
+// entry uprobe owned by the calling process.
+type UprobeOptions struct {
+	// Return creates a uretprobe instead of a uprobe.
+	Return bool
+	// PID is the owner recorded in the group name. Zero means os.Getpid().
+	PID int
+}
+
+// Event is a trace event created by this package. Attach to it by opening
+// a PERF_TYPE_TRACEPOINT perf event with config ID.
+//
+// Losing the reference to an Event removes it from tracefs when it is
+// garbage collected; call Close when done.
+type Event struct {
+	// Kind is the event's type.
+	Kind Kind
+	// Group and Name identify the event: events/GROUP/NAME in tracefs.
+	Group, Name string
+	// ID is the kernel's trace event ID (events/GROUP/NAME/id).
+	ID uint64
+
+	fs      *FS
+	mu      sync.Mutex
+	closed  bool
+	cleanup runtime.Cleanup
+}
+
+// MaxActiveLimit is the largest kretprobe maxactive the kernel accepts
+// (KRETPROBE_MAXACTIVE_MAX in kernel/trace/trace_kprobe.c since 4.12).
+const MaxActiveLimit = 4096
+
+var counter atomic.Uint64
+
+// Kprobe creates a kprobe or kretprobe event on the kernel symbol, writing
+// "p:GROUP/NAME SYMBOL[+OFF]" or "r[MAXACTIVE]:GROUP/NAME SYMBOL[+OFF]" to
+// kprobe_events. An unknown or unprobeable symbol matches [os.ErrNotExist];
+// a kernel without kprobe events, or too old for maxactive, matches
+// [ebpf.ErrNotSupported].
+func (f *FS) Kprobe(symbol string, opts *KprobeOptions) (*Event, error) {
+	var o KprobeOptions
+	if opts != nil {
+		o = *opts
+	}
+	if symbol == "" {
+		return nil, fmt.Errorf("create kprobe: empty symbol: %w", errInvalidInput)
+	}
+	if o.MaxActive < 0 || o.MaxActive > MaxActiveLimit || (o.MaxActive != 0 && !o.Return) {
+		return nil, fmt.Errorf("create kprobe on %q: maxactive %d: want 0..%d on a kretprobe: %w", symbol, o.MaxActive, MaxActiveLimit, errInvalidInput)
+	}
+	kind, prefix := Kprobe, "p"
+	if o.Return {
+		kind, prefix = Kretprobe, "r"
+		if o.MaxActive > 0 {
+			prefix += strconv.Itoa(o.MaxActive)
+		}
+	}
+	target := symbol
+	if o.Offset != 0 {
+		target += "+" + strconv.FormatUint(o.Offset, 10)
+	}
+	ev, err := f.create(kind, prefix, symbol, target, o.PID)
+	if err != nil {
+		return nil, fmt.Errorf("create %s on %q: %w", kind, symbol, err)
+	}
+	return ev, nil
+}
+
+// Uprobe creates a uprobe or uretprobe event at offset in the file at path,
+// writing "p:GROUP/NAME PATH:0xOFFSET" to uprobe_events. A missing file
+// matches [os.ErrNotExist]; a kernel without uprobe events matches
+// [ebpf.ErrNotSupported].
+func (f *FS) Uprobe(path string, offset uint64, opts *UprobeOptions) (*Event, error) {
+	var o UprobeOptions
+	if opts != nil {
+		o = *opts
+	}
+	if path == "" || !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("create uprobe: path %q is not absolute: %w", path, errInvalidInput)
+	}
+	kind, prefix := Uprobe, "p"
+	if o.Return {
+		kind, prefix = Uretprobe, "r"
+	}
+	base := filepath.Base(path) + "_" + strconv.FormatUint(offset, 16)
+	target := fmt.Sprintf("%s:0x%x", path, offset)
+	ev, err := f.create(kind, prefix, base, target, o.PID)
+	if err != nil {
+		return nil, fmt.Errorf("create %s on %s: %w", kind, target, err)
+	}
+	return ev, nil
+}
+
+// create writes "<prefix>:GROUP/NAME TARGET" and reads back the event ID.
+func (f *FS) create(kind Kind, prefix, symbol, target string, pid int) (*Event, error) {
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	if pid < 0 {
+		return nil, fmt.Errorf("pid %d: %w", pid, errInvalidInput)
+	}
+	// Skip groups that already exist (a leftover of a process that had our
+	// PID); give up after a few tries rather than loop forever.
+	var group, name string
+	for attempt := 0; ; attempt++ {
+		n := counter.Add(1) - 1
+		group, name = GroupName(pid, n), EventName(symbol, pid, n)
+		_, err := f.EventID(group, name)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if attempt == 16 {
+			return nil, fmt.Errorf("event %s/%s: %w", group, name, os.ErrExist)
+		}
+	}
+	line := fmt.Sprintf("%s:%s/%s %s", prefix, group, name, target)
+	if err := f.write(kind.eventsFile(), line); err != nil {
+		return nil, err
+	}
+	id, err := f.EventID(group, name)
+	if err != nil {
+		// Kernels before 4.12 ignore "rN:GROUP/NAME" and create an event
+		// with a generated name instead; ours then does not exist.
+		_ = f.write(kind.eventsFile(), "-:"+group+"/"+name)
+		if kind == Kretprobe && errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("kretprobe maxactive (needs kernel 4.12+): %w", ebpf.ErrNotSupported)
+		}
+		return nil, err
+	}
+	ev := &Event{Kind: kind, Group: group, Name: name, ID: id, fs: f}
+	file, pe := kind.eventsFile(), "-:"+group+"/"+name
+	ev.cleanup = runtime.AddCleanup(ev, func(struct{}) { _ = f.write(file, pe) }, struct{}{})
+	return ev, nil
+}
+
+// Close removes the event from tracefs. It fails with EBUSY while a perf
+// event still refers to the event; close those first. Closing twice, or a
+// nil *Event, is a no-op.
+func (e *Event) Close() error {
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	err := e.fs.write(e.Kind.eventsFile(), "-:"+e.Group+"/"+e.Name)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s event %s/%s: %w", e.Kind, e.Group, e.Name, err)
+	}
+	e.closed = true
+	e.cleanup.Stop()
+	return nil
+}
+
+// Missed returns the event's miss count from kprobe_profile: for a
+// kretprobe, the instances dropped because maxactive was exhausted. Uprobe
+// events have no miss counter and return an error wrapping
+// [ebpf.ErrNotSupported].
+func (e *Event) Missed() (uint64, error) {
+	if e.Kind != Kprobe && e.Kind != Kretprobe {
+		return 0, fmt.Errorf("read missed count of %s event %s: %w", e.Kind, e.Name, ebpf.ErrNotSupported)
+	}
+	prof, err := e.fs.Profile()
+	if err != nil {
+		return 0, fmt.Errorf("read missed count of %s: %w", e.Name, err)
+	}
+	entry, ok := prof[e.Name]
+	if !ok {
+		entry, ok = prof[e.Group+"/"+e.Name]
+	}
+	if !ok {
+		return 0, fmt.Errorf("read missed count of %s: not in %s: %w", e.Name, KprobeProfileFile, os.ErrNotExist)
+	}
+	return entry.Missed, nil
+}
+
+// write appends one command to the events file. It never truncates: opening
+// kprobe_events with O_TRUNC would delete every probe on the host.
+func (f *FS) write(file, line string) error {
+	fh, err := os.OpenFile(filepath.Join(f.root, file), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", file, notSupported(err, file))
+	}
+	defer fh.Close()
+	_, err = fh.WriteString(line)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.EILSEQ):
+		// Since kernel commit ab105a4fb894: offset is not on an instruction boundary.
+		return fmt.Errorf("write %q to %s: bad instruction boundary: %w (%w)", line, file, os.ErrNotExist, err)
+	case errors.Is(err, syscall.ERANGE):
+		return fmt.Errorf("write %q to %s: offset out of range: %w (%w)", line, file, os.ErrNotExist, err)
+	}
+	return fmt.Errorf("write %q to %s: %w", line, file, err)
+}
+
+// notSupported turns a missing events file into ebpf.ErrNotSupported.
+func notSupported(err error, what string) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("kernel has no %s: %w (%v)", what, ebpf.ErrNotSupported, err)
+	}
+	return err
+}

@@ -1,0 +1,157 @@
+package vmtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// BootOptions configures one QEMU boot. The zero value is usable.
+type BootOptions struct {
+	// QEMU is the emulator binary; empty means SAFEBPF_QEMU or
+	// qemu-system-x86_64.
+	QEMU string
+	// Timeout ends a guest that has not powered off; zero means 6 minutes
+	// (TCG is slow).
+	Timeout time.Duration
+	// OopsGrace is how long the console is still read after the first
+	// Oops/panic line before the guest is killed; zero means 10 seconds.
+	OopsGrace time.Duration
+	// Memory in MiB (zero: 1024) and CPUs (zero: 2).
+	Memory, CPUs int
+	// Append is added to the kernel command line.
+	Append string
+	// Console, when not nil, receives the raw serial console as it arrives.
+	Console io.Writer
+}
+
+// Boot is the outcome of one boot.
+type Boot struct {
+	Console *Console
+	// Duration is wall time from starting QEMU to its exit.
+	Duration time.Duration
+	// TimedOut is set when the guest was killed at the timeout.
+	TimedOut bool
+	// KilledAfterOops is set when the guest was killed after an Oops.
+	KilledAfterOops bool
+	// QEMUErr is QEMU's own failure (non-zero exit not caused by us), with
+	// its stderr.
+	QEMUErr error
+}
+
+// QEMUArgs returns the emulator arguments for booting vmlinuz with initrd:
+// TCG (nested KVM hangs on the project's machines), `-cpu max`, the serial
+// console on stdout and no reboot, so a guest panic ends QEMU.
+func QEMUArgs(vmlinuz, initrd string, o BootOptions) []string {
+	mem, cpus := o.Memory, o.CPUs
+	if mem == 0 {
+		mem = 1024
+	}
+	if cpus == 0 {
+		cpus = 2
+	}
+	cmdline := "console=ttyS0 quiet panic=-1 rdinit=/init"
+	if o.Append != "" {
+		cmdline += " " + o.Append
+	}
+	return []string{
+		"-accel", "tcg", "-cpu", "max",
+		"-smp", fmt.Sprint(cpus), "-m", fmt.Sprint(mem),
+		"-nographic", "-monitor", "none", "-no-reboot", "-nodefaults", "-serial", "stdio",
+		"-kernel", vmlinuz, "-initrd", initrd,
+		"-append", cmdline,
+	}
+}
+
+// BootGuest boots vmlinuz with initrd, reads the serial console until QEMU
+// exits, and parses it. It ends the guest at the timeout, or shortly after a
+// kernel Oops or panic; neither is an error (see Boot). The error is for
+// failing to start QEMU or to read its output.
+func BootGuest(ctx context.Context, vmlinuz, initrd string, o BootOptions) (*Boot, error) {
+	qemu := o.QEMU
+	if qemu == "" {
+		qemu = os.Getenv("SAFEBPF_QEMU")
+	}
+	if qemu == "" {
+		qemu = "qemu-system-x86_64"
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = 6 * time.Minute
+	}
+	grace := o.OopsGrace
+	if grace == 0 {
+		grace = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemu, QEMUArgs(vmlinuz, initrd, o)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdin = nil
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("start qemu: %w", err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start qemu: %w", err)
+	}
+	var (
+		mu              sync.Mutex
+		timedOut, oopsK bool
+	)
+	timer := time.AfterFunc(timeout, func() {
+		mu.Lock()
+		timedOut = true
+		mu.Unlock()
+		cancel()
+	})
+	defer timer.Stop()
+
+	var raw bytes.Buffer
+	var oopsTimer *time.Timer
+	r := bufio.NewReader(out)
+	for {
+		line, rerr := r.ReadString('\n')
+		if line != "" {
+			raw.WriteString(line)
+			if o.Console != nil {
+				_, _ = io.WriteString(o.Console, line)
+			}
+			if oopsTimer == nil && len(FindOops([]string{strings.TrimRight(line, "\r\n")})) > 0 {
+				oopsTimer = time.AfterFunc(grace, func() {
+					mu.Lock()
+					oopsK = true
+					mu.Unlock()
+					cancel()
+				})
+				defer oopsTimer.Stop()
+			}
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	werr := cmd.Wait()
+	b := &Boot{Duration: time.Since(start)}
+	mu.Lock()
+	b.TimedOut, b.KilledAfterOops = timedOut, oopsK
+	mu.Unlock()
+	if werr != nil && !b.TimedOut && !b.KilledAfterOops && ctx.Err() == nil {
+		b.QEMUErr = fmt.Errorf("qemu: %w: %s", werr, strings.TrimSpace(stderr.String()))
+	}
+	c, err := ParseConsole(&raw)
+	if err != nil {
+		return nil, err
+	}
+	b.Console = c
+	return b, nil
+}

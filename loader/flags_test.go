@@ -1,0 +1,327 @@
+package loader
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/safebpf/safebpf/hazards"
+)
+
+// userRulePolicy is a policy with one user rule, acme-kprobe-oops.
+const userRulePolicy = `apiVersion: safebpf/v1
+mode: warn
+rules:
+  - id: acme-kprobe-oops
+    title: kprobes oops on a vendor build
+    summary: Vendor builds oops when kprobes are detached under load.
+    references:
+      - link: https://example.com/tickets/OPS-1
+    mechanisms: [kprobe]
+    affected: [">= 5.15, < 5.16"]
+    action: refuse
+`
+
+func writePolicy(t *testing.T, body string, mode os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// clearEnv unsets the override variables for the test (t.Setenv restores them).
+func clearEnv(t *testing.T) {
+	t.Helper()
+	t.Setenv(EnvForce, "")
+	t.Setenv(EnvPolicy, "")
+}
+
+// pflagLike is a flag set with pflag's StringVar signature but none of
+// package flag's machinery: RegisterFlags must need nothing more.
+type pflagLike struct{ vars map[string]*string }
+
+func (p *pflagLike) StringVar(v *string, name, value, usage string) {
+	if usage == "" {
+		panic("flag " + name + " has no usage")
+	}
+	*v = value
+	p.vars[name] = v
+}
+
+func TestRegisterFlagsPflagLike(t *testing.T) {
+	clearEnv(t)
+	fs := &pflagLike{vars: map[string]*string{}}
+	f := RegisterFlags(fs)
+	if diff := cmp.Diff([]string{FlagForce, FlagPolicy}, sortedKeys(fs.vars)); diff != "" {
+		t.Fatalf("registered flags (-want +got):\n%s", diff)
+	}
+	*fs.vars[FlagForce] = "kretprobe-contention"
+	o := &Options{}
+	if err := f.Apply(o); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if diff := cmp.Diff([]hazards.ID{"kretprobe-contention"}, o.Force); diff != "" {
+		t.Errorf("Force (-want +got):\n%s", diff)
+	}
+}
+
+func sortedKeys(m map[string]*string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	if len(ks) == 2 && ks[0] > ks[1] {
+		ks[0], ks[1] = ks[1], ks[0]
+	}
+	return ks
+}
+
+func TestFlagsApply(t *testing.T) {
+	goodPolicy := writePolicy(t, userRulePolicy, 0o600)
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		start     Options
+		wantForce []hazards.ID
+		// wantMode is the mode of the resulting policy ("" for no policy).
+		wantMode hazards.Mode
+		// wantErr lists substrings of the error; empty means success.
+		wantErr []string
+		wantIs  error
+	}{
+		{name: "nothing"},
+		{
+			name:      "flag list with spaces, empties and duplicates",
+			args:      []string{"-safebpf-force", " x86-text-poke-race, ,kretprobe-contention,x86-text-poke-race,"},
+			wantForce: []hazards.ID{"x86-text-poke-race", "kretprobe-contention"},
+		},
+		{
+			name:      "env only",
+			env:       map[string]string{EnvForce: "fentry-zap-pid-ns-deadlock"},
+			wantForce: []hazards.ID{"fentry-zap-pid-ns-deadlock"},
+		},
+		{
+			name:      "flag beats env",
+			args:      []string{"-safebpf-force=kretprobe-contention"},
+			env:       map[string]string{EnvForce: "not-a-hazard"},
+			wantForce: []hazards.ID{"kretprobe-contention"},
+		},
+		{
+			name:      "all spelled exactly",
+			args:      []string{"-safebpf-force=all"},
+			wantForce: []hazards.ID{hazards.ForceAll},
+		},
+		{
+			name:    "ALL rejected",
+			args:    []string{"-safebpf-force=ALL"},
+			wantErr: []string{"-safebpf-force", `"ALL"`, "lower case", "kretprobe-contention"},
+			wantIs:  hazards.ErrUnknownHazard,
+		},
+		{
+			name:    "All rejected from env",
+			env:     map[string]string{EnvForce: "All"},
+			wantErr: []string{EnvForce, `"All"`, "lower case"},
+			wantIs:  hazards.ErrUnknownHazard,
+		},
+		{
+			name: "unknown ID lists the known IDs",
+			args: []string{"-safebpf-force=x86-text-poke-race,fentry-deadlock"},
+			wantErr: []string{"-safebpf-force", `"fentry-deadlock"`, "nmi-user-read-deadlock",
+				"x86-text-poke-race", "fentry-zap-pid-ns-deadlock", "kretprobe-contention",
+				"uprobe-mmap-lock-stall", "uretprobe-seccomp-kill"},
+			wantIs: hazards.ErrUnknownHazard,
+		},
+		{
+			name:    "user rule unknown without its policy",
+			args:    []string{"-safebpf-force=acme-kprobe-oops"},
+			wantErr: []string{`"acme-kprobe-oops"`},
+			wantIs:  hazards.ErrUnknownHazard,
+		},
+		{
+			name:      "user rule known from the policy flag",
+			args:      []string{"-safebpf-policy", goodPolicy, "-safebpf-force=acme-kprobe-oops"},
+			wantForce: []hazards.ID{"acme-kprobe-oops"},
+			wantMode:  hazards.Warn,
+		},
+		{
+			name:      "user rule known from the policy env",
+			env:       map[string]string{EnvPolicy: goodPolicy, EnvForce: "acme-kprobe-oops"},
+			wantForce: []hazards.ID{"acme-kprobe-oops"},
+			wantMode:  hazards.Warn,
+		},
+		{
+			name:     "policy flag beats env",
+			args:     []string{"-safebpf-policy", goodPolicy},
+			env:      map[string]string{EnvPolicy: "/nonexistent/policy.yaml"},
+			wantMode: hazards.Warn,
+		},
+		{
+			name:    "missing policy file names its source",
+			env:     map[string]string{EnvPolicy: "/nonexistent/policy.yaml"},
+			wantErr: []string{EnvPolicy, "open policy"},
+			wantIs:  os.ErrNotExist,
+		},
+		{
+			name:    "invalid policy",
+			args:    []string{"-safebpf-policy", writePolicy(t, "apiVersion: safebpf/v1\nmodee: warn\n", 0o600)},
+			wantErr: []string{"-safebpf-policy", "modee"},
+			wantIs:  hazards.ErrInvalidPolicy,
+		},
+		{
+			name:      "merged with the options' force list",
+			args:      []string{"-safebpf-force=kretprobe-contention,x86-text-poke-race"},
+			start:     Options{Force: []hazards.ID{"x86-text-poke-race"}},
+			wantForce: []hazards.ID{"x86-text-poke-race", "kretprobe-contention"},
+		},
+		{
+			name:      "options' policy rules count when no file is given",
+			args:      []string{"-safebpf-force=acme-kprobe-oops"},
+			start:     Options{Policy: &hazards.Policy{APIVersion: "safebpf/v1", Rules: []hazards.Hazard{{ID: "acme-kprobe-oops"}}}},
+			wantForce: []hazards.ID{"acme-kprobe-oops"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			f := RegisterFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			o := tt.start
+			err := f.Apply(&o)
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("Apply succeeded with Force %v, want an error", o.Force)
+				}
+				for _, s := range tt.wantErr {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not contain %q", err, s)
+					}
+				}
+				if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+					t.Errorf("error %v is not %v", err, tt.wantIs)
+				}
+				if diff := cmp.Diff(tt.start.Force, o.Force); diff != "" {
+					t.Errorf("failed Apply changed Force (-want +got):\n%s", diff)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			if diff := cmp.Diff(tt.wantForce, o.Force); diff != "" {
+				t.Errorf("Force (-want +got):\n%s", diff)
+			}
+			var mode hazards.Mode
+			if o.Policy != nil {
+				mode = o.Policy.Mode
+			}
+			if mode != tt.wantMode && !(tt.wantMode == "" && tt.start.Policy != nil) {
+				t.Errorf("policy mode %q, want %q", mode, tt.wantMode)
+			}
+		})
+	}
+}
+
+// TestPolicyWritableByOthers checks that the flag path refuses, as root, a
+// policy file others can edit, and says why.
+func TestPolicyWritableByOthers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the writable-policy check applies only to root")
+	}
+	clearEnv(t)
+	path := writePolicy(t, userRulePolicy, 0o666)
+	t.Setenv(EnvPolicy, path)
+	var f *Flags // nil: environment only
+	err := f.Apply(&Options{})
+	if err == nil || !errors.Is(err, hazards.ErrInvalidPolicy) || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("Apply = %v, want a refusal of a world-writable policy", err)
+	}
+}
+
+func TestParseForce(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []hazards.ID
+		wantErr string
+	}{
+		{in: "", want: nil},
+		{in: "  ", want: nil},
+		{in: ",", want: nil},
+		{in: "all", want: []hazards.ID{"all"}},
+		{in: "all,kretprobe-contention", want: []hazards.ID{"all", "kretprobe-contention"}},
+		{in: "ALL", wantErr: `unknown hazard ID "ALL"`},
+		{in: "All", wantErr: `unknown hazard ID "All"`},
+		{in: " all ", want: []hazards.ID{"all"}},
+		{in: "Kretprobe-Contention", wantErr: `unknown hazard ID "Kretprobe-Contention"`},
+		{in: "kretprobe-contention;x86-text-poke-race", wantErr: `unknown hazard ID "kretprobe-contention;x86-text-poke-race"`},
+	}
+	for _, tt := range tests {
+		got, err := ParseForce(tt.in, nil, nil)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseForce(%q) = %v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseForce(%q): %v", tt.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseForce(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+func TestForceFromEnv(t *testing.T) {
+	t.Setenv(EnvForce, "uprobe-mmap-lock-stall,all")
+	got, err := ForceFromEnv(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]hazards.ID{"uprobe-mmap-lock-stall", "all"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	t.Setenv(EnvForce, "nope")
+	if _, err := ForceFromEnv(nil, nil); err == nil || !strings.Contains(err.Error(), EnvForce) {
+		t.Errorf("ForceFromEnv with an unknown ID = %v, want an error naming %s", err, EnvForce)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	clearEnv(t)
+	path := writePolicy(t, userRulePolicy, 0o600)
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f := RegisterFlags(fs)
+	if err := fs.Parse([]string{"-safebpf-policy=" + path, "-safebpf-force=acme-kprobe-oops,all"}); err != nil {
+		t.Fatal(err)
+	}
+	force, pol, err := f.Resolve(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]hazards.ID{"acme-kprobe-oops", "all"}, force); diff != "" {
+		t.Errorf("force (-want +got):\n%s", diff)
+	}
+	if pol == nil || pol.Mode != hazards.Warn || len(pol.Rules) != 1 {
+		t.Errorf("policy = %+v, want the file's (mode warn, one rule)", pol)
+	}
+}

@@ -1,0 +1,48 @@
+package loader
+
+import (
+	"context"
+	"log/slog"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/telemetry"
+	"github.com/safebpf/safebpf/probe"
+)
+
+// recorder is what the loader needs from telemetry: one record per
+// decision, started before planning and ended after the attach.
+type recorder interface {
+	start(ctx context.Context, k *probe.Kernel, target string, requested probe.Mechanism) (context.Context, func(fallback.Decision, error))
+	registerMissed(fn func() []telemetry.Missed)
+	close() error
+}
+
+// otelRecorder records through internal/telemetry: a span event, metrics
+// and an slog record per decision, never blocking the attach.
+type otelRecorder struct{ r *telemetry.Recorder }
+
+func newRecorder(tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.Logger, force []hazards.ID) (recorder, error) {
+	r, err := telemetry.New(tp, mp, logger)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range force {
+		if id == hazards.ForceAll {
+			r.SetForceAll(true)
+		}
+	}
+	return otelRecorder{r}, nil
+}
+
+func (o otelRecorder) start(ctx context.Context, k *probe.Kernel, target string, requested probe.Mechanism) (context.Context, func(fallback.Decision, error)) {
+	ctx, a := o.r.StartAttach(ctx, k, target, requested)
+	return ctx, a.End
+}
+
+func (o otelRecorder) registerMissed(fn func() []telemetry.Missed) { o.r.RegisterMissed(fn) }
+
+func (o otelRecorder) close() error { return o.r.Close() }

@@ -1,0 +1,182 @@
+package probe
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/safebpf/safebpf/internal/kernel"
+)
+
+// evidenceSymbols are the kallsyms symbols whose presence or absence the
+// hazard catalog uses as evidence.
+var evidenceSymbols = []string{
+	"tasks_rcu_exit_srcu",          // fentry detach vs zap_pid_ns_processes deadlock (data symbol, gone with the fix)
+	"nmi_uaccess_okay",             // x86 NMI user-access check (data/text depending on version)
+	"copy_from_user_nofault",       // NMI-safe user read helper (5.8+)
+	"__x64_sys_uretprobe",          // uretprobe syscall (6.11+, x86_64)
+	"__arm64_sys_uretprobe",        // same on arm64, should it appear
+	"bpf_trampoline_link_prog",     // BPF trampolines
+	"bpf_trampoline_unlink_prog",   // trampoline detach path
+	"bpf_kprobe_multi_link_attach", // kprobe_multi links (5.18+)
+	"bpf_uprobe_multi_link_attach", // uprobe_multi links (6.6+)
+	"register_fprobe",              // fprobe (CONFIG_FPROBE)
+	"objpool_init",                 // kretprobe objpool (6.7+)
+	"text_poke_bp",                 // x86 INT3 text patching
+	"text_poke_bp_batch",           // x86 batched INT3 text patching (5.6+)
+	"uprobe_register",              // uprobes
+	"uprobe_mmap",                  // uprobes on mmap
+	"arch_uretprobe_hijack_return_addr",
+	"perf_event_nmi_handler", // x86 NMI perf handler
+}
+
+// EvidenceSymbols returns the kallsyms symbols Detect and Describe look
+// for; Kernel.Symbol answers only for these.
+func EvidenceSymbols() []string { return append([]string(nil), evidenceSymbols...) }
+
+// Describe builds a Kernel from a described kernel, without touching the
+// host (for `safebpf check` and tests). Mechanism availability is decided
+// by version, arch and, when given, the config ("offline: by version …");
+// no program is loaded. An unparseable release yields an error wrapping
+// ErrUnparseableRelease.
+func Describe(d Description) (*Kernel, error) {
+	if strings.TrimSpace(d.Release) == "" {
+		return nil, errNoRelease
+	}
+	if _, err := ParseRelease(d.Release); err != nil {
+		return nil, fmt.Errorf("describe kernel: %w", err)
+	}
+	k := &Kernel{
+		Release:          strings.TrimSpace(d.Release),
+		ProcVersion:      strings.TrimSpace(d.ProcVersion),
+		VersionSignature: strings.TrimSpace(d.VersionSignature),
+		Arch:             d.Arch,
+		CPUs:             d.CPUs,
+	}
+	if k.Arch == "" {
+		k.Arch = "amd64"
+	}
+	var osr kernel.OSRelease
+	if d.OSRelease != "" {
+		var err error
+		if osr, err = kernel.ParseOSRelease(strings.NewReader(d.OSRelease)); err != nil {
+			return nil, fmt.Errorf("describe kernel: %w", err)
+		}
+	}
+	identify(k, osr)
+	if d.Config != "" {
+		cfg, err := kernel.ParseConfig(strings.NewReader(d.Config))
+		if err != nil {
+			return nil, fmt.Errorf("describe kernel: %w", err)
+		}
+		k.Config, k.ConfigSource = cfg, "description"
+	}
+	if d.Kallsyms != "" {
+		scan, err := kernel.ScanKallsyms(strings.NewReader(d.Kallsyms), evidenceSymbols)
+		if err != nil {
+			return nil, fmt.Errorf("describe kernel: %w", err)
+		}
+		k.Kallsyms = kallsymsFromScan(scan)
+	}
+	k.Mechanisms = OfflineSupport(k)
+	return k, nil
+}
+
+func kallsymsFromScan(s kernel.KallsymsScan) Kallsyms {
+	if s.Lines == 0 {
+		return Kallsyms{}
+	}
+	return Kallsyms{Readable: true, DataSymbols: s.DataSymbols, Symbols: s.Found}
+}
+
+// identify fills Version, VersionSource, VersionNote and Distro from the
+// Kernel's recorded sources and the os-release fields.
+func identify(k *Kernel, osr kernel.OSRelease) {
+	k.Version, k.VersionSource, k.VersionNote = ResolveVersion(VersionSources{
+		Release: k.Release, ProcVersion: k.ProcVersion,
+		VersionSignature: k.VersionSignature, VDSO: k.VDSOVersion,
+	})
+	k.Distro = Distro{ID: osr.ID, VersionID: osr.VersionID}
+	var pv kernel.ProcVersion
+	if k.ProcVersion != "" {
+		pv, _ = kernel.ParseProcVersion(k.ProcVersion)
+		k.Distro.DebianPackage = pv.DebianPackage
+	}
+	rel, err := kernel.ParseRelease(k.Release)
+	if err != nil {
+		return
+	}
+	if abi, _, ok := rel.ABIFlavour(); ok {
+		debian := pv.DebianPackage != "" || osr.ID == "debian" || rel.DebianFlavour()
+		ubuntu := k.VersionSignature != "" || pv.Ubuntu || osr.ID == "ubuntu"
+		if ubuntu || !debian {
+			k.Distro.UbuntuABI = abi
+		}
+	}
+	if tag, build, ok := rel.RHEL(); ok {
+		k.Distro.RHEL, k.Distro.RHELBuild = tag, build
+	}
+	k.Distro.Amazon = rel.Amazon()
+}
+
+// offlineMinimum is the first upstream version with a mechanism, per arch
+// ("" = every arch). Mechanisms not listed are assumed on every kernel
+// this module supports.
+var offlineMinimum = map[Mechanism]map[string]Version{
+	Fentry:         {"amd64": {5, 5, 0, true}, "arm64": {6, 0, 0, true}},
+	Fexit:          {"amd64": {5, 5, 0, true}, "arm64": {6, 0, 0, true}},
+	KprobeMulti:    {"": {5, 18, 0, true}},
+	KretprobeMulti: {"": {5, 18, 0, true}},
+	UprobeMulti:    {"": {6, 6, 0, true}},
+	RawTracepoint:  {"": {4, 17, 0, true}},
+}
+
+// offlineConfig names a config option a mechanism cannot work without;
+// when the config is known and the option is not set, the mechanism is
+// unavailable.
+var offlineConfig = map[Mechanism]string{
+	Kprobe: "CONFIG_KPROBES", Kretprobe: "CONFIG_KPROBES",
+	KprobeMulti: "CONFIG_FPROBE", KretprobeMulti: "CONFIG_FPROBE",
+	Uprobe: "CONFIG_UPROBES", Uretprobe: "CONFIG_UPROBES", UprobeMulti: "CONFIG_UPROBES",
+	Fentry: "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS", Fexit: "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
+}
+
+// OfflineSupport decides every mechanism from k's version, arch and config
+// alone, as Describe does: a mechanism counts as available when the
+// upstream version and arch support it and the config (when known) does not
+// rule it out. An unknown version leaves version-gated mechanisms
+// undecided. Reasons start with "offline:".
+func OfflineSupport(k *Kernel) map[Mechanism]Support {
+	out := make(map[Mechanism]Support, len(allMechanisms))
+	for _, m := range allMechanisms {
+		out[m] = offlineSupport(k, m)
+	}
+	return out
+}
+
+func offlineSupport(k *Kernel, m Mechanism) Support {
+	if opt, ok := offlineConfig[m]; ok {
+		// Fentry's option exists only on arches with direct calls; judge
+		// it on amd64, where it is authoritative.
+		if v, known := k.ConfigValue(opt); known && v == "" && (opt != "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS" || k.Arch == "amd64") {
+			return Unsupported(fmt.Sprintf("offline: %s is not set", opt))
+		}
+	}
+	mins, gated := offlineMinimum[m]
+	if !gated {
+		return Supported("offline: by version: available on every supported kernel")
+	}
+	min, ok := mins[""]
+	if !ok {
+		if min, ok = mins[k.Arch]; !ok {
+			return Undecided(fmt.Sprintf("offline: %s support on %s is not known", m, k.Arch))
+		}
+	}
+	if k.Version == nil {
+		return Undecided(fmt.Sprintf("offline: by version: kernel version unknown, %s needs %s+", m, min))
+	}
+	// Every minimum is an X.Y.0, so an unknown sublevel does not matter.
+	if k.Version.Less(min) {
+		return Unsupported(fmt.Sprintf("offline: by version: %s needs %s+, kernel is %s", m, min, k.Version))
+	}
+	return Supported(fmt.Sprintf("offline: by version: %s needs %s+, kernel is %s", m, min, k.Version))
+}

@@ -1,0 +1,112 @@
+package probe
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// identity is one row of testdata/identities.json (see testdata/README.md).
+type identity struct {
+	Name             string `json:"name"`
+	Release          string `json:"release"`
+	ProcVersion      string `json:"proc_version"`
+	VersionSignature string `json:"version_signature"`
+	OSRelease        string `json:"os_release"`
+	Arch             string `json:"arch"`
+	CPUs             int    `json:"cpus"`
+	VDSO             string `json:"vdso"`
+	WantVersion      string `json:"want_version"`
+	WantSource       string `json:"want_source"`
+	WantDistro       Distro `json:"want_distro"`
+}
+
+func loadIdentities(tb testing.TB) []identity {
+	tb.Helper()
+	b, err := os.ReadFile("testdata/identities.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ids []identity
+	dec := json.NewDecoder(bytesReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ids); err != nil {
+		tb.Fatalf("decode identities.json: %v", err)
+	}
+	return ids
+}
+
+func TestIdentitiesFixture(t *testing.T) {
+	ids := loadIdentities(t)
+	if len(ids) < 45 {
+		t.Fatalf("identities.json has %d identities, want at least 45", len(ids))
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if id.Name == "" || id.Release == "" || id.WantSource == "" || id.Arch == "" {
+			t.Errorf("identity %+v lacks name, release, arch or want_source", id)
+		}
+		if seen[id.Name] {
+			t.Errorf("duplicate identity name %q", id.Name)
+		}
+		seen[id.Name] = true
+	}
+}
+
+func TestIdentitiesResolveVersion(t *testing.T) {
+	for _, id := range loadIdentities(t) {
+		t.Run(id.Name, func(t *testing.T) {
+			v, src, note := ResolveVersion(VersionSources{
+				Release: id.Release, ProcVersion: id.ProcVersion,
+				VersionSignature: id.VersionSignature, VDSO: id.VDSO,
+			})
+			got := "<nil>"
+			if v != nil {
+				got = v.String()
+			}
+			if got != id.WantVersion || string(src) != id.WantSource {
+				t.Errorf("ResolveVersion = %s from %s (%s), want %s from %s", got, src, note, id.WantVersion, id.WantSource)
+			}
+			if note == "" {
+				t.Error("ResolveVersion gave no note")
+			}
+			if v != nil && !v.PatchKnown && src != SourceReleasePartial {
+				t.Errorf("unknown sublevel from source %s, want only from %s", src, SourceReleasePartial)
+			}
+		})
+	}
+}
+
+func TestIdentitiesDescribe(t *testing.T) {
+	for _, id := range loadIdentities(t) {
+		t.Run(id.Name, func(t *testing.T) {
+			k, err := Describe(Description{
+				Release: id.Release, ProcVersion: id.ProcVersion,
+				VersionSignature: id.VersionSignature, OSRelease: id.OSRelease,
+				Arch: id.Arch, CPUs: id.CPUs,
+			})
+			if err != nil {
+				t.Fatalf("Describe: %v", err)
+			}
+			if diff := cmp.Diff(id.WantDistro, k.Distro); diff != "" {
+				t.Errorf("Distro mismatch (-want +got):\n%s", diff)
+			}
+			if k.Arch != id.Arch || k.CPUs != id.CPUs || k.Release != id.Release {
+				t.Errorf("Describe kept arch %q cpus %d release %q, want %q %d %q", k.Arch, k.CPUs, k.Release, id.Arch, id.CPUs, id.Release)
+			}
+			if id.VDSO != "" {
+				return // Describe has no vDSO; ResolveVersion covers these rows.
+			}
+			if k.Version == nil || k.Version.String() != id.WantVersion || string(k.VersionSource) != id.WantSource {
+				t.Errorf("Describe version = %v from %s, want %s from %s", k.Version, k.VersionSource, id.WantVersion, id.WantSource)
+			}
+			for _, m := range allMechanisms {
+				if _, ok := k.Mechanisms[m]; !ok {
+					t.Errorf("Describe left mechanism %s out", m)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# kernel-matrix.sh runs the integration tests inside QEMU guests booted with
+# Debian's 5.10, 6.1 and 6.12 kernels (internal/vmtest TestKernelMatrix) and
+# prints the kernel × test table. It provisions qemu and the kernels first
+# (scripts/provision-kernels.sh; needs root and apt access on a fresh
+# machine). Extra arguments go to `go test`.
+#
+# Environment (see internal/vmtest/matrix_test.go for all of it):
+#   SAFEBPF_VM_KERNELS=debian-6.1,...   run a subset
+#   SAFEBPF_VM_RUN=Regexp                -test.run inside the guests
+#   SAFEBPF_VM_UPDATE_FIXTURES=1         rewrite testdata/kernels/*.json
+#   SAFEBPF_VM_WORKDIR=DIR               initramfs, console logs, matrix.txt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/provision-kernels.sh
+export SAFEBPF_VM_MATRIX=1 SAFEBPF_VM_PROVISION=0
+exec go test -v -count=1 -timeout 80m -run '^TestKernelMatrix$' ./internal/vmtest "$@"
