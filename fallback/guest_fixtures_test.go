@@ -1,30 +1,13 @@
 package fallback_test
 
 import (
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/internal/testutil/fixtures"
 	"github.com/safebpf/safebpf/probe"
 )
-
-func guestKernel(tb testing.TB, name string) *probe.Kernel {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "kernels", name+".json"))
-	if err != nil {
-		tb.Fatalf("%v (capture it: SAFEBPF_VM_MATRIX=1 SAFEBPF_VM_UPDATE_FIXTURES=1 go test -run TestKernelMatrix ./internal/vmtest)", err)
-	}
-	var f struct {
-		Kernel probe.Kernel `json:"kernel"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		tb.Fatalf("%s: %v", name, err)
-	}
-	return &f.Kernel
-}
 
 // TestGuestKernelDecisions plans on what Debian's kernels reported inside
 // the QEMU matrix: the same decisions the guests' integration tests assert
@@ -52,7 +35,7 @@ func TestGuestKernelDecisions(t *testing.T) {
 		{"debian-6.12", fallback.Request{Mechanism: probe.Uretprobe}, probe.Uretprobe, fallback.Pace},
 	} {
 		t.Run(tc.fixture+"/"+string(tc.req.Mechanism), func(t *testing.T) {
-			k := guestKernel(t, tc.fixture)
+			k := fixtures.GuestKernel(t, "..", tc.fixture)
 			tc.req.Target = "target"
 			d, err := fallback.Plan(k, nil, tc.req, nil)
 			if tc.chosen == "" {

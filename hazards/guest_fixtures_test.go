@@ -1,31 +1,15 @@
 package hazards_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/testutil/fixtures"
 	"github.com/safebpf/safebpf/probe"
 )
 
 // loadGuestKernel reads testdata/kernels/NAME.json, a `safebpf probe --json`
 // captured inside a kernel-matrix guest.
-func loadGuestKernel(tb testing.TB, name string) *probe.Kernel {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "kernels", name+".json"))
-	if err != nil {
-		tb.Fatalf("%v (capture it: SAFEBPF_VM_MATRIX=1 SAFEBPF_VM_UPDATE_FIXTURES=1 go test -run TestKernelMatrix ./internal/vmtest)", err)
-	}
-	var f struct {
-		Kernel probe.Kernel `json:"kernel"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		tb.Fatalf("%s: %v", name, err)
-	}
-	return &f.Kernel
-}
 
 // TestGuestKernelVerdicts evaluates the catalog on what Debian's own
 // kernels reported inside QEMU. Debian 5.10 (cloud) is built without
@@ -53,7 +37,7 @@ func TestGuestKernelVerdicts(t *testing.T) {
 		{"debian-6.1", probe.Kretprobe, want{"kretprobe-contention": hazards.NotAffected, "x86-text-poke-race": hazards.NotAffected}},
 	} {
 		t.Run(tc.fixture+"/"+string(tc.mech), func(t *testing.T) {
-			k := loadGuestKernel(t, tc.fixture)
+			k := fixtures.GuestKernel(t, "..", tc.fixture)
 			got := map[hazards.ID]hazards.Finding{}
 			for _, f := range hazards.Builtin().Evaluate(k, hazards.Attachment{Mechanism: tc.mech, ReadsUserMemory: true, Seccomp: true}) {
 				got[f.ID] = f

@@ -2,47 +2,15 @@ package probe_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/safebpf/safebpf/internal/testutil/fixtures"
 	"github.com/safebpf/safebpf/probe"
 )
-
-// guestFixture is the shape of `safebpf probe --json`, as captured inside
-// the kernel-matrix guests into testdata/kernels/.
-type guestFixture struct {
-	Kernel     probe.Kernel                     `json:"kernel"`
-	Mechanisms map[probe.Mechanism]probe.Support `json:"mechanisms"`
-}
-
-func loadGuestFixtures(tb testing.TB) map[string]guestFixture {
-	tb.Helper()
-	paths, err := filepath.Glob("../testdata/kernels/*.json")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(paths) == 0 {
-		tb.Fatal("no kernel fixtures in testdata/kernels: capture them with SAFEBPF_VM_MATRIX=1 SAFEBPF_VM_UPDATE_FIXTURES=1 go test -run TestKernelMatrix ./internal/vmtest")
-	}
-	out := make(map[string]guestFixture)
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		var f guestFixture
-		if err := json.Unmarshal(b, &f); err != nil {
-			tb.Fatalf("%s: %v", p, err)
-		}
-		out[strings.TrimSuffix(filepath.Base(p), ".json")] = f
-	}
-	return out
-}
 
 var debianPackage = regexp.MustCompile(`Debian (\d+\.\d+\.\d+)-`)
 
@@ -51,7 +19,7 @@ var debianPackage = regexp.MustCompile(`Debian (\d+\.\d+\.\d+)-`)
 // the documented rules, and mechanism availability must match what the
 // guests' integration tests rely on.
 func TestGuestFixtures(t *testing.T) {
-	for name, f := range loadGuestFixtures(t) {
+	for name, f := range fixtures.GuestFixtures(t, "..") {
 		t.Run(name, func(t *testing.T) {
 			k := f.Kernel
 			v, src, _ := probe.ResolveVersion(probe.VersionSources{
