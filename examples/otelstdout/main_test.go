@@ -32,6 +32,9 @@ type stdoutSpan struct {
 // main.tick.
 func TestRun(t *testing.T) {
 	testutil.RequirePrivileged(t)
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skipf("needs the go command to build the example: %v", err)
+	}
 	bin := filepath.Join(t.TempDir(), "otelstdout")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {

@@ -1,12 +1,14 @@
 package tracefs
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -125,6 +127,13 @@ func (f *FS) Kprobe(symbol string, opts *KprobeOptions) (*Event, error) {
 		target += "+" + strconv.FormatUint(o.Offset, 10)
 	}
 	ev, err := f.create(kind, prefix, symbol, target, o.PID)
+	if err != nil && errors.Is(err, syscall.EINVAL) && !errors.Is(err, os.ErrNotExist) {
+		// Kernels up to at least 6.12 answer EINVAL, not ENOENT, for a
+		// symbol they do not know; tell that case apart through kallsyms.
+		if known, kerr := kallsymsHas(symbol); kerr == nil && !known {
+			err = fmt.Errorf("%w: symbol not in /proc/kallsyms: %w", err, os.ErrNotExist)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create %s on %q: %w", kind, symbol, err)
 	}
@@ -271,4 +280,23 @@ func notSupported(err error, what string) error {
 		return fmt.Errorf("kernel has no %s: %w (%v)", what, ebpf.ErrNotSupported, err)
 	}
 	return err
+}
+
+// kallsymsHas reports whether /proc/kallsyms lists a symbol named sym (in
+// the kernel or a module).
+func kallsymsHas(sym string) (bool, error) {
+	fh, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return false, err
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		// "ffffffff81000000 T _stext" or "... t name\t[module]"
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 3 && fields[2] == sym {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
 }
