@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/internal/testutil"
 	"github.com/safebpf/safebpf/probe"
 )
@@ -57,8 +58,17 @@ var (
 
 // buildExamples builds every example once per test binary into a
 // temporary directory and returns it.
+//
+// Inside the kernel-matrix guests, which have no go tool, the harness has
+// built them already: SAFEBPF_VM_PREBUILT/examples/bin.
 func buildExamples(tb testing.TB) string {
 	tb.Helper()
+	if dir := os.Getenv("SAFEBPF_VM_PREBUILT"); dir != "" {
+		pre := filepath.Join(dir, "examples", "bin")
+		if fileExists(filepath.Join(pre, examples[0])) {
+			return pre
+		}
+	}
 	goCmd := goTool(tb)
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "safebpf-examples-")
@@ -337,7 +347,30 @@ func TestReadline(t *testing.T) {
 	if !hasSymbol(t, bash, "readline") {
 		t.Skipf("needs %s with readline built in (it may link libreadline instead)", bash)
 	}
-	a := startAgent(t, "readline", "-binary", bash, "-safebpf-policy", filepath.Join("readline", "pacing-policy.yaml"))
+	args := []string{"-binary", bash, "-safebpf-policy", filepath.Join("readline", "pacing-policy.yaml")}
+	// On kernels with the uretprobe syscall and no seccomp passthrough
+	// (6.11–6.13.2, e.g. Debian's 6.12), the agent must refuse and say how
+	// to force; forced, it must then trace.
+	k, err := probe.Detect(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seccompKill = "uretprobe-seccomp-kill"
+	for _, f := range hazards.Builtin().Evaluate(k, hazards.Attachment{Mechanism: probe.Uretprobe, Seccomp: true}) {
+		if f.ID != seccompKill || f.Verdict == hazards.NotAffected {
+			continue
+		}
+		out, err := exec.Command(filepath.Join(buildExamples(t), "readline"), args...).CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("on %s (%s: %s) the agent must refuse with exit code 1, got %v:\n%s", k.Release, seccompKill, f.Verdict, err, out)
+		}
+		if !strings.Contains(string(out), "-safebpf-force="+seccompKill) {
+			t.Errorf("the refusal does not say how to force %s:\n%s", seccompKill, out)
+		}
+		args = append(args, "-safebpf-force="+seccompKill)
+	}
+	a := startAgent(t, "readline", args...)
 	if !a.waitFor("Tracing readline", 20*time.Second) {
 		t.Fatal("the agent did not start tracing")
 	}

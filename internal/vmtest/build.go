@@ -49,8 +49,9 @@ type Build struct {
 	// CLIFallback is set when CLI is ./probejson rather than cmd/safebpf.
 	CLIFallback bool
 	// Prebuilt maps guest paths below /vmtest/prebuilt
-	// ("loader/testdata/target/target") to host binaries: the main packages
-	// in the tested packages' testdata directories, built because the guest
+	// ("loader/testdata/target/target", "examples/bin/opensnoop") to host
+	// binaries: the main packages in the tested packages' testdata
+	// directories and directly below them, built because the guest
 	// has no go tool. Guests export SAFEBPF_VM_PREBUILT=/vmtest/prebuilt.
 	Prebuilt map[string]string
 	// Failures lists packages (or the CLI) that did not build.
@@ -143,6 +144,18 @@ func BuildArtefacts(ctx context.Context, root, out string, pkgs []string) (*Buil
 				continue
 			}
 			b.Prebuilt[filepath.ToSlash(filepath.Join(t.Pkg, "testdata", name, name))] = bin
+		}
+		// Programs the package's tests run: examples/<name>/main.go becomes
+		// /vmtest/prebuilt/examples/bin/<name> (examples_test.go looks there).
+		progs, _ := filepath.Glob(filepath.Join(root, t.Pkg, "*", "main.go"))
+		for _, m := range progs {
+			name := filepath.Base(filepath.Dir(m))
+			bin := filepath.Join(out, "prebuilt", t.Pkg, "bin", name)
+			if msg, err := goCmd(ctx, root, "build", "-o", bin, "./"+filepath.Join(t.Pkg, name)); err != nil {
+				b.Failures = append(b.Failures, BuildFailure{Pkg: t.Pkg + "/" + name, Output: msg})
+				continue
+			}
+			b.Prebuilt[filepath.ToSlash(filepath.Join(t.Pkg, "bin", name))] = bin
 		}
 	}
 	cli := filepath.Join(out, "safebpf")
