@@ -62,7 +62,15 @@ func QEMUArgs(vmlinuz, initrd string, o BootOptions) []string {
 		cmdline += " " + o.Append
 	}
 	return []string{
-		"-accel", "tcg", "-cpu", "max",
+		// -cx16: Debian 6.12 guests double-faulted, with EFLAGS holding a
+		// pointer, right after the per-CPU cmpxchg16b in __kmalloc_noprof
+		// whenever sampling perf events were busy (QEMU 7.2 TCG; single-
+		// threaded TCG did not help). Without CX16 the kernel takes SLUB's
+		// locked slow path, which is not what these tests are about.
+		// thread=single: with multi-threaded TCG, guests occasionally hit
+		// "Oops: int3" in syscall_trace_enter while a tracepoint's static
+		// key was being patched with the other vCPU running (KERNELS.md).
+		"-accel", "tcg,thread=single", "-cpu", "max,-cx16",
 		"-smp", fmt.Sprint(cpus), "-m", fmt.Sprint(mem),
 		"-nographic", "-monitor", "none", "-no-reboot", "-nodefaults", "-serial", "stdio",
 		"-kernel", vmlinuz, "-initrd", initrd,
