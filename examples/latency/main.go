@@ -15,14 +15,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/safebpf/safebpf/examples/explain"
 	"github.com/safebpf/safebpf/loader"
@@ -60,22 +58,6 @@ func main() {
 }
 
 func run(ctx context.Context, c config, out io.Writer) error {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("remove memlock limit: %w", err)
-	}
-	var opts loader.Options
-	if err := c.safebpf.Apply(&opts); err != nil {
-		return err
-	}
-	if c.verbose {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	l, err := loader.New(&opts)
-	if err != nil {
-		return fmt.Errorf("create loader: %w", err)
-	}
-	defer l.Close()
-
 	spec, err := loadLatency()
 	if err != nil {
 		return err
@@ -85,14 +67,12 @@ func run(ctx context.Context, c config, out io.Writer) error {
 			return fmt.Errorf("set target pid: %w", err)
 		}
 	}
-	coll, err := l.LoadAndAttach(spec, &loader.CollectionOptions{KretprobeMaxActive: c.maxActive})
+	l, coll, err := explain.Start(out, c.safebpf, c.verbose, spec, &loader.CollectionOptions{KretprobeMaxActive: c.maxActive})
 	if err != nil {
-		return explain.Failure(out, explain.Kernel(l.Kernel()), err)
-	}
-	defer coll.Close()
-	if err := explain.Fprint(out, explain.Kernel(l.Kernel()), coll.Decisions); err != nil {
 		return err
 	}
+	defer l.Close()
+	defer coll.Close()
 
 	fmt.Fprintln(out, "Timing vfs_read; Ctrl-C to stop and print the histogram.")
 	if c.duration > 0 {

@@ -18,13 +18,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/safebpf/safebpf/examples/explain"
 	"github.com/safebpf/safebpf/loader"
@@ -45,36 +43,16 @@ func main() {
 }
 
 func run(ctx context.Context, safebpfFlags *loader.Flags, verbose bool, out io.Writer) error {
-	// Kernels before 5.11 account BPF memory against RLIMIT_MEMLOCK.
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("remove memlock limit: %w", err)
-	}
-
-	var opts loader.Options
-	if err := safebpfFlags.Apply(&opts); err != nil {
-		return err
-	}
-	if verbose {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	l, err := loader.New(&opts)
-	if err != nil {
-		return fmt.Errorf("create loader: %w", err)
-	}
-	defer l.Close()
-
 	spec, err := loadOpensnoop()
 	if err != nil {
 		return err
 	}
-	coll, err := l.LoadAndAttach(spec, nil)
+	l, coll, err := explain.Start(out, safebpfFlags, verbose, spec, nil)
 	if err != nil {
-		return explain.Failure(out, explain.Kernel(l.Kernel()), err)
-	}
-	defer coll.Close()
-	if err := explain.Fprint(out, explain.Kernel(l.Kernel()), coll.Decisions); err != nil {
 		return err
 	}
+	defer l.Close()
+	defer coll.Close()
 
 	rd, err := ringbuf.NewReader(coll.Maps["events"])
 	if err != nil {

@@ -24,13 +24,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/safebpf/safebpf/examples/explain"
 	"github.com/safebpf/safebpf/loader"
@@ -63,38 +61,20 @@ func main() {
 }
 
 func run(ctx context.Context, c config, out io.Writer) error {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("remove memlock limit: %w", err)
-	}
-	var opts loader.Options
-	if err := c.safebpf.Apply(&opts); err != nil {
-		return err
-	}
-	if c.verbose {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	l, err := loader.New(&opts)
-	if err != nil {
-		return fmt.Errorf("create loader: %w", err)
-	}
-	defer l.Close()
-
 	spec, err := loadReadline()
 	if err != nil {
 		return err
 	}
-	coll, err := l.LoadAndAttach(spec, &loader.CollectionOptions{
+	l, coll, err := explain.Start(out, c.safebpf, c.verbose, spec, &loader.CollectionOptions{
 		Uprobes: map[string]loader.UprobeTarget{
 			"readline_ret": {Binary: c.binary, Symbol: c.symbol, Options: &loader.UprobeOptions{PID: c.pid}},
 		},
 	})
 	if err != nil {
-		return explain.Failure(out, explain.Kernel(l.Kernel()), err)
-	}
-	defer coll.Close()
-	if err := explain.Fprint(out, explain.Kernel(l.Kernel()), coll.Decisions); err != nil {
 		return err
 	}
+	defer l.Close()
+	defer coll.Close()
 
 	rd, err := ringbuf.NewReader(coll.Maps["events"])
 	if err != nil {
