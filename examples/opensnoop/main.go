@@ -11,18 +11,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/safebpf/safebpf/examples/explain"
 	"github.com/safebpf/safebpf/loader"
@@ -54,40 +49,9 @@ func run(ctx context.Context, safebpfFlags *loader.Flags, verbose bool, out io.W
 	defer l.Close()
 	defer coll.Close()
 
-	rd, err := ringbuf.NewReader(coll.Maps["events"])
-	if err != nil {
-		return fmt.Errorf("open ring buffer: %w", err)
-	}
-	defer rd.Close()
-	// Closing the reader is how the read loop below learns about the signal.
-	go func() {
-		<-ctx.Done()
-		rd.Close()
-	}()
-
 	fmt.Fprintln(out, "Tracing file opens; Ctrl-C to stop.")
 	fmt.Fprintf(out, "%-7s %-16s %s\n", "PID", "COMM", "FILENAME")
-	var ev opensnoopEvent
-	for {
-		rec, err := rd.Read()
-		if errors.Is(err, ringbuf.ErrClosed) {
-			fmt.Fprintln(out, "Detaching.")
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read ring buffer: %w", err)
-		}
-		if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &ev); err != nil {
-			return fmt.Errorf("decode event: %w", err)
-		}
-		fmt.Fprintf(out, "%-7d %-16s %s\n", ev.Pid, cstring(ev.Comm[:]), cstring(ev.Filename[:]))
-	}
-}
-
-// cstring returns the bytes of b up to its first NUL.
-func cstring(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
+	return explain.Events(ctx, out, coll.Maps["events"], func(ev *opensnoopEvent) string {
+		return fmt.Sprintf("%-7d %-16s %s", ev.Pid, explain.CString(ev.Comm[:]), explain.CString(ev.Filename[:]))
+	})
 }

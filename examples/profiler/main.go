@@ -125,7 +125,7 @@ func collect(counts, stacks *ebpf.Map) ([]sample, error) {
 	)
 	it := counts.Iterate()
 	for it.Next(&k, &n) {
-		s := sample{pid: k.Pid, comm: cstring(k.Comm[:]), stackID: k.UserStackId, count: n}
+		s := sample{pid: k.Pid, comm: explain.CString(k.Comm[:]), stackID: k.UserStackId, count: n}
 		if k.UserStackId >= 0 {
 			var ips [maxDepth]uint64
 			if err := stacks.Lookup(uint32(k.UserStackId), &ips); err == nil {
@@ -189,14 +189,4 @@ func stackError(id int32) string {
 	default:
 		return err.Error()
 	}
-}
-
-// cstring returns the bytes of b up to its first NUL.
-func cstring(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
 }

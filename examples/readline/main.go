@@ -17,18 +17,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/safebpf/safebpf/examples/explain"
 	"github.com/safebpf/safebpf/loader"
@@ -76,39 +71,9 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	defer l.Close()
 	defer coll.Close()
 
-	rd, err := ringbuf.NewReader(coll.Maps["events"])
-	if err != nil {
-		return fmt.Errorf("open ring buffer: %w", err)
-	}
-	defer rd.Close()
-	go func() {
-		<-ctx.Done()
-		rd.Close()
-	}()
-
 	fmt.Fprintf(out, "Tracing %s in %s; Ctrl-C to stop.\n", c.symbol, c.binary)
 	fmt.Fprintf(out, "%-7s %-16s %s\n", "PID", "COMM", "LINE")
-	var ev readlineEvent
-	for {
-		rec, err := rd.Read()
-		if errors.Is(err, ringbuf.ErrClosed) {
-			fmt.Fprintln(out, "Detaching.")
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read ring buffer: %w", err)
-		}
-		if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &ev); err != nil {
-			return fmt.Errorf("decode event: %w", err)
-		}
-		fmt.Fprintf(out, "%-7d %-16s %s\n", ev.Pid, cstring(ev.Comm[:]), cstring(ev.Line[:]))
-	}
-}
-
-// cstring returns the bytes of b up to its first NUL.
-func cstring(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
+	return explain.Events(ctx, out, coll.Maps["events"], func(ev *readlineEvent) string {
+		return fmt.Sprintf("%-7d %-16s %s", ev.Pid, explain.CString(ev.Comm[:]), explain.CString(ev.Line[:]))
+	})
 }
