@@ -33,6 +33,7 @@ type PolicyError struct {
 	Err error
 }
 
+// Error implements error: file:line: key: message.
 func (e *PolicyError) Error() string {
 	var b strings.Builder
 	if e.File != "" {
@@ -65,6 +66,7 @@ type UnknownIDError struct {
 	Known []ID
 }
 
+// Error implements error: the unknown ID and the known ones.
 func (e *UnknownIDError) Error() string {
 	known := make([]string, len(e.Known))
 	for i, id := range e.Known {

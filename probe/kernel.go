@@ -102,10 +102,14 @@ func (s Support) Yes() bool { return s.Available != nil && *s.Available }
 // No reports a conclusive "not available".
 func (s Support) No() bool { return s.Available != nil && !*s.Available }
 
-// Supported, Unsupported and Undecided build Support values.
-func Supported(reason string) Support   { t := true; return Support{&t, reason} }
+// Supported returns a conclusive "available" with its reason.
+func Supported(reason string) Support { t := true; return Support{&t, reason} }
+
+// Unsupported returns a conclusive "not available" with its reason.
 func Unsupported(reason string) Support { f := false; return Support{&f, reason} }
-func Undecided(reason string) Support   { return Support{nil, reason} }
+
+// Undecided returns an inconclusive answer with the reason the probe could not tell.
+func Undecided(reason string) Support { return Support{nil, reason} }
 
 // Kallsyms records what /proc/kallsyms said about the evidence symbols.
 type Kallsyms struct {

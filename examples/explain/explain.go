@@ -205,6 +205,7 @@ type ReportedError struct {
 	Err error
 }
 
+// Error implements error: the explanation already printed.
 func (e *ReportedError) Error() string {
 	if errors.Is(e.Err, fallback.ErrRefused) {
 		return "refused to attach (reasons above)"
