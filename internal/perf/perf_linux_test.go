@@ -1,11 +1,9 @@
 package perf
 
 import (
-	"debug/elf"
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 	"unsafe"
@@ -231,46 +229,14 @@ func TestOpenRollback(t *testing.T) {
 	}
 }
 
-// libcSymbol returns the C library's path and the file offset of a dynamic
-// function symbol in it.
+// libcSymbol places the uprobe tests on libc; they make /bin/true call
+// into it, and a minimal guest (the kernel-matrix initramfs) has neither.
 func libcSymbol(t *testing.T, symbol string) (string, uint64) {
 	t.Helper()
-	// The uprobe tests make /bin/true call into libc; a minimal guest
-	// (the kernel-matrix initramfs) has neither.
 	if _, err := os.Stat("/bin/true"); err != nil {
 		t.Skipf("needs /bin/true, a dynamically linked program, to fire a libc uprobe: %v", err)
 	}
-	for _, path := range []string{
-		"/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6",
-		"/lib/aarch64-linux-gnu/libc.so.6", "/lib64/libc.so.6", "/usr/lib64/libc.so.6",
-	} {
-		real, err := filepath.EvalSymlinks(path)
-		if err != nil {
-			continue
-		}
-		ef, err := elf.Open(real)
-		if err != nil {
-			continue
-		}
-		defer ef.Close()
-		syms, err := ef.DynamicSymbols()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range syms {
-			if s.Name != symbol || elf.ST_TYPE(s.Info) != elf.STT_FUNC {
-				continue
-			}
-			for _, p := range ef.Progs {
-				if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && s.Value >= p.Vaddr && s.Value < p.Vaddr+p.Memsz {
-					return real, s.Value - p.Vaddr + p.Off
-				}
-			}
-		}
-		t.Fatalf("symbol %q not in %s", symbol, real)
-	}
-	t.Skip("needs a C library to place uprobes on: none found")
-	return "", 0
+	return testutil.LibcSymbol(t, symbol)
 }
 
 // TestTracefsUprobe attaches through a tracefs uprobe event opened as a

@@ -1,11 +1,9 @@
 package tracefs
 
 import (
-	"debug/elf"
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,45 +23,6 @@ func mountTracefs(t *testing.T) *FS {
 		t.Fatal(err)
 	}
 	return f
-}
-
-// libcSymbol returns the path of the C library and the file offset of a
-// dynamic symbol in it. Uprobes on it fire in every dynamically linked
-// process, such as /bin/true.
-func libcSymbol(t *testing.T, symbol string) (string, uint64) {
-	t.Helper()
-	for _, path := range []string{
-		"/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6",
-		"/lib/aarch64-linux-gnu/libc.so.6", "/usr/lib/aarch64-linux-gnu/libc.so.6",
-		"/lib64/libc.so.6", "/usr/lib64/libc.so.6", "/lib/libc.so.6",
-	} {
-		real, err := filepath.EvalSymlinks(path)
-		if err != nil {
-			continue
-		}
-		ef, err := elf.Open(real)
-		if err != nil {
-			continue
-		}
-		defer ef.Close()
-		syms, err := ef.DynamicSymbols()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range syms {
-			if s.Name != symbol || elf.ST_TYPE(s.Info) != elf.STT_FUNC {
-				continue
-			}
-			for _, p := range ef.Progs {
-				if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && s.Value >= p.Vaddr && s.Value < p.Vaddr+p.Memsz {
-					return real, s.Value - p.Vaddr + p.Off
-				}
-			}
-		}
-		t.Fatalf("symbol %q not found in %s", symbol, real)
-	}
-	t.Skip("needs a C library to place uprobes on: none found")
-	return "", 0
 }
 
 func hasProbe(t *testing.T, f *FS, file, group, event string) (Probe, bool) {
@@ -102,7 +61,7 @@ func deadPID(t *testing.T) int {
 
 func TestUprobeCreateRemove(t *testing.T) {
 	f := mountTracefs(t)
-	exe, off := libcSymbol(t, "__libc_start_main")
+	exe, off := testutil.LibcSymbol(t, "__libc_start_main")
 
 	for _, ret := range []bool{false, true} {
 		ev, err := f.Uprobe(exe, off, &UprobeOptions{Return: ret})
@@ -157,7 +116,7 @@ func TestUprobeMissingFile(t *testing.T) {
 
 func TestCleanupStale(t *testing.T) {
 	f := mountTracefs(t)
-	exe, off := libcSymbol(t, "__libc_start_main")
+	exe, off := testutil.LibcSymbol(t, "__libc_start_main")
 
 	dead := deadPID(t)
 	stale, err := f.Uprobe(exe, off, &UprobeOptions{PID: dead})
