@@ -133,7 +133,7 @@ func TestPlanAndQEMUArgs(t *testing.T) {
 
 	args := strings.Join(QEMUArgs("/k/vmlinuz", "/k/initrd", BootOptions{Append: "nokaslr"}), " ")
 	for _, want := range []string{"-accel tcg", "-cpu max", "-smp 2", "-m 1024", "-no-reboot", "-kernel /k/vmlinuz", "-initrd /k/initrd",
-		"console=ttyS0 quiet panic=-1 rdinit=/init nokaslr"} {
+		"console=ttyS0 quiet panic=-1 no_timer_check rdinit=/init nokaslr"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("QEMU args %q lack %q", args, want)
 		}
