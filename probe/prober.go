@@ -129,7 +129,11 @@ func (p *hostProber) tracepoint(k *Kernel) Support {
 	if f, ok := p.tracefsFile(k, "events"); ok {
 		return Supported(s.Reason + "; tracefs events at " + f)
 	}
-	return Supported(s.Reason + "; tracefs not mounted (mount it at /sys/kernel/tracing to attach)")
+	// Attaching a tracepoint reads its ID from tracefs (or debugfs): without
+	// either mounted, every attach fails, so the mechanism is not available
+	// until the operator mounts one.
+	return Unsupported(s.Reason + ", but neither tracefs nor debugfs is mounted: " +
+		"mount -t tracefs tracefs /sys/kernel/tracing to attach tracepoints")
 }
 
 // trampolineTargets are stable kernel functions to load a trivial fentry
