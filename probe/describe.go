@@ -124,9 +124,14 @@ func identify(k *Kernel, osr kernel.OSRelease) {
 var offlineMinimum = map[Mechanism]map[string]Version{
 	Fentry:         {"amd64": {5, 5, 0, true}, "arm64": {6, 0, 0, true}},
 	Fexit:          {"amd64": {5, 5, 0, true}, "arm64": {6, 0, 0, true}},
+	FmodRet:        {"amd64": {5, 7, 0, true}, "arm64": {6, 0, 0, true}},
+	LSM:            {"amd64": {5, 7, 0, true}, "arm64": {6, 0, 0, true}},
+	TpBTF:          {"": {5, 5, 0, true}},
+	Iter:           {"": {5, 8, 0, true}},
 	KprobeMulti:    {"": {5, 18, 0, true}},
 	KretprobeMulti: {"": {5, 18, 0, true}},
 	UprobeMulti:    {"": {6, 6, 0, true}},
+	UretprobeMulti: {"": {6, 6, 0, true}},
 	RawTracepoint:  {"": {4, 17, 0, true}},
 }
 
@@ -136,8 +141,10 @@ var offlineMinimum = map[Mechanism]map[string]Version{
 var offlineConfig = map[Mechanism]string{
 	Kprobe: "CONFIG_KPROBES", Kretprobe: "CONFIG_KPROBES",
 	KprobeMulti: "CONFIG_FPROBE", KretprobeMulti: "CONFIG_FPROBE",
-	Uprobe: "CONFIG_UPROBES", Uretprobe: "CONFIG_UPROBES", UprobeMulti: "CONFIG_UPROBES",
+	Uprobe: "CONFIG_UPROBES", Uretprobe: "CONFIG_UPROBES", UprobeMulti: "CONFIG_UPROBES", UretprobeMulti: "CONFIG_UPROBES",
 	Fentry: "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS", Fexit: "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
+	FmodRet: "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS", LSM: "CONFIG_BPF_LSM",
+	TpBTF: "CONFIG_DEBUG_INFO_BTF", Iter: "CONFIG_DEBUG_INFO_BTF",
 }
 
 // OfflineSupport decides every mechanism from k's version, arch and config
@@ -157,7 +164,7 @@ func offlineSupport(k *Kernel, m Mechanism) Support {
 	if opt, ok := offlineConfig[m]; ok {
 		// Fentry's option exists only on arches with direct calls; judge
 		// it on amd64, where it is authoritative.
-		if v, known := k.ConfigValue(opt); known && v == "" && (opt != "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS" || k.Arch == "amd64") {
+		if v, known := k.ConfigValue(opt); known && (v == "" || v == "n") && (opt != "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS" || k.Arch == "amd64") {
 			return Unsupported(fmt.Sprintf("offline: %s is not set", opt))
 		}
 	}

@@ -190,6 +190,24 @@ func TestDetectAgainstKernel(t *testing.T) {
 		},
 		Fentry: func() error { return trampolineAttempt(ebpf.AttachTraceFEntry) },
 		Fexit:  func() error { return trampolineAttempt(ebpf.AttachTraceFExit) },
+		FmodRet: func() error {
+			return attachWith(t, &ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachModifyReturn, AttachTo: "bpf_modify_return_test"},
+				func(p *ebpf.Program) (link.Link, error) { return link.AttachTracing(link.TracingOptions{Program: p}) })
+		},
+		TpBTF: func() error {
+			return attachWith(t, &ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "sched_process_exec"},
+				func(p *ebpf.Program) (link.Link, error) { return link.AttachTracing(link.TracingOptions{Program: p}) })
+		},
+		Iter: func() error {
+			return attachWith(t, &ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceIter, AttachTo: "task"},
+				func(p *ebpf.Program) (link.Link, error) { return link.AttachIter(link.IterOptions{Program: p}) })
+		},
+		LSM: func() error { return lsmRuns(t) },
+		UretprobeMulti: func() error {
+			return attachWith(t, &ebpf.ProgramSpec{Type: ebpf.Kprobe, AttachType: ebpf.AttachTraceUprobeMulti}, func(p *ebpf.Program) (link.Link, error) {
+				return exe.UretprobeMulti(nil, p, &link.UprobeMultiOptions{Addresses: []uint64{uprobeAt}})
+			})
+		},
 		PerfEventHardware: func() error {
 			return perfOpen(unix.PERF_TYPE_HARDWARE, unix.PERF_COUNT_HW_INSTRUCTIONS)
 		},
@@ -216,6 +234,54 @@ func TestDetectAgainstKernel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lsmRuns attaches a BPF LSM program to file_open that counts its runs,
+// opens a file, and fails unless the program ran: an LSM program attaches
+// even when bpf is not an active LSM, and then never runs.
+func lsmRuns(tb testing.TB) error {
+	counter, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	if err != nil {
+		return err
+	}
+	defer counter.Close()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "file_open", License: "GPL",
+		Instructions: asm.Instructions{
+			asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+			asm.LoadMapPtr(asm.R1, counter.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -4),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "out"),
+			asm.Mov.Imm(asm.R1, 1),
+			asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+			asm.Return(),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer prog.Close()
+	l, err := link.AttachLSM(link.LSMOptions{Program: prog})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	var n uint64
+	if err := counter.Lookup(uint32(0), &n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return errors.New("LSM program attached but never ran on file_open (bpf is not an active LSM)")
+	}
+	return nil
 }
 
 func fmtAvail(s Support) string {

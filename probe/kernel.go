@@ -158,6 +158,11 @@ type Kernel struct {
 	// Mechanisms says, per mechanism, whether it is available.
 	Mechanisms map[Mechanism]Support `json:"mechanisms"`
 
+	// Observations holds what was established about facts other than
+	// kallsyms symbols (machine code, BTF, self-tests), by Fact.Key. Read
+	// them with Observe.
+	Observations map[string]Observation `json:"observations,omitempty"`
+
 	// Notes lists what Detect could not read or decide ("read kernel
 	// config: …"), in the order met. Empty when everything was read.
 	Notes []string `json:"notes,omitempty"`

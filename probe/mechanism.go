@@ -25,12 +25,33 @@ const (
 	UprobeMulti       Mechanism = "uprobe-multi"
 	PerfEventHardware Mechanism = "perf-event-hardware"
 	PerfEventSoftware Mechanism = "perf-event-software"
+
+	// UretprobeMulti is a uprobe_multi link of return probes
+	// (BPF_TRACE_UPROBE_MULTI with BPF_F_UPROBE_MULTI_RETURN): the
+	// "uretprobe.multi/" section. Needs kernel 6.6+.
+	UretprobeMulti Mechanism = "uretprobe-multi"
+	// TpBTF is a BTF-typed raw tracepoint ("tp_btf/" section,
+	// BPF_PROG_TYPE_TRACING with BPF_TRACE_RAW_TP). It attaches like a raw
+	// tracepoint (bpf_probe_register), not through a BPF trampoline.
+	// Needs kernel 5.5+ and kernel BTF.
+	TpBTF Mechanism = "tp-btf"
+	// FmodRet is a BPF trampoline program that may change a function's
+	// return value ("fmod_ret/" section, BPF_MODIFY_RETURN). Needs 5.7+.
+	FmodRet Mechanism = "fmod-ret"
+	// LSM is a BPF LSM program ("lsm/" section), attached to a bpf_lsm_*
+	// hook through a BPF trampoline. Needs 5.7+, CONFIG_BPF_LSM and "bpf"
+	// in the active LSM list.
+	LSM Mechanism = "lsm"
+	// Iter is a BPF iterator ("iter/" section): it runs when user space
+	// reads it, never from a kernel hook. Needs 5.8+.
+	Iter Mechanism = "iter"
 )
 
 var allMechanisms = []Mechanism{
 	Fentry, Fexit, Kprobe, Kretprobe, KprobeMulti, KretprobeMulti,
 	Tracepoint, RawTracepoint, Uprobe, Uretprobe, UprobeMulti,
 	PerfEventHardware, PerfEventSoftware,
+	UretprobeMulti, TpBTF, FmodRet, LSM, Iter,
 }
 
 // Mechanisms returns every known mechanism in a stable order.
@@ -73,11 +94,26 @@ func (m *Mechanism) UnmarshalText(b []byte) error {
 // or ftrace patching): kprobes, trampolines, tracepoint static keys.
 func (m Mechanism) PatchesKernelText() bool {
 	switch m {
-	case Kprobe, Kretprobe, KprobeMulti, KretprobeMulti, Fentry, Fexit, Tracepoint, RawTracepoint:
+	case Kprobe, Kretprobe, KprobeMulti, KretprobeMulti, Fentry, Fexit, FmodRet, LSM,
+		Tracepoint, RawTracepoint, TpBTF:
 		return true
 	}
 	return false
 }
 
-// Trampoline reports whether m is a BPF trampoline (fentry/fexit).
-func (m Mechanism) Trampoline() bool { return m == Fentry || m == Fexit }
+// Trampoline reports whether m attaches through a BPF trampoline (fentry,
+// fexit, fmod_ret, LSM), whose detach waits for RCU tasks.
+func (m Mechanism) Trampoline() bool {
+	return m == Fentry || m == Fexit || m == FmodRet || m == LSM
+}
+
+// Return reports whether m runs at a function's return (kretprobe, fexit,
+// uretprobe and their multi forms, fmod_ret): such a program sees the
+// return value, and must never be replaced by an entry probe.
+func (m Mechanism) Return() bool {
+	switch m {
+	case Kretprobe, KretprobeMulti, Fexit, FmodRet, Uretprobe, UretprobeMulti:
+		return true
+	}
+	return false
+}

@@ -41,7 +41,7 @@ func (p *hostProber) Probe(ctx context.Context, m Mechanism, k *Kernel) Support 
 		return feature("kprobe_multi link", haveKprobeMulti())
 	case Uprobe, Uretprobe:
 		return p.uprobe(k)
-	case UprobeMulti:
+	case UprobeMulti, UretprobeMulti:
 		if s := progType(ebpf.Kprobe); !s.Yes() {
 			return s
 		}
@@ -51,9 +51,19 @@ func (p *hostProber) Probe(ctx context.Context, m Mechanism, k *Kernel) Support 
 	case RawTracepoint:
 		return progType(ebpf.RawTracepoint)
 	case Fentry:
-		return trampoline(ebpf.AttachTraceFEntry, k)
+		return loadTracing(Fentry, ebpf.Tracing, ebpf.AttachTraceFEntry, trampolineTargets, k)
 	case Fexit:
-		return trampoline(ebpf.AttachTraceFExit, k)
+		return loadTracing(Fexit, ebpf.Tracing, ebpf.AttachTraceFExit, trampolineTargets, k)
+	case FmodRet:
+		// Only functions marked ALLOW_ERROR_INJECTION accept fmod_ret;
+		// bpf_modify_return_test exists for exactly this (5.7+).
+		return loadTracing(FmodRet, ebpf.Tracing, ebpf.AttachModifyReturn, []string{"bpf_modify_return_test"}, k)
+	case TpBTF:
+		return loadTracing(TpBTF, ebpf.Tracing, ebpf.AttachTraceRawTp, []string{"sched_switch", "sys_enter"}, k)
+	case Iter:
+		return loadTracing(Iter, ebpf.Tracing, ebpf.AttachTraceIter, []string{"task", "bpf_map"}, k)
+	case LSM:
+		return p.lsm(k)
 	case PerfEventHardware:
 		if s := progType(ebpf.PerfEvent); !s.Yes() {
 			return s
@@ -141,12 +151,29 @@ func (p *hostProber) tracepoint(k *Kernel) Support {
 // purpose (net/bpf/test_run.c).
 var trampolineTargets = []string{"bpf_fentry_test1", "do_unlinkat", "vfs_read"}
 
-// trampoline loads (never attaches) a trivial tracing program.
-func trampoline(at ebpf.AttachType, k *Kernel) Support {
-	name := "fentry"
-	if at == ebpf.AttachTraceFExit {
-		name = "fexit"
+// lsm reports whether BPF LSM programs load and would run: the kernel must
+// also list "bpf" among its active LSMs, or an attached program never runs.
+func (p *hostProber) lsm(k *Kernel) Support {
+	s := loadTracing(LSM, ebpf.LSM, ebpf.AttachLSMMac, []string{"file_open", "bpf"}, k)
+	if !s.Yes() {
+		return s
 	}
+	b, err := p.host.ReadFile("sys/kernel/security/lsm")
+	if err != nil {
+		return Undecided(s.Reason + ", but the active LSM list is unreadable (" + err.Error() + "): mount securityfs to tell whether bpf is active")
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		if l == "bpf" {
+			return Supported(s.Reason + "; bpf is an active LSM")
+		}
+	}
+	return Unsupported(fmt.Sprintf("%s, but bpf is not an active LSM (%s): add it to the lsm= boot parameter", s.Reason, strings.TrimSpace(string(b))))
+}
+
+// loadTracing loads (never attaches) a trivial BTF-typed program of type pt
+// and attach type at against the first target found in the kernel's BTF.
+func loadTracing(m Mechanism, pt ebpf.ProgramType, at ebpf.AttachType, targets []string, k *Kernel) Support {
+	name := string(m)
 	// No HaveProgramType(Tracing) first: cilium/ebpf calls the EPERM this
 	// kernel gives for tracing programs inconclusive, while a privileged
 	// process refused a trampoline load cannot use fentry at all.
@@ -154,10 +181,10 @@ func trampoline(at ebpf.AttachType, k *Kernel) Support {
 		return Unsupported(name + ": no kernel BTF (/sys/kernel/btf/vmlinux)")
 	}
 	var lastErr error
-	for _, target := range trampolineTargets {
+	for _, target := range targets {
 		spec := &ebpf.ProgramSpec{
 			Name:       "safebpf_probe",
-			Type:       ebpf.Tracing,
+			Type:       pt,
 			AttachType: at,
 			AttachTo:   target,
 			License:    "GPL",

@@ -66,6 +66,7 @@ var mounts = []mount{
 	{"debugfs", "/sys/kernel/debug", "debugfs", false},
 	{"bpf", "/sys/fs/bpf", "bpf", false},
 	{"cgroup2", "/sys/fs/cgroup", "cgroup2", true},
+	{"securityfs", "/sys/kernel/security", "securityfs", true},
 }
 
 func mountAll() error {
