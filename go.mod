@@ -16,6 +16,7 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.40.0
 	go.opentelemetry.io/otel/trace v1.40.0
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/arch v0.30.0
 	golang.org/x/sys v0.43.0
 )
 
