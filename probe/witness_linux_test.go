@@ -104,6 +104,16 @@ func TestWitnessLiveKernel(t *testing.T) {
 		t.Skipf("ground truth is known for the matrix guests and the Firecracker 6.18 development host, not for %s", hostRelease(t))
 	}
 	before := childProcesses(t)
+	if core, closeCore, why := openKcore(&kernel.Host{}); why == "" {
+		closeCore()
+		start := time.Now()
+		syms, err := hostSymbols(&kernel.Host{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kcore: %v; kallsyms: %d text symbols of %d lines read in %s (the first call fact pays this)",
+			core.Machine, syms.Len(), syms.Lines, time.Since(start).Round(10*time.Microsecond))
+	}
 	h := &kernel.Host{}
 	k := &Kernel{Arch: runtime.GOARCH}
 	for _, f := range witnessFacts {

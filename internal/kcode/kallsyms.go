@@ -86,7 +86,9 @@ func (s *Symbols) above(addr uint64) int {
 // are skipped. It fails with [ErrAddressesHidden] when every address is
 // zero, and when no text symbol is listed at all.
 func ReadSymbols(r io.Reader) (*Symbols, error) {
-	s := &Symbols{}
+	// A kernel lists 100k–250k text symbols; start at a size that spares
+	// most of the copying growth costs.
+	s := &Symbols{addrs: make([]uint64, 0, 1<<16), ends: make([]uint32, 0, 1<<16), blob: make([]byte, 0, 1<<20)}
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
 		line, err := br.ReadSlice('\n')

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/safebpf/safebpf/internal/kernel"
 	"github.com/safebpf/safebpf/internal/testutil"
 )
@@ -35,11 +37,11 @@ func hasUretprobeSyscall(tb testing.TB) bool {
 	return s.Found["__x64_sys_uretprobe"]
 }
 
-// noLeaks fails tb when the test leaves a child process or an open file
-// behind.
+// noLeaks fails tb when the test leaves a child process, an open file or
+// a goroutine behind.
 func noLeaks(tb testing.TB) {
 	tb.Helper()
-	fds, kids := openFDs(tb), children()
+	fds, kids, goroutines := openFDs(tb), children(), runtime.NumGoroutine()
 	tb.Cleanup(func() {
 		if k := children(); k != kids {
 			tb.Errorf("child processes left behind: %q (before: %q)", k, kids)
@@ -47,7 +49,41 @@ func noLeaks(tb testing.TB) {
 		if f := openFDs(tb); f > fds {
 			tb.Errorf("%d file descriptors open, %d before", f, fds)
 		}
+		// Goroutines of finished work may take a moment to exit.
+		for i := 0; runtime.NumGoroutine() > goroutines && i < 100; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if g := runtime.NumGoroutine(); g > goroutines {
+			tb.Errorf("%d goroutines, %d before", g, goroutines)
+		}
 	})
+}
+
+// noProgramLeft fails tb while the kernel still holds a BPF program
+// called name (freed asynchronously after its last file and link close).
+func noProgramLeft(tb testing.TB, name string) {
+	tb.Helper()
+	for try := 0; ; try++ {
+		var left []ebpf.ProgramID
+		for id, err := ebpf.ProgramGetNextID(0); err == nil; id, err = ebpf.ProgramGetNextID(id) {
+			p, err := ebpf.NewProgramFromID(id)
+			if err != nil {
+				continue
+			}
+			if info, err := p.Info(); err == nil && info.Name == name {
+				left = append(left, id)
+			}
+			p.Close()
+		}
+		if len(left) == 0 {
+			return
+		}
+		if try == 100 {
+			tb.Errorf("BPF programs %q left in the kernel: ids %v", name, left)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func openFDs(tb testing.TB) int {
@@ -166,6 +202,7 @@ func TestUretprobeSelfTest(t *testing.T) {
 	requireAMD64(t)
 	testutil.RequirePrivileged(t)
 	noLeaks(t)
+	t.Cleanup(func() { noProgramLeft(t, "safebpf_st_ret") })
 	syscallExists := hasUretprobeSyscall(t)
 
 	t.Run("self-test proper", func(t *testing.T) {
