@@ -131,7 +131,7 @@ func openKcore(h *kernel.Host) (*kcode.Core, func(), string) {
 		case errors.Is(err, fs.ErrNotExist):
 			return nil, nil, "/proc/kcore: no such file (CONFIG_PROC_KCORE off?)"
 		case errors.Is(err, fs.ErrPermission):
-			if mode := lockdown(h); mode == "confidentiality" {
+			if mode := lockdownMode(h); mode == "confidentiality" {
 				return nil, nil, "/proc/kcore: lockdown: confidentiality"
 			}
 			if !kernel.Privileged() {
@@ -148,7 +148,7 @@ func openKcore(h *kernel.Host) (*kcode.Core, func(), string) {
 	core, err := kcode.OpenCore(ra)
 	if err != nil {
 		file.Close()
-		if errors.Is(err, fs.ErrPermission) && lockdown(h) == "confidentiality" {
+		if errors.Is(err, fs.ErrPermission) && lockdownMode(h) == "confidentiality" {
 			return nil, nil, "/proc/kcore: lockdown: confidentiality"
 		}
 		return nil, nil, fmt.Sprintf("/proc/kcore: %v", err)
@@ -158,7 +158,7 @@ func openKcore(h *kernel.Host) (*kcode.Core, func(), string) {
 
 // lockdown returns the active lockdown mode ("none", "integrity",
 // "confidentiality"), or "" when unknown.
-func lockdown(h *kernel.Host) string {
+func lockdownMode(h *kernel.Host) string {
 	b, err := h.ReadFile("sys/kernel/security/lockdown")
 	if err != nil {
 		return ""
@@ -178,18 +178,18 @@ func lockdown(h *kernel.Host) string {
 var witnessCache struct {
 	sync.Mutex
 	host weak.Pointer[kernel.Host]
-	syms *hostValue[*kcode.Symbols]
-	btf  *hostValue[btfSpec]
+	syms *witnessValue[*kcode.Symbols]
+	btf  *witnessValue[btfSpec]
 }
 
-type hostValue[T any] struct {
+type witnessValue[T any] struct {
 	v   T
 	err error
 }
 
 // cached returns the value load gives for h, loading it at most once per
 // Host. Context errors are not cached.
-func cached[T any](h *kernel.Host, slot func() **hostValue[T], load func() (T, error)) (T, error) {
+func witnessCached[T any](h *kernel.Host, slot func() **witnessValue[T], load func() (T, error)) (T, error) {
 	witnessCache.Lock()
 	defer witnessCache.Unlock()
 	if key := weak.Make(h); witnessCache.host != key || h == nil {
@@ -204,7 +204,7 @@ func cached[T any](h *kernel.Host, slot func() **hostValue[T], load func() (T, e
 	}
 	v, err := load()
 	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		*slot() = &hostValue[T]{v, err}
+		*slot() = &witnessValue[T]{v, err}
 	}
 	return v, err
 }
@@ -220,7 +220,7 @@ func dropWitnessCache(key weak.Pointer[kernel.Host]) {
 
 // hostSymbols reads h's /proc/kallsyms into a symbol table, once per Host.
 func hostSymbols(h *kernel.Host) (*kcode.Symbols, error) {
-	return cached(h, func() **hostValue[*kcode.Symbols] { return &witnessCache.syms }, func() (*kcode.Symbols, error) {
+	return witnessCached(h, func() **witnessValue[*kcode.Symbols] { return &witnessCache.syms }, func() (*kcode.Symbols, error) {
 		file, err := h.Open("proc/kallsyms")
 		if err != nil {
 			return nil, fmt.Errorf("open /proc/kallsyms: %w", err)

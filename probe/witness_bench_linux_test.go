@@ -61,7 +61,7 @@ func BenchmarkWitness(b *testing.B) {
 	})
 	// kcore and decoding without the kernel: three call facts on the
 	// synthetic kernel (its kallsyms is a few lines).
-	root := syntheticRoot(kcodetest.Kernel{NofaultFix: true, VmallocLookup: true})
+	root := syntheticKernelRoot(kcodetest.Kernel{NofaultFix: true, VmallocLookup: true})
 	b.Run("call/synthetic-3-facts", func(b *testing.B) {
 		k := &Kernel{Arch: "amd64", ProcVersion: gccProcVersion}
 		for b.Loop() {

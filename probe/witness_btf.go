@@ -21,7 +21,7 @@ type btfSpec struct {
 
 // observeBTF answers "struct.member.member" from the kernel's BTF.
 func observeBTF(h *kernel.Host, f Fact) Observation {
-	s, err := cached(h, func() **hostValue[btfSpec] { return &witnessCache.btf }, func() (btfSpec, error) { return loadBTF(h) })
+	s, err := witnessCached(h, func() **witnessValue[btfSpec] { return &witnessCache.btf }, func() (btfSpec, error) { return loadBTF(h) })
 	if err != nil {
 		return Unobserved(fmt.Sprintf("%s: %v", f, err))
 	}
@@ -72,13 +72,13 @@ func btfMember(spec *btf.Spec, path string) (bool, string, error) {
 	if len(parts) < 2 || slices.Contains(parts, "") {
 		return false, "", fmt.Errorf("btf fact %q: want \"struct.member[.member…]\"", path)
 	}
-	cur := namedComposite(spec, parts[0])
+	cur := btfNamedComposite(spec, parts[0])
 	if cur == nil {
 		return false, "", fmt.Errorf("no struct or union %s in the kernel's BTF: nothing to look in", parts[0])
 	}
-	steps := []string{describeComposite(cur)}
+	steps := []string{btfDescribe(cur)}
 	for i, name := range parts[1:] {
-		m, ok := findMember(cur, name)
+		m, ok := btfFindMember(cur, name)
 		if !ok {
 			return false, fmt.Sprintf("%s has no member %s", strings.Join(steps, "."), name), nil
 		}
@@ -86,7 +86,7 @@ func btfMember(spec *btf.Spec, path string) (bool, string, error) {
 		if i == len(parts)-2 {
 			return true, fmt.Sprintf("member %s present", strings.Join(steps, ".")), nil
 		}
-		next, how := composite(spec, m.Type)
+		next, how := btfComposite(spec, m.Type)
 		steps[len(steps)-1] += " (" + how + ")"
 		if next == nil {
 			return false, fmt.Sprintf("%s is not a struct or union", strings.Join(steps, ".")), nil
@@ -98,7 +98,7 @@ func btfMember(spec *btf.Spec, path string) (bool, string, error) {
 
 // members returns the members of a struct or union, ok false for any
 // other type (a forward declaration has none).
-func members(t btf.Type) ([]btf.Member, bool) {
+func btfMembers(t btf.Type) ([]btf.Member, bool) {
 	switch c := t.(type) {
 	case *btf.Struct:
 		return c.Members, true
@@ -108,28 +108,28 @@ func members(t btf.Type) ([]btf.Member, bool) {
 	return nil, false
 }
 
-// namedComposite returns the struct or union called name (not a forward
+// btfNamedComposite returns the struct or union called name (not a forward
 // declaration), or nil.
-func namedComposite(spec *btf.Spec, name string) btf.Type {
+func btfNamedComposite(spec *btf.Spec, name string) btf.Type {
 	types, _ := spec.AnyTypesByName(name)
 	for _, t := range types {
-		if _, ok := members(t); ok {
+		if _, ok := btfMembers(t); ok {
 			return t
 		}
 	}
 	return nil
 }
 
-// findMember finds a member by name in c, descending into anonymous struct
+// btfFindMember finds a member by name in c, descending into anonymous struct
 // and union members.
-func findMember(c btf.Type, name string) (btf.Member, bool) {
-	ms, _ := members(c)
+func btfFindMember(c btf.Type, name string) (btf.Member, bool) {
+	ms, _ := btfMembers(c)
 	for _, m := range ms {
 		if m.Name == name {
 			return m, true
 		}
 		if m.Name == "" {
-			if im, ok := findMember(btf.UnderlyingType(m.Type), name); ok {
+			if im, ok := btfFindMember(btf.UnderlyingType(m.Type), name); ok {
 				return im, true
 			}
 		}
@@ -140,20 +140,20 @@ func findMember(c btf.Type, name string) (btf.Member, bool) {
 // composite resolves a member's type to the struct or union to look in
 // next, through typedefs, qualifiers, one pointer and forward declarations,
 // and says how ("anonymous struct", "struct bpf_map_owner *").
-func composite(spec *btf.Spec, t btf.Type) (btf.Type, string) {
+func btfComposite(spec *btf.Spec, t btf.Type) (btf.Type, string) {
 	t = btf.UnderlyingType(t)
 	ptr := ""
 	if p, ok := t.(*btf.Pointer); ok {
 		t, ptr = btf.UnderlyingType(p.Target), " *"
 	}
 	if fwd, ok := t.(*btf.Fwd); ok {
-		if c := namedComposite(spec, fwd.Name); c != nil {
-			return c, describeComposite(c) + ptr
+		if c := btfNamedComposite(spec, fwd.Name); c != nil {
+			return c, btfDescribe(c) + ptr
 		}
 		return nil, fmt.Sprintf("%s %s%s, declared but never defined", fwd.Kind, fwd.Name, ptr)
 	}
-	if _, ok := members(t); ok {
-		return t, describeComposite(t) + ptr
+	if _, ok := btfMembers(t); ok {
+		return t, btfDescribe(t) + ptr
 	}
 	kind := strings.ToLower(strings.TrimPrefix(fmt.Sprintf("%T", t), "*btf."))
 	if n := t.TypeName(); n != "" {
@@ -162,7 +162,7 @@ func composite(spec *btf.Spec, t btf.Type) (btf.Type, string) {
 	return nil, kind + ptr
 }
 
-func describeComposite(t btf.Type) string {
+func btfDescribe(t btf.Type) string {
 	kind := "struct"
 	if _, ok := t.(*btf.Union); ok {
 		kind = "union"

@@ -16,24 +16,24 @@ import (
 	"github.com/safebpf/safebpf/internal/testutil"
 )
 
-// want is what a kernel must say about a fact, and what its witness must
+// witnessWant is what a kernel must say about a fact, and what its witness must
 // say.
-type want struct {
-	mode     wantMode
+type witnessWant struct {
+	mode     witnessMode
 	contains string
 }
 
-type wantMode int
+type witnessMode int
 
 const (
-	wantHolds      wantMode = iota + 1
-	wantHoldsNot            // conclusively not
-	wantUnobserved          // inconclusive, for the reason in contains
+	wantHolds      witnessMode = iota + 1
+	wantHoldsNot               // conclusively not
+	wantUnobserved             // inconclusive, for the reason in contains
 )
 
-func holds(s string) want      { return want{wantHolds, s} }
-func holdsNot(s string) want   { return want{wantHoldsNot, s} }
-func unobserved(s string) want { return want{wantUnobserved, s} }
+func witnessHolds(s string) witnessWant      { return witnessWant{wantHolds, s} }
+func witnessHoldsNot(s string) witnessWant   { return witnessWant{wantHoldsNot, s} }
+func witnessUnobserved(s string) witnessWant { return witnessWant{wantUnobserved, s} }
 
 // liveWants is the ground truth for each kernel the tests run on: the
 // kernel matrix's Debian guests (SAFEBPF_VM_KERNEL) and, for "", the
@@ -58,34 +58,34 @@ func unobserved(s string) want { return want{wantUnobserved, s} }
 //   - cf6cb56ef244 "seccomp: passthrough uretprobe systemcall without
 //     filtering" (6.14, 6.12.14; Debian 6.12.15-1): 6.12.117 and 6.18 let
 //     the helper live; 5.10 and 6.1 have no uretprobe syscall.
-var liveWants = map[string]map[Fact]want{
+var liveWants = map[string]map[Fact]witnessWant{
 	"debian-5.10": {
-		factNofaultFix:   holdsNot("no call to nmi_uaccess_okay in copy_from_user_nofault"),
-		factVmallocCheck: holdsNot("find_vmap_area is not in kallsyms"),
-		factNMICheck:     holds("call __check_object_size at copy_from_user_nmi+0x"),
-		factTailCallBTF:  holdsNot("struct bpf_map has no member owner"),
-		factSeccomp:      unobserved("__x64_sys_uretprobe not in kallsyms"),
+		factNofaultFix:   witnessHoldsNot("no call to nmi_uaccess_okay in copy_from_user_nofault"),
+		factVmallocCheck: witnessHoldsNot("find_vmap_area is not in kallsyms"),
+		factNMICheck:     witnessHolds("call __check_object_size at copy_from_user_nmi+0x"),
+		factTailCallBTF:  witnessHoldsNot("struct bpf_map has no member owner"),
+		factSeccomp:      witnessUnobserved("__x64_sys_uretprobe not in kallsyms"),
 	},
 	"debian-6.1": {
-		factNofaultFix:   holds("call nmi_uaccess_okay at copy_from_user_nofault+0x"),
-		factVmallocCheck: holds("call find_vmap_area at "),
-		factNMICheck:     holdsNot("no call to __check_object_size"),
-		factTailCallBTF:  holds("member struct bpf_map.owner (struct bpf_map_owner *).attach_func_proto present"),
-		factSeccomp:      unobserved("__x64_sys_uretprobe not in kallsyms"),
+		factNofaultFix:   witnessHolds("call nmi_uaccess_okay at copy_from_user_nofault+0x"),
+		factVmallocCheck: witnessHolds("call find_vmap_area at "),
+		factNMICheck:     witnessHoldsNot("no call to __check_object_size"),
+		factTailCallBTF:  witnessHolds("member struct bpf_map.owner (struct bpf_map_owner *).attach_func_proto present"),
+		factSeccomp:      witnessUnobserved("__x64_sys_uretprobe not in kallsyms"),
 	},
 	"debian-6.12": {
-		factNofaultFix:   holds("call nmi_uaccess_okay at copy_from_user_nofault+0x"),
-		factVmallocCheck: holds("call find_vmap_area at "),
-		factNMICheck:     holdsNot("no call to __check_object_size"),
-		factTailCallBTF:  holds("member struct bpf_map.owner (struct bpf_map_owner *).attach_func_proto present"),
-		factSeccomp:      holdsNot("survived: exit 0, uretprobe fired 1 time(s)"),
+		factNofaultFix:   witnessHolds("call nmi_uaccess_okay at copy_from_user_nofault+0x"),
+		factVmallocCheck: witnessHolds("call find_vmap_area at "),
+		factNMICheck:     witnessHoldsNot("no call to __check_object_size"),
+		factTailCallBTF:  witnessHolds("member struct bpf_map.owner (struct bpf_map_owner *).attach_func_proto present"),
+		factSeccomp:      witnessHoldsNot("survived: exit 0, uretprobe fired 1 time(s)"),
 	},
 	"": {
-		factNofaultFix:   unobserved("/proc/kcore: no such file"),
-		factVmallocCheck: unobserved("/proc/kcore: no such file"),
-		factNMICheck:     unobserved("/proc/kcore: no such file"),
-		factTailCallBTF:  holds("attach_func_proto present"),
-		factSeccomp:      holdsNot("survived: exit 0, uretprobe fired 1 time(s)"),
+		factNofaultFix:   witnessUnobserved("/proc/kcore: no such file"),
+		factVmallocCheck: witnessUnobserved("/proc/kcore: no such file"),
+		factNMICheck:     witnessUnobserved("/proc/kcore: no such file"),
+		factTailCallBTF:  witnessHolds("attach_func_proto present"),
+		factSeccomp:      witnessHoldsNot("survived: exit 0, uretprobe fired 1 time(s)"),
 	},
 }
 
@@ -100,10 +100,10 @@ func TestWitnessLiveKernel(t *testing.T) {
 	if !ok {
 		t.Skipf("no ground truth for guest kernel %q", guest)
 	}
-	if guest == "" && !strings.Contains(hostRelease(t), "fc") {
-		t.Skipf("ground truth is known for the matrix guests and the Firecracker 6.18 development host, not for %s", hostRelease(t))
+	if guest == "" && !strings.Contains(witnessHostRelease(t), "fc") {
+		t.Skipf("ground truth is known for the matrix guests and the Firecracker 6.18 development host, not for %s", witnessHostRelease(t))
 	}
-	before := childProcesses(t)
+	before := witnessChildren(t)
 	if core, closeCore, why := openKcore(&kernel.Host{}); why == "" {
 		closeCore()
 		start := time.Now()
@@ -140,15 +140,15 @@ func TestWitnessLiveKernel(t *testing.T) {
 			t.Errorf("%s: witness %q does not say %q", f, o.Witness, w.contains)
 		}
 	}
-	if after := childProcesses(t); after != before {
+	if after := witnessChildren(t); after != before {
 		t.Errorf("child processes left behind: %q, before %q", after, before)
 	}
-	logListings(t, h)
+	logWitnessListings(t, h)
 }
 
-// logListings logs the direct branches of the functions the call facts
+// logWitnessListings logs the direct branches of the functions the call facts
 // read, for the record.
-func logListings(t *testing.T, h *kernel.Host) {
+func logWitnessListings(t *testing.T, h *kernel.Host) {
 	core, closeCore, why := openKcore(h)
 	if why != "" {
 		return
@@ -175,7 +175,7 @@ func logListings(t *testing.T, h *kernel.Host) {
 	}
 }
 
-func hostRelease(t *testing.T) string {
+func witnessHostRelease(t *testing.T) string {
 	r, _, err := (&kernel.Host{}).UnameStrings()
 	if err != nil {
 		t.Fatal(err)
@@ -183,8 +183,8 @@ func hostRelease(t *testing.T) string {
 	return r
 }
 
-// childProcesses lists this process's children (all threads).
-func childProcesses(t *testing.T) string {
+// witnessChildren lists this process's children (all threads).
+func witnessChildren(t *testing.T) string {
 	t.Helper()
 	files, _ := filepath.Glob("/proc/self/task/*/children")
 	var kids []string

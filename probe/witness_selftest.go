@@ -9,11 +9,11 @@ import (
 	"github.com/safebpf/safebpf/internal/selftest"
 )
 
-// SelfTestUretprobeSeccomp names the uretprobe-under-seccomp self-test
+// selfTestUretprobeSeccomp names the uretprobe-under-seccomp self-test
 // (package internal/selftest): it holds when a process whose seccomp
 // filter does not allow the uretprobe syscall is killed on returning from
 // a function that has a uretprobe.
-const SelfTestUretprobeSeccomp = "uretprobe-seccomp-kill"
+const selfTestUretprobeSeccomp = "uretprobe-seccomp-kill"
 
 // uretprobeSyscall is the x86-64 entry of the uretprobe syscall (6.11+).
 const uretprobeSyscall = "__x64_sys_uretprobe"
@@ -21,7 +21,7 @@ const uretprobeSyscall = "__x64_sys_uretprobe"
 // observeSelfTest runs a live self-test, only on the running host and only
 // where it can matter.
 func observeSelfTest(ctx context.Context, h *kernel.Host, k *Kernel, f Fact) Observation {
-	if f.Name != SelfTestUretprobeSeccomp {
+	if f.Name != selfTestUretprobeSeccomp {
 		return Unobserved(fmt.Sprintf("%s: no such self-test", f))
 	}
 	if h != nil && h.FS != nil {

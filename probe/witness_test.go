@@ -21,15 +21,15 @@ var (
 	factVmallocCheck = Fact{Kind: FactCall, Name: "__check_object_size->find_vmap_area"}
 	factNMICheck     = Fact{Kind: FactCall, Name: "copy_from_user_nmi->__check_object_size"}
 	factTailCallBTF  = Fact{Kind: FactBTF, Name: "bpf_map.owner.attach_func_proto"}
-	factSeccomp      = Fact{Kind: FactSelfTest, Name: SelfTestUretprobeSeccomp}
+	factSeccomp      = Fact{Kind: FactSelfTest, Name: selfTestUretprobeSeccomp}
 	witnessFacts     = []Fact{factNofaultFix, factVmallocCheck, factNMICheck, factTailCallBTF, factSeccomp}
 )
 
 const gccProcVersion = "Linux version 6.1.0-57-cloud-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)"
 
-// syntheticRoot is a replayed root holding a synthetic kernel's
+// syntheticKernelRoot is a replayed root holding a synthetic kernel's
 // /proc/kallsyms and /proc/kcore (package kcodetest).
-func syntheticRoot(k kcodetest.Kernel) fstest.MapFS {
+func syntheticKernelRoot(k kcodetest.Kernel) fstest.MapFS {
 	b := k.Image().Build()
 	return fstest.MapFS{
 		"proc/kallsyms": {Data: []byte(b.Kallsyms(false))},
@@ -38,17 +38,17 @@ func syntheticRoot(k kcodetest.Kernel) fstest.MapFS {
 	}
 }
 
-func observe(t *testing.T, root fs.FS, k *Kernel, f Fact) Observation {
+func observeIn(t *testing.T, root fs.FS, k *Kernel, f Fact) Observation {
 	t.Helper()
 	if k == nil {
 		k = &Kernel{Arch: "amd64", ProcVersion: gccProcVersion}
 	}
 	o := observeWitness(context.Background(), &kernel.Host{FS: root}, k, f)
-	t.Logf("%s: %s", f, describeObservation(o))
+	t.Logf("%s: %s", f, describeWitness(o))
 	return o
 }
 
-func describeObservation(o Observation) string {
+func describeWitness(o Observation) string {
 	if !o.Known() {
 		return "unobserved: " + o.Witness
 	}
@@ -58,7 +58,7 @@ func describeObservation(o Observation) string {
 	return "does not hold: " + o.Witness
 }
 
-func checkObservation(t *testing.T, o Observation, wantKnown, wantHolds bool, wantWitness string) {
+func checkWitness(t *testing.T, o Observation, wantKnown, wantHolds bool, wantWitness string) {
 	t.Helper()
 	switch {
 	case o.Known() != wantKnown:
@@ -76,8 +76,8 @@ func checkObservation(t *testing.T, o Observation, wantKnown, wantHolds bool, wa
 // check_heap_object, no nmi_uaccess_okay call) the fix does not hold and
 // the lookup does; with the patched one both hold.
 func TestCallWitnessSynthetic(t *testing.T) {
-	unpatched := syntheticRoot(kcodetest.Kernel{VmallocLookup: true, NMIObjectCheck: true})
-	patched := syntheticRoot(kcodetest.Kernel{NofaultFix: true, VmallocLookup: true})
+	unpatched := syntheticKernelRoot(kcodetest.Kernel{VmallocLookup: true, NMIObjectCheck: true})
+	patched := syntheticKernelRoot(kcodetest.Kernel{NofaultFix: true, VmallocLookup: true})
 	tests := []struct {
 		name    string
 		root    fs.FS
@@ -95,23 +95,23 @@ func TestCallWitnessSynthetic(t *testing.T) {
 			"call nmi_uaccess_okay at copy_from_user_nofault+0x11 (kcore)"},
 		{"patched: vmalloc lookup", patched, factVmallocCheck, true, "call find_vmap_area at check_heap_object+0x12"},
 		{"patched: perf path fixed", patched, factNMICheck, false, "no call to __check_object_size in copy_from_user_nmi"},
-		{"5.10-like: no lookup", syntheticRoot(kcodetest.Kernel{}), factVmallocCheck, false, "no call to find_vmap_area in __check_object_size"},
+		{"5.10-like: no lookup", syntheticKernelRoot(kcodetest.Kernel{}), factVmallocCheck, false, "no call to find_vmap_area in __check_object_size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkObservation(t, observe(t, tt.root, nil, tt.f), true, tt.holds, tt.witness)
+			checkWitness(t, observeIn(t, tt.root, nil, tt.f), true, tt.holds, tt.witness)
 		})
 	}
 }
 
-// countingFS counts opens of one file.
-type countingFS struct {
+// openCountingFS counts opens of one file.
+type openCountingFS struct {
 	fs.FS
 	name  string
 	opens atomic.Int32
 }
 
-func (c *countingFS) Open(name string) (fs.File, error) {
+func (c *openCountingFS) Open(name string) (fs.File, error) {
 	if name == c.name {
 		c.opens.Add(1)
 	}
@@ -121,7 +121,7 @@ func (c *countingFS) Open(name string) (fs.File, error) {
 // TestCallWitnessReadsKallsymsOnce: the facts of one Detect (one Host)
 // share one read of kallsyms; another Host reads it again.
 func TestCallWitnessReadsKallsymsOnce(t *testing.T) {
-	root := &countingFS{FS: syntheticRoot(kcodetest.Kernel{NofaultFix: true, VmallocLookup: true}), name: "proc/kallsyms"}
+	root := &openCountingFS{FS: syntheticKernelRoot(kcodetest.Kernel{NofaultFix: true, VmallocLookup: true}), name: "proc/kallsyms"}
 	h := &kernel.Host{FS: root}
 	k := &Kernel{Arch: "amd64", ProcVersion: gccProcVersion}
 	for _, f := range []Fact{factNofaultFix, factVmallocCheck, factNMICheck} {
@@ -138,14 +138,14 @@ func TestCallWitnessReadsKallsymsOnce(t *testing.T) {
 	}
 }
 
-// permFS refuses to open one file, as the kernel does for /proc/kcore
+// permDeniedFS refuses to open one file, as the kernel does for /proc/kcore
 // under lockdown or without CAP_SYS_RAWIO.
-type permFS struct {
+type permDeniedFS struct {
 	fs.FS
 	name string
 }
 
-func (p permFS) Open(name string) (fs.File, error) {
+func (p permDeniedFS) Open(name string) (fs.File, error) {
 	if name == p.name {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
 	}
@@ -155,12 +155,12 @@ func (p permFS) Open(name string) (fs.File, error) {
 func TestCallWitnessUnobserved(t *testing.T) {
 	patched := kcodetest.Kernel{NofaultFix: true, VmallocLookup: true}
 	withFile := func(name string, data []byte) fstest.MapFS {
-		root := syntheticRoot(patched)
+		root := syntheticKernelRoot(patched)
 		root[name] = &fstest.MapFile{Data: data}
 		return root
 	}
 	without := func(name string) fstest.MapFS {
-		root := syntheticRoot(patched)
+		root := syntheticKernelRoot(patched)
 		delete(root, name)
 		return root
 	}
@@ -176,47 +176,47 @@ func TestCallWitnessUnobserved(t *testing.T) {
 		witness string
 	}{
 		{"no kcore", without("proc/kcore"), nil, factNofaultFix, "/proc/kcore: no such file (CONFIG_PROC_KCORE off?)"},
-		{"lockdown", permFS{lockedDown, "proc/kcore"}, nil, factNofaultFix, "/proc/kcore: lockdown: confidentiality"},
+		{"lockdown", permDeniedFS{lockedDown, "proc/kcore"}, nil, factNofaultFix, "/proc/kcore: lockdown: confidentiality"},
 		{"kallsyms hidden", withFile("proc/kallsyms", []byte(b.Kallsyms(true))), nil, factNofaultFix, "kallsyms addresses are zero: kptr_restrict"},
 		{"no kallsyms", without("proc/kallsyms"), nil, factNofaultFix, "open /proc/kallsyms"},
 		{"kcore of another arch", withFile("proc/kcore", kcodetest.Core(elf.EM_AARCH64, kcodetest.Segment{Vaddr: b.Base, Data: b.Text})), nil, factNofaultFix, "/proc/kcore is EM_AARCH64, the kernel is amd64"},
 		{"not a core", withFile("proc/kcore", []byte("not an ELF file, not at all, no.............................................")), nil, factNofaultFix, "/proc/kcore: read kcore headers"},
-		{"function missing", syntheticRoot(patched), nil, Fact{Kind: FactCall, Name: "copy_from_user_nofault_v2->nmi_uaccess_okay"}, "function copy_from_user_nofault_v2: not in kallsyms"},
-		{"malformed", syntheticRoot(patched), nil, Fact{Kind: FactCall, Name: "copy_from_user_nofault"}, `want "function->callee"`},
-		{"arm64 and nmi_uaccess_okay", syntheticRoot(patched), &Kernel{Arch: "arm64"}, factNofaultFix, "arch arm64: nmi_uaccess_okay is compiled away there"},
-		{"no disassembler", syntheticRoot(patched), &Kernel{Arch: "riscv64"}, factNofaultFix, "arch riscv64: no disassembler"},
+		{"function missing", syntheticKernelRoot(patched), nil, Fact{Kind: FactCall, Name: "copy_from_user_nofault_v2->nmi_uaccess_okay"}, "function copy_from_user_nofault_v2: not in kallsyms"},
+		{"malformed", syntheticKernelRoot(patched), nil, Fact{Kind: FactCall, Name: "copy_from_user_nofault"}, `want "function->callee"`},
+		{"arm64 and nmi_uaccess_okay", syntheticKernelRoot(patched), &Kernel{Arch: "arm64"}, factNofaultFix, "arch arm64: nmi_uaccess_okay is compiled away there"},
+		{"no disassembler", syntheticKernelRoot(patched), &Kernel{Arch: "riscv64"}, factNofaultFix, "arch riscv64: no disassembler"},
 		// A call that is not there means nothing where LTO may have inlined the callee...
-		{"clang without config", syntheticRoot(patched), clang, factNMICheck, "built with Clang and its config is unreadable, so LTO cannot be ruled out"},
-		{"LTO", syntheticRoot(patched), lto, factNMICheck, "built with LTO (CONFIG_LTO_CLANG=y): __check_object_size may be inlined into copy_from_user_nmi"},
-		{"compiler unknown", syntheticRoot(patched), &Kernel{Arch: "amd64", ProcVersion: "Linux version 6.1.0"}, factNMICheck, "neither /proc/version nor the config tells the compiler"},
-		{"unknown kind", syntheticRoot(patched), nil, Fact{Kind: "magic", Name: "x"}, `no witness for facts of kind "magic"`},
+		{"clang without config", syntheticKernelRoot(patched), clang, factNMICheck, "built with Clang and its config is unreadable, so LTO cannot be ruled out"},
+		{"LTO", syntheticKernelRoot(patched), lto, factNMICheck, "built with LTO (CONFIG_LTO_CLANG=y): __check_object_size may be inlined into copy_from_user_nmi"},
+		{"compiler unknown", syntheticKernelRoot(patched), &Kernel{Arch: "amd64", ProcVersion: "Linux version 6.1.0"}, factNMICheck, "neither /proc/version nor the config tells the compiler"},
+		{"unknown kind", syntheticKernelRoot(patched), nil, Fact{Kind: "magic", Name: "x"}, `no witness for facts of kind "magic"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkObservation(t, observe(t, tt.root, tt.k, tt.f), false, false, tt.witness)
+			checkWitness(t, observeIn(t, tt.root, tt.k, tt.f), false, false, tt.witness)
 		})
 	}
 	t.Run("LTO does not hide a call that is there", func(t *testing.T) {
-		checkObservation(t, observe(t, syntheticRoot(patched), lto, factNofaultFix), true, true, "call nmi_uaccess_okay at copy_from_user_nofault+0x11")
+		checkWitness(t, observeIn(t, syntheticKernelRoot(patched), lto, factNofaultFix), true, true, "call nmi_uaccess_okay at copy_from_user_nofault+0x11")
 	})
 	t.Run("config without LTO", func(t *testing.T) {
 		k := &Kernel{Arch: "amd64", ProcVersion: clang.ProcVersion, Config: map[string]string{"CONFIG_LTO_NONE": "y"}}
-		checkObservation(t, observe(t, syntheticRoot(patched), k, factNMICheck), true, false, "no call to __check_object_size")
+		checkWitness(t, observeIn(t, syntheticKernelRoot(patched), k, factNMICheck), true, false, "no call to __check_object_size")
 	})
 	t.Run("callee absent from kallsyms", func(t *testing.T) {
 		f := Fact{Kind: FactCall, Name: "__check_object_size->no_such_function"}
-		checkObservation(t, observe(t, syntheticRoot(patched), nil, f), true, false, "no_such_function is not in kallsyms: the kernel has no function of that name to call")
+		checkWitness(t, observeIn(t, syntheticKernelRoot(patched), nil, f), true, false, "no_such_function is not in kallsyms: the kernel has no function of that name to call")
 	})
 	t.Run("canceled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		o := observeWitness(ctx, &kernel.Host{FS: syntheticRoot(patched)}, &Kernel{Arch: "amd64"}, factNofaultFix)
-		checkObservation(t, o, false, false, "context canceled")
+		o := observeWitness(ctx, &kernel.Host{FS: syntheticKernelRoot(patched)}, &Kernel{Arch: "amd64"}, factNofaultFix)
+		checkWitness(t, o, false, false, "context canceled")
 	})
 }
 
-// btfRoot is a replayed root whose /sys/kernel/btf/vmlinux holds types.
-func btfRoot(t *testing.T, types ...btf.Type) fstest.MapFS {
+// btfFixtureRoot is a replayed root whose /sys/kernel/btf/vmlinux holds types.
+func btfFixtureRoot(t *testing.T, types ...btf.Type) fstest.MapFS {
 	t.Helper()
 	b, err := btf.NewBuilder(types, nil)
 	if err != nil {
@@ -230,7 +230,7 @@ func btfRoot(t *testing.T, types ...btf.Type) fstest.MapFS {
 }
 
 // The shapes struct bpf_map has had (include/linux/bpf.h).
-func bpfMapTypes() (ptr, u32, progType, boolean, btfType btf.Type) {
+func btfBPFMapTypes() (ptr, u32, progType, boolean, btfType btf.Type) {
 	u32 = &btf.Int{Name: "unsigned int", Size: 4}
 	boolean = &btf.Int{Name: "_Bool", Size: 1, Encoding: btf.Bool}
 	progType = &btf.Enum{Name: "bpf_prog_type", Size: 4, Values: []btf.EnumValue{{Name: "BPF_PROG_TYPE_UNSPEC", Value: 0}}}
@@ -240,7 +240,7 @@ func bpfMapTypes() (ptr, u32, progType, boolean, btfType btf.Type) {
 }
 
 func TestBTFWitness(t *testing.T) {
-	attachProto, u32, progType, boolean, _ := bpfMapTypes()
+	attachProto, u32, progType, boolean, _ := btfBPFMapTypes()
 	owner66 := &btf.Struct{Size: 12, Members: []btf.Member{ // 6.6: no attach_func_proto
 		{Name: "lock", Type: u32}, {Name: "type", Type: progType, Offset: 32}, {Name: "jited", Type: boolean, Offset: 64},
 	}}
@@ -262,41 +262,41 @@ func TestBTFWitness(t *testing.T) {
 		holds   bool
 		witness string
 	}{
-		{"6.12: anonymous struct", btfRoot(t, bpfMap(btf.Member{Name: "owner", Type: owner612, Offset: 64})),
+		{"6.12: anonymous struct", btfFixtureRoot(t, bpfMap(btf.Member{Name: "owner", Type: owner612, Offset: 64})),
 			"bpf_map.owner.attach_func_proto", true, true,
 			"member struct bpf_map.owner (anonymous struct).attach_func_proto present (/sys/kernel/btf/vmlinux)"},
-		{"later: pointer to struct bpf_map_owner", btfRoot(t, bpfMap(btf.Member{Name: "owner", Type: &btf.Pointer{Target: bpfMapOwner}, Offset: 64})),
+		{"later: pointer to struct bpf_map_owner", btfFixtureRoot(t, bpfMap(btf.Member{Name: "owner", Type: &btf.Pointer{Target: bpfMapOwner}, Offset: 64})),
 			"bpf_map.owner.attach_func_proto", true, true,
 			"member struct bpf_map.owner (struct bpf_map_owner *).attach_func_proto present"},
-		{"pointer to a forward declaration, defined elsewhere", btfRoot(t,
+		{"pointer to a forward declaration, defined elsewhere", btfFixtureRoot(t,
 			bpfMap(btf.Member{Name: "owner", Type: &btf.Pointer{Target: &btf.Fwd{Name: "bpf_map_owner", Kind: btf.FwdStruct}}, Offset: 64}), bpfMapOwner),
 			"bpf_map.owner.attach_func_proto", true, true,
 			"member struct bpf_map.owner (struct bpf_map_owner *).attach_func_proto present"},
-		{"pointer to a forward declaration only", btfRoot(t,
+		{"pointer to a forward declaration only", btfFixtureRoot(t,
 			bpfMap(btf.Member{Name: "owner", Type: &btf.Pointer{Target: &btf.Fwd{Name: "bpf_map_owner", Kind: btf.FwdStruct}}, Offset: 64})),
 			"bpf_map.owner.attach_func_proto", true, false,
 			"struct bpf_map.owner (struct bpf_map_owner *, declared but never defined) is not a struct or union"},
-		{"6.6: owner without attach_func_proto", btfRoot(t, bpfMap(btf.Member{Name: "owner", Type: owner66, Offset: 64})),
+		{"6.6: owner without attach_func_proto", btfFixtureRoot(t, bpfMap(btf.Member{Name: "owner", Type: owner66, Offset: 64})),
 			"bpf_map.owner.attach_func_proto", true, false,
 			"struct bpf_map.owner (anonymous struct) has no member attach_func_proto"},
-		{"5.10: no owner", btfRoot(t, bpfMap()),
+		{"5.10: no owner", btfFixtureRoot(t, bpfMap()),
 			"bpf_map.owner.attach_func_proto", true, false, "struct bpf_map has no member owner"},
-		{"member in an anonymous union", btfRoot(t, bpfMap(btf.Member{Type: &btf.Union{Size: 24, Members: []btf.Member{{Name: "owner", Type: owner612}}}, Offset: 64})),
+		{"member in an anonymous union", btfFixtureRoot(t, bpfMap(btf.Member{Type: &btf.Union{Size: 24, Members: []btf.Member{{Name: "owner", Type: owner612}}}, Offset: 64})),
 			"bpf_map.owner.attach_func_proto", true, true, "attach_func_proto present"},
-		{"through a typedef", btfRoot(t, bpfMap(btf.Member{Name: "owner", Type: &btf.Typedef{Name: "owner_t", Type: owner612}, Offset: 64})),
+		{"through a typedef", btfFixtureRoot(t, bpfMap(btf.Member{Name: "owner", Type: &btf.Typedef{Name: "owner_t", Type: owner612}, Offset: 64})),
 			"bpf_map.owner.attach_func_proto", true, true, "attach_func_proto present"},
-		{"not a struct", btfRoot(t, bpfMap(btf.Member{Name: "owner", Type: u32, Offset: 64})),
+		{"not a struct", btfFixtureRoot(t, bpfMap(btf.Member{Name: "owner", Type: u32, Offset: 64})),
 			"bpf_map.owner.attach_func_proto", true, false, "struct bpf_map.owner (int unsigned int) is not a struct or union"},
-		{"no such struct", btfRoot(t, bpfMap()), "bpf_mop.owner", false, false, "no struct or union bpf_mop in the kernel's BTF"},
-		{"malformed", btfRoot(t, bpfMap()), "bpf_map", false, false, `want "struct.member`},
-		{"malformed: empty part", btfRoot(t, bpfMap()), "bpf_map..owner", false, false, `want "struct.member`},
+		{"no such struct", btfFixtureRoot(t, bpfMap()), "bpf_mop.owner", false, false, "no struct or union bpf_mop in the kernel's BTF"},
+		{"malformed", btfFixtureRoot(t, bpfMap()), "bpf_map", false, false, `want "struct.member`},
+		{"malformed: empty part", btfFixtureRoot(t, bpfMap()), "bpf_map..owner", false, false, `want "struct.member`},
 		{"no BTF", fstest.MapFS{}, "bpf_map.owner", false, false, "/sys/kernel/btf/vmlinux: no such file (CONFIG_DEBUG_INFO_BTF off?)"},
 		{"garbage BTF", fstest.MapFS{"sys/kernel/btf/vmlinux": {Data: []byte("garbage")}}, "bpf_map.owner", false, false, "parse /sys/kernel/btf/vmlinux"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := observe(t, tt.root, nil, Fact{Kind: FactBTF, Name: tt.f})
-			checkObservation(t, o, tt.known, tt.holds, tt.witness)
+			o := observeIn(t, tt.root, nil, Fact{Kind: FactBTF, Name: tt.f})
+			checkWitness(t, o, tt.known, tt.holds, tt.witness)
 		})
 	}
 }
@@ -314,12 +314,12 @@ func TestSelfTestWitnessGates(t *testing.T) {
 		{"unknown self-test", root, nil, Fact{Kind: FactSelfTest, Name: "fork-bomb"}, "selftest fork-bomb: no such self-test"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			checkObservation(t, observe(t, tt.root, tt.k, tt.f), false, false, tt.witness)
+			checkWitness(t, observeIn(t, tt.root, tt.k, tt.f), false, false, tt.witness)
 		})
 	}
 	t.Run("arm64", func(t *testing.T) {
 		o := observeWitness(context.Background(), &kernel.Host{}, &Kernel{Arch: "arm64"}, factSeccomp)
-		checkObservation(t, o, false, false, "arch arm64: the uretprobe syscall and the self-test's helper are x86-64 only")
+		checkWitness(t, o, false, false, "arch arm64: the uretprobe syscall and the self-test's helper are x86-64 only")
 	})
 	t.Run("uretprobes unavailable", func(t *testing.T) {
 		if !kernel.Privileged() {
@@ -327,7 +327,7 @@ func TestSelfTestWitnessGates(t *testing.T) {
 		}
 		k := &Kernel{Arch: "amd64", Mechanisms: map[Mechanism]Support{Uretprobe: Unsupported("no uprobe PMU and no tracefs")}}
 		o := observeWitness(context.Background(), &kernel.Host{}, k, factSeccomp)
-		checkObservation(t, o, false, false, "uretprobes unavailable: no uprobe PMU and no tracefs")
+		checkWitness(t, o, false, false, "uretprobes unavailable: no uprobe PMU and no tracefs")
 	})
 	t.Run("no uretprobe syscall in kallsyms", func(t *testing.T) {
 		if !kernel.Privileged() {
@@ -335,6 +335,6 @@ func TestSelfTestWitnessGates(t *testing.T) {
 		}
 		k := &Kernel{Arch: "amd64", Kallsyms: Kallsyms{Readable: true, Symbols: map[string]bool{"__x64_sys_uretprobe": false}}}
 		o := observeWitness(context.Background(), &kernel.Host{}, k, factSeccomp)
-		checkObservation(t, o, false, false, "no uretprobe syscall (__x64_sys_uretprobe not in kallsyms): nothing to test")
+		checkWitness(t, o, false, false, "no uretprobe syscall (__x64_sys_uretprobe not in kallsyms): nothing to test")
 	})
 }
