@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"weak"
@@ -21,7 +22,11 @@ import (
 // kernel's BTF (FactBTF) or a live self-test (FactSelfTest, only on the
 // running host). k is the partly filled Kernel (Arch, Release, Kallsyms).
 // Whatever cannot be established is Unobserved with the reason; nothing is
-// ever guessed "does not hold".
+// ever guessed "does not hold". A call that is not in the code counts only
+// when the code was decoded completely, no callee can have been inlined
+// across files (see crossFileInlining) and debugfs lists no kprobe in the
+// code read (its int3 or jump would hide the instruction; without debugfs
+// this cannot be checked).
 //
 // Work shared between facts of one Detect (the kallsyms table, the BTF
 // spec) is kept only as long as h is alive; the self-test's result is kept
@@ -92,6 +97,9 @@ func observeCall(h *kernel.Host, k *Kernel, f Fact) Observation {
 	if found.NoCallee {
 		return Observed(false, fmt.Sprintf("%s is not in kallsyms: the kernel has no function of that name to call", callee))
 	}
+	if at := kprobeIn(h, found.Spans); at != "" {
+		return Unobserved(fmt.Sprintf("%s: no call found, but a kprobe at %s patches the code read (its int3 or jump hides what was there)", f, at))
+	}
 	return Observed(false, fmt.Sprintf("no call to %s in %s (kcore); direct calls seen: %s",
 		callee, strings.Join(found.Read, ", "), strings.Join(found.Calls, ", ")))
 }
@@ -120,6 +128,32 @@ func crossFileInlining(h *kernel.Host, k *Kernel) string {
 		return ""
 	}
 	return "neither /proc/version nor the config tells the compiler, so LTO cannot be ruled out"
+}
+
+// kprobeIn returns where a kprobe (other than an ftrace-based one, which
+// only changes the entry's nop) sits in the spans, from debugfs's
+// kprobes/list; "" when there is none or the list cannot be read.
+func kprobeIn(h *kernel.Host, spans []kcode.Span) string {
+	b, err := h.ReadFile("sys/kernel/debug/kprobes/list")
+	if err != nil {
+		return ""
+	}
+	// "ffffffff8123c037  k  copy_from_user_nofault+0x37    [OPTIMIZED]"
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 3 || strings.Contains(line, "[FTRACE]") {
+			continue
+		}
+		addr, _ := strconv.ParseUint(fields[0], 16, 64)
+		sym, offText, _ := strings.Cut(fields[2], "+0x")
+		off, _ := strconv.ParseUint(offText, 16, 64)
+		for _, sp := range spans {
+			if (addr != 0 && addr >= sp.Start && addr < sp.End) || (addr == 0 && sym == sp.Name && sp.Start+off < sp.End) {
+				return fields[2]
+			}
+		}
+	}
+	return ""
 }
 
 // openKcore opens /proc/kcore under h and reads its headers, or says why

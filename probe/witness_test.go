@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"debug/elf"
+	"fmt"
 	"io/fs"
 	"strings"
 	"sync/atomic"
@@ -202,6 +203,20 @@ func TestCallWitnessUnobserved(t *testing.T) {
 	t.Run("config without LTO", func(t *testing.T) {
 		k := &Kernel{Arch: "amd64", ProcVersion: clang.ProcVersion, Config: map[string]string{"CONFIG_LTO_NONE": "y"}}
 		checkWitness(t, observeIn(t, syntheticKernelRoot(patched), k, factNMICheck), true, false, "no call to __check_object_size")
+	})
+	t.Run("a kprobe in the code read", func(t *testing.T) {
+		// An int3 or optimized jump on the call would hide it: the
+		// absence of a call means nothing then.
+		nmi := b.Addr("copy_from_user_nmi")
+		list := fmt.Sprintf("%016x  k  copy_from_user_nmi+0x0    [FTRACE]\n%016x  k  copy_from_user_nmi+0x1d    [OPTIMIZED]\n", nmi, nmi+0x1d)
+		checkWitness(t, observeIn(t, withFile("sys/kernel/debug/kprobes/list", []byte(list)), nil, factNMICheck), false, false,
+			"no call found, but a kprobe at copy_from_user_nmi+0x1d patches the code read")
+		hidden := "0000000000000000  k  copy_from_user_nmi+0x1d\n"
+		checkWitness(t, observeIn(t, withFile("sys/kernel/debug/kprobes/list", []byte(hidden)), nil, factNMICheck), false, false,
+			"a kprobe at copy_from_user_nmi+0x1d")
+		ftraceOnly := fmt.Sprintf("%016x  k  copy_from_user_nmi+0x0    [FTRACE]\n%016x  k  copy_from_user_nofault+0x11\n", nmi, b.Addr("copy_from_user_nofault")+0x11)
+		checkWitness(t, observeIn(t, withFile("sys/kernel/debug/kprobes/list", []byte(ftraceOnly)), nil, factNMICheck), true, false,
+			"no call to __check_object_size in copy_from_user_nmi")
 	})
 	t.Run("callee absent from kallsyms", func(t *testing.T) {
 		f := Fact{Kind: FactCall, Name: "__check_object_size->no_such_function"}

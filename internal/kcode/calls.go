@@ -46,9 +46,17 @@ type Finding struct {
 	Calls []string
 	// Read lists the code decoded, e.g. "copy_from_user_nofault (0x1a0 bytes)".
 	Read []string
+	// Spans are the address ranges decoded, in the order of Read.
+	Spans []Span
 	// NoCallee is set when kallsyms lists no function called Callee (nor
 	// a GCC clone of it): there is nothing to call, and no code was read.
 	NoCallee bool
+}
+
+// Span is a function's code: [Start, End).
+type Span struct {
+	Name       string
+	Start, End uint64
 }
 
 // region is a run of code to decode.
@@ -110,6 +118,7 @@ func FindCall(syms *Symbols, mem Memory, arch string, q Query) (*Finding, error)
 			continue
 		}
 		f.Read = append(f.Read, fmt.Sprintf("%s (%#x bytes)", r.name, len(code)))
+		f.Spans = append(f.Spans, Span{r.name, r.start, r.end})
 		bs, derr := branches(arch, code, r.start)
 		for _, b := range bs {
 			t := syms.resolve(arch, b.target, b.call)
