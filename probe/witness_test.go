@@ -5,6 +5,8 @@ import (
 	"debug/elf"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -103,6 +105,27 @@ func TestCallWitnessSynthetic(t *testing.T) {
 			checkWitness(t, observeIn(t, tt.root, nil, tt.f), true, tt.holds, tt.witness)
 		})
 	}
+}
+
+// The entry point Detect calls, as agreed with the catalog's evaluator.
+var _ func(context.Context, *kernel.Host, *Kernel, Fact) Observation = observeWitness
+
+// TestCallWitnessFilesOnDisk reads the synthetic pair from real files
+// (os.DirFS gives *os.File, read with ReadAt as /proc/kcore is).
+func TestCallWitnessFilesOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	for name, f := range syntheticKernelRoot(kcodetest.Kernel{VmallocLookup: true, NMIObjectCheck: true}) {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, f.Data, 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := os.DirFS(dir)
+	checkWitness(t, observeIn(t, root, nil, factNofaultFix), true, false, "no call to nmi_uaccess_okay in copy_from_user_nofault")
+	checkWitness(t, observeIn(t, root, nil, factVmallocCheck), true, true, "call find_vmap_area at check_heap_object+0x12")
 }
 
 // openCountingFS counts opens of one file.
