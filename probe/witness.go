@@ -35,6 +35,9 @@ func observeWitness(ctx context.Context, h *kernel.Host, k *Kernel, f Fact) Obse
 	if err := ctx.Err(); err != nil {
 		return Unobserved(fmt.Sprintf("%s: %v", f, err))
 	}
+	if k == nil {
+		k = &Kernel{} // no arch: every arch-bound witness says so
+	}
 	switch f.Kind {
 	case FactCall:
 		return observeCall(h, k, f)
