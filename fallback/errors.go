@@ -80,7 +80,7 @@ func (e *RefusedError) Error() string {
 			detail = append(detail, "verdict unknown, treated as not safe")
 		}
 		if len(g.ranges) > 0 {
-			detail = append(detail, "affected "+strings.Join(g.ranges, " or "))
+			detail = append(detail, "affected "+hazards.RangeText(g.ranges...))
 		}
 		if g.reason != "" {
 			detail = append(detail, g.reason)

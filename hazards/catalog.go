@@ -314,9 +314,9 @@ func (c *Catalog) kernelVerdict(i int, k *probe.Kernel) (Verdict, string) {
 func joinConstraints(cs []*constraint) string {
 	s := make([]string, len(cs))
 	for i, c := range cs {
-		s[i] = c.text
+		s[i] = c.raw
 	}
-	return strings.Join(s, " | ")
+	return RangeText(s...)
 }
 
 // distroMatches reports whether k is a build of the distribution d.

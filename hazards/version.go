@@ -15,8 +15,9 @@ import (
 // constraint is a compiled go-version constraint over a kernel's numeric
 // version core. go-version never appears in the exported API.
 type constraint struct {
-	text string
-	cs   goversion.Constraints
+	// text is the constraint as people read it (RangeText); raw as written.
+	text, raw string
+	cs        goversion.Constraints
 	// points are the X.Y.Z versions the text mentions, used to evaluate the
 	// constraint over a whole X.Y line when the sublevel is unknown.
 	points [][3]int
@@ -48,7 +49,7 @@ func parseConstraint(s string) (*constraint, error) {
 		}
 	}
 	// Every number in the text must be in range.
-	c := &constraint{text: s, cs: cs}
+	c := &constraint{text: RangeText(s), raw: s, cs: cs}
 	for _, m := range constraintVersionRE.FindAllString(s, -1) {
 		var p [3]int
 		for i, part := range strings.Split(m, ".") {
