@@ -24,9 +24,23 @@ type FeatureProber interface {
 // Options configures Detect. A nil *Options reads the real host and caches
 // the result for the life of the process.
 type Options struct {
-	// Root is the filesystem /proc, /sys, /etc and /boot are read from.
-	// Nil means the real root ("/").
+	// Root is the filesystem /proc, /sys, /etc and /boot are read from, to
+	// replay another machine (mechanisms are then decided offline, see
+	// Prober). Nil means the real root ("/"). Root and HostRoot exclude
+	// each other.
 	Root fs.FS
+	// HostRoot is the directory the host's root file system is mounted at
+	// when this process runs in a container (for example "/host", with the
+	// host's "/" mounted there read-only): /etc/os-release, /boot and the
+	// kernel-wide files of /proc and /sys are read below it, and /proc and
+	// /sys files it lacks from this process's own (the same kernel). The
+	// running kernel is still asked directly (uname, the vDSO and the
+	// feature probes), since a container shares the host's kernel, and
+	// this process's own mount table is read from its own /proc. Empty
+	// means "/": files are read where this process sees them. It must be
+	// an absolute path to a directory; loader and the safebpf command take
+	// it from SAFEBPF_HOST_ROOT (see docs/containers.md).
+	HostRoot string
 	// Uname returns the release (uname -r) and version (uname -v) strings.
 	// Nil means the uname system call.
 	Uname func() (release, version string, err error)
@@ -37,8 +51,9 @@ type Options struct {
 	Arch string
 	// Prober decides mechanism availability. Nil means the real probes
 	// (which need root or CAP_BPF+CAP_PERFMON to say "available") when Root
-	// is nil, and OfflineProber when Root is set, so that replaying another
-	// machine's files never mixes in this kernel's answers.
+	// is nil, HostRoot or not, and OfflineProber when Root is set, so that
+	// replaying another machine's files never mixes in this kernel's
+	// answers.
 	Prober FeatureProber
 }
 
@@ -58,11 +73,20 @@ type Description struct {
 // ErrUnparseableRelease is returned when a release string carries no X.Y version.
 var ErrUnparseableRelease = errors.New("unparseable kernel release")
 
-func (o *Options) host() *kernel.Host {
-	if o == nil {
-		return &kernel.Host{}
+func (o *Options) host() (*kernel.Host, error) {
+	switch {
+	case o == nil:
+		return &kernel.Host{}, nil
+	case o.HostRoot == "":
+		return &kernel.Host{FS: o.Root, Uname: o.Uname}, nil
+	case o.Root != nil:
+		return nil, fmt.Errorf("detect kernel: both Root and HostRoot %q set: Root replays a machine, HostRoot reads the host from a container", o.HostRoot)
 	}
-	return &kernel.Host{FS: o.Root, Uname: o.Uname}
+	fsys, err := kernel.HostRootFS(o.HostRoot)
+	if err != nil {
+		return nil, fmt.Errorf("detect kernel: %w (mount the host's / there read-only, see docs/containers.md, or unset SAFEBPF_HOST_ROOT)", err)
+	}
+	return &kernel.Host{FS: fsys, Uname: o.Uname}, nil
 }
 
 func (o *Options) vdso() (uint32, error) {
@@ -85,6 +109,10 @@ func (o *Options) prober(h *kernel.Host) FeatureProber {
 		return o.Prober
 	case o != nil && o.Root != nil:
 		return OfflineProber{}
+	case o != nil && o.HostRoot != "":
+		// The probes check this process's own view (tracefs mounts,
+		// PMUs): it is the one that attaches.
+		return &hostProber{host: &kernel.Host{Uname: o.Uname}}
 	}
 	return &hostProber{host: h}
 }
@@ -103,7 +131,7 @@ var hostCache struct {
 // successful result for the life of the process; each call returns its own
 // copy. Files that cannot be read leave their fields empty and add a line
 // to Kernel.Notes. Detect fails only when no release string can be read at
-// all or ctx is done.
+// all, ctx is done, or opts.HostRoot is unusable.
 func Detect(ctx context.Context, opts *Options) (*Kernel, error) {
 	if opts != nil {
 		return detect(ctx, opts)
@@ -122,7 +150,10 @@ func Detect(ctx context.Context, opts *Options) (*Kernel, error) {
 }
 
 func detect(ctx context.Context, opts *Options) (*Kernel, error) {
-	h := opts.host()
+	h, err := opts.host()
+	if err != nil {
+		return nil, err
+	}
 	k := &Kernel{Arch: opts.arch()}
 	note := func(format string, args ...any) { k.Notes = append(k.Notes, fmt.Sprintf(format, args...)) }
 
