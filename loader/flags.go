@@ -2,6 +2,7 @@ package loader
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -10,16 +11,23 @@ import (
 )
 
 // Command-line flag names and environment variables of the operator's
-// override. Flags beat the environment.
+// override. Flags beat the environment. These are the only place the
+// variables are read: an agent reads them through Flags (RegisterFlags,
+// then Apply), and so does the safebpf command.
 const (
 	// FlagForce takes comma-separated hazard IDs to force past, or "all".
 	FlagForce = "safebpf-force"
 	// FlagPolicy takes the path of a policy file.
 	FlagPolicy = "safebpf-policy"
+	// FlagHostRoot takes the directory the host's root is mounted at in a
+	// container (Options.HostRoot).
+	FlagHostRoot = "safebpf-host-root"
 	// EnvForce is the environment counterpart of FlagForce.
 	EnvForce = "SAFEBPF_FORCE"
 	// EnvPolicy is the environment counterpart of FlagPolicy.
 	EnvPolicy = "SAFEBPF_POLICY"
+	// EnvHostRoot is the environment counterpart of FlagHostRoot.
+	EnvHostRoot = "SAFEBPF_HOST_ROOT"
 )
 
 // FlagSet is the part of a flag set RegisterFlags needs. It is satisfied
@@ -29,88 +37,118 @@ type FlagSet interface {
 }
 
 // Flags holds the operator's override as given on the command line. Create
-// it with RegisterFlags, parse the flag set, then call Apply. A nil *Flags
-// reads only the environment.
+// it with RegisterFlags, parse the flag set, then call Apply; a program
+// with flags of its own names (the safebpf command's --force) sets the
+// fields itself. A nil *Flags reads only the environment.
 type Flags struct {
-	force  string
-	policy string
+	// Force, Policy and HostRoot are the values given on the command line.
+	// Empty means not given: the environment variable (EnvForce,
+	// EnvPolicy, EnvHostRoot) counts instead.
+	Force, Policy, HostRoot string
+
+	// registered is set by RegisterFlags: messages then name the flags.
+	registered bool
 }
 
-// RegisterFlags registers -safebpf-force and -safebpf-policy on fs and
-// returns the Flags they fill in when fs is parsed.
+// RegisterFlags registers -safebpf-force, -safebpf-policy and
+// -safebpf-host-root on fs and returns the Flags they fill in when fs is
+// parsed.
 func RegisterFlags(fs FlagSet) *Flags {
-	f := &Flags{}
-	fs.StringVar(&f.force, FlagForce, "",
+	f := &Flags{registered: true}
+	fs.StringVar(&f.Force, FlagForce, "",
 		`comma-separated hazard IDs to attach past despite the hazard, or "all" (env `+EnvForce+`)`)
-	fs.StringVar(&f.policy, FlagPolicy, "",
+	fs.StringVar(&f.Policy, FlagPolicy, "",
 		"path of a safebpf policy file (env "+EnvPolicy+")")
+	fs.StringVar(&f.HostRoot, FlagHostRoot, "",
+		"where the host's / is mounted when running in a container, e.g. /host (env "+EnvHostRoot+")")
 	return f
 }
 
-// source returns the value in effect and where it came from, for error
-// messages: the flag when set, else the environment variable.
-func (f *Flags) source(flagValue, flagName, env string) (value, source string) {
-	if f != nil && flagValue != "" {
-		return flagValue, "-" + flagName
-	}
-	if v := os.Getenv(env); v != "" {
-		return v, env
-	}
-	return "", ""
+// Setting is one override as resolved: its value and where it came from.
+type Setting struct {
+	// Value is the value in effect; empty when neither the flag nor the
+	// environment variable gives one.
+	Value string `json:"value,omitempty"`
+	// Source is "-safebpf-force" (the flag, named as registered; "flag"
+	// when the program set Flags itself), "SAFEBPF_FORCE" (the
+	// environment), or empty when unset.
+	Source string `json:"source,omitempty"`
 }
 
-func (f *Flags) values() (force, forceSrc, policy, policySrc string) {
-	var ff, fp string
-	if f != nil {
-		ff, fp = f.force, f.policy
+// setting returns the value in effect and where it came from: the flag
+// when set, else the environment variable.
+func (f *Flags) setting(flagValue, flagName, env string) Setting {
+	if f != nil && flagValue != "" {
+		if !f.registered {
+			return Setting{flagValue, "flag"}
+		}
+		return Setting{flagValue, "-" + flagName}
 	}
-	force, forceSrc = f.source(ff, FlagForce, EnvForce)
-	policy, policySrc = f.source(fp, FlagPolicy, EnvPolicy)
-	return force, forceSrc, policy, policySrc
+	if v := os.Getenv(env); v != "" {
+		return Setting{v, env}
+	}
+	return Setting{}
+}
+
+// Settings returns the force list, policy path and host root in effect
+// and where each came from. It reads the environment for each flag left
+// empty; an empty flag cannot override a set environment variable (unset
+// the variable instead).
+func (f *Flags) Settings() (force, policy, hostRoot Setting) {
+	var ff, fp, fh string
+	if f != nil {
+		ff, fp, fh = f.Force, f.Policy, f.HostRoot
+	}
+	return f.setting(ff, FlagForce, EnvForce),
+		f.setting(fp, FlagPolicy, EnvPolicy),
+		f.setting(fh, FlagHostRoot, EnvHostRoot)
 }
 
 // Resolve reads the flags and, for each flag left empty, its environment
 // variable. It loads the policy file (nil when none is given) with
-// hazards.LoadPolicy and validates the force IDs against cat (nil means
-// hazards.Builtin()) and the policy's rules. An empty flag cannot override
-// a set environment variable: unset the variable instead.
+// hazards.LoadPolicy and parses the force list with ParseForce: IDs that
+// neither cat (nil means hazards.Builtin()) nor the policy's rules know
+// are returned too (see ParseForce). The host root is not read: see
+// Settings and Apply.
 func (f *Flags) Resolve(cat *hazards.Catalog) ([]hazards.ID, *hazards.Policy, error) {
-	force, forceSrc, path, policySrc := f.values()
+	force, policy, _ := f.Settings()
 	var pol *hazards.Policy
-	if path != "" {
-		p, err := hazards.LoadPolicy(path)
+	if policy.Value != "" {
+		p, err := hazards.LoadPolicy(policy.Value)
 		if err != nil {
-			return nil, nil, fmt.Errorf("load policy from %s: %w", policySrc, err)
+			return nil, nil, fmt.Errorf("load policy from %s: %w", policy.Source, err)
 		}
 		pol = p
 	}
-	ids, err := ParseForce(force, cat, pol)
+	ids, err := ParseForce(force.Value, cat, pol)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parse %s: %w", forceSrc, err)
+		return nil, nil, fmt.Errorf("parse %s: %w", force.Source, err)
 	}
 	return ids, pol, nil
 }
 
 // Apply merges the operator's override into o: the policy file, when one is
-// given, replaces o.Policy, and the forced IDs are added to o.Force. Force
-// IDs are checked against o.Catalog (nil: hazards.Builtin()) and the rules
-// of the policy in effect.
+// given, replaces o.Policy; the forced IDs are added to o.Force; and the
+// host root, when one is given, replaces o.HostRoot. A force ID that
+// neither o.Catalog (nil: hazards.Builtin()) nor the policy in effect
+// knows is kept: New logs it and ignores it (see Options.Force). On error,
+// o is unchanged.
 func (f *Flags) Apply(o *Options) error {
 	if o == nil {
 		return fmt.Errorf("apply safebpf flags: nil *Options: %w", errInvalidInput)
 	}
-	force, forceSrc, path, policySrc := f.values()
+	force, policy, hostRoot := f.Settings()
 	pol := o.Policy
-	if path != "" {
-		p, err := hazards.LoadPolicy(path)
+	if policy.Value != "" {
+		p, err := hazards.LoadPolicy(policy.Value)
 		if err != nil {
-			return fmt.Errorf("load policy from %s: %w", policySrc, err)
+			return fmt.Errorf("load policy from %s: %w", policy.Source, err)
 		}
 		pol = p
 	}
-	ids, err := ParseForce(force, o.Catalog, pol)
+	ids, err := ParseForce(force.Value, o.Catalog, pol)
 	if err != nil {
-		return fmt.Errorf("parse %s: %w", forceSrc, err)
+		return fmt.Errorf("parse %s: %w", force.Source, err)
 	}
 	o.Policy = pol
 	seen := map[hazards.ID]bool{}
@@ -123,15 +161,16 @@ func (f *Flags) Apply(o *Options) error {
 			o.Force = append(o.Force, id)
 		}
 	}
+	if hostRoot.Value != "" {
+		o.HostRoot = hostRoot.Value
+	}
 	return nil
 }
 
-// ForceFromEnv parses SAFEBPF_FORCE against cat (nil: hazards.Builtin())
-// and the rules of pol (may be nil). It returns nil when the variable is
-// unset or empty.
+// ForceFromEnv parses SAFEBPF_FORCE as ParseForce does. It returns nil
+// when the variable is unset or empty.
 func ForceFromEnv(cat *hazards.Catalog, pol *hazards.Policy) ([]hazards.ID, error) {
-	v := os.Getenv(EnvForce)
-	ids, err := ParseForce(v, cat, pol)
+	ids, err := ParseForce(os.Getenv(EnvForce), cat, pol)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", EnvForce, err)
 	}
@@ -139,23 +178,21 @@ func ForceFromEnv(cat *hazards.Catalog, pol *hazards.Policy) ([]hazards.ID, erro
 }
 
 // ParseForce parses a comma-separated list of hazard IDs. Spaces around
-// IDs and empty items are ignored, and duplicates are dropped. Each ID must
-// name a hazard of cat (nil means hazards.Builtin()) or a rule of pol (may
-// be nil), or be hazards.ForceAll spelled exactly "all". An unknown ID is a
-// *hazards.UnknownIDError listing the known IDs (errors.Is
-// hazards.ErrUnknownHazard); "ALL" and other spellings of "all" get a hint.
+// IDs and empty items are ignored, and duplicates are dropped.
+//
+// Every well-formed ID is returned, known or not: an ID that neither cat
+// (nil means hazards.Builtin()) nor a rule of pol (may be nil) knows may
+// be one a newer release knows, set fleet-wide while agents are upgraded,
+// and it cannot force anything here, so it is not an error (version skew
+// must not stop older agents). New logs such IDs at warn level and
+// ignores them; UnknownForce lists them. A malformed item, which no
+// release could know ("ALL", "Kretprobe-Contention", "a;b"; see
+// hazards.ID.WellFormed), is a *hazards.UnknownIDError listing the known
+// IDs (errors.Is hazards.ErrUnknownHazard); other spellings of "all" get
+// a hint.
 func ParseForce(s string, cat *hazards.Catalog, pol *hazards.Policy) ([]hazards.ID, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
-	}
-	if cat == nil {
-		cat = hazards.Builtin()
-	}
-	known := cat.IDs()
-	if pol != nil {
-		for _, h := range pol.Rules {
-			known = append(known, h.ID)
-		}
 	}
 	var ids []hazards.ID
 	for _, item := range strings.Split(s, ",") {
@@ -163,10 +200,54 @@ func ParseForce(s string, cat *hazards.Catalog, pol *hazards.Policy) ([]hazards.
 		if id == "" || slices.Contains(ids, id) {
 			continue
 		}
-		if id != hazards.ForceAll && !slices.Contains(known, id) {
-			return nil, &hazards.UnknownIDError{ID: id, Known: known}
+		if !id.WellFormed() {
+			return nil, &hazards.UnknownIDError{ID: id, Known: knownIDs(cat, pol)}
 		}
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// UnknownForce returns the IDs of force, in order, that are neither
+// hazards.ForceAll nor known to cat (nil means hazards.Builtin()) or to
+// the rules of pol (may be nil): IDs that cannot force anything here.
+func UnknownForce(force []hazards.ID, cat *hazards.Catalog, pol *hazards.Policy) []hazards.ID {
+	known := knownIDs(cat, pol)
+	var out []hazards.ID
+	for _, id := range force {
+		if id != hazards.ForceAll && !slices.Contains(known, id) && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// knownIDs returns the IDs of cat (nil: hazards.Builtin()) and pol's rules.
+func knownIDs(cat *hazards.Catalog, pol *hazards.Policy) []hazards.ID {
+	if cat == nil {
+		cat = hazards.Builtin()
+	}
+	known := cat.IDs()
+	if pol != nil {
+		for _, h := range pol.Rules {
+			if !slices.Contains(known, h.ID) {
+				known = append(known, h.ID)
+			}
+		}
+	}
+	return known
+}
+
+// warnUnknownForce logs the force IDs this release does not know, which
+// New ignores. With a nil logger it logs to slog.Default(): an override
+// that does nothing must be findable.
+func warnUnknownForce(logger *slog.Logger, unknown, known []hazards.ID) {
+	if len(unknown) == 0 {
+		return
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger.Warn("safebpf: ignoring force IDs this release does not know (a newer release's?): they force nothing",
+		slog.Any("ids", unknown), slog.Any("known", known))
 }

@@ -1,17 +1,23 @@
 package loader
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/probe"
 )
 
 // userRulePolicy is a policy with one user rule, acme-kprobe-oops.
@@ -45,6 +51,7 @@ func clearEnv(t *testing.T) {
 	t.Helper()
 	t.Setenv(EnvForce, "")
 	t.Setenv(EnvPolicy, "")
+	t.Setenv(EnvHostRoot, "")
 }
 
 // pflagLike is a flag set with pflag's StringVar signature but none of
@@ -63,7 +70,7 @@ func TestRegisterFlagsPflagLike(t *testing.T) {
 	clearEnv(t)
 	fs := &pflagLike{vars: map[string]*string{}}
 	f := RegisterFlags(fs)
-	if diff := cmp.Diff([]string{FlagForce, FlagPolicy}, sortedKeys(fs.vars)); diff != "" {
+	if diff := cmp.Diff([]string{FlagForce, FlagHostRoot, FlagPolicy}, sortedKeys(fs.vars)); diff != "" {
 		t.Fatalf("registered flags (-want +got):\n%s", diff)
 	}
 	*fs.vars[FlagForce] = "kretprobe-contention"
@@ -81,9 +88,7 @@ func sortedKeys(m map[string]*string) []string {
 	for k := range m {
 		ks = append(ks, k)
 	}
-	if len(ks) == 2 && ks[0] > ks[1] {
-		ks[0], ks[1] = ks[1], ks[0]
-	}
+	slices.Sort(ks)
 	return ks
 }
 
@@ -136,18 +141,29 @@ func TestFlagsApply(t *testing.T) {
 			wantIs:  hazards.ErrUnknownHazard,
 		},
 		{
-			name: "unknown ID lists the known IDs",
-			args: []string{"-safebpf-force=x86-text-poke-race,fentry-deadlock"},
-			wantErr: []string{"-safebpf-force", `"fentry-deadlock"`, "nmi-user-read-deadlock",
+			name: "malformed ID lists the known IDs",
+			args: []string{"-safebpf-force=x86-text-poke-race,Fentry_Deadlock"},
+			wantErr: []string{"-safebpf-force", `"Fentry_Deadlock"`, "nmi-user-read-deadlock",
 				"x86-text-poke-race", "fentry-zap-pid-ns-deadlock", "kretprobe-contention",
 				"uprobe-mmap-lock-stall", "uretprobe-seccomp-kill"},
 			wantIs: hazards.ErrUnknownHazard,
 		},
 		{
-			name:    "user rule unknown without its policy",
-			args:    []string{"-safebpf-force=acme-kprobe-oops"},
-			wantErr: []string{`"acme-kprobe-oops"`},
-			wantIs:  hazards.ErrUnknownHazard,
+			// Version skew: a newer release's ID is kept for New, which
+			// warns and ignores it; it must not stop the agent.
+			name:      "unknown well-formed ID from a newer release",
+			args:      []string{"-safebpf-force=x86-text-poke-race,fentry-deadlock-from-v2"},
+			wantForce: []hazards.ID{"x86-text-poke-race", "fentry-deadlock-from-v2"},
+		},
+		{
+			name:      "unknown ID from the environment",
+			env:       map[string]string{EnvForce: "hazard-of-tomorrow"},
+			wantForce: []hazards.ID{"hazard-of-tomorrow"},
+		},
+		{
+			name:      "user rule without its policy",
+			args:      []string{"-safebpf-force=acme-kprobe-oops"},
+			wantForce: []hazards.ID{"acme-kprobe-oops"},
 		},
 		{
 			name:      "user rule known from the policy flag",
@@ -271,6 +287,7 @@ func TestParseForce(t *testing.T) {
 		{in: "All", wantErr: `unknown hazard ID "All"`},
 		{in: " all ", want: []hazards.ID{"all"}},
 		{in: "Kretprobe-Contention", wantErr: `unknown hazard ID "Kretprobe-Contention"`},
+		{in: "a-newer-hazard,kretprobe-contention", want: []hazards.ID{"a-newer-hazard", "kretprobe-contention"}},
 		{in: "kretprobe-contention;x86-text-poke-race", wantErr: `unknown hazard ID "kretprobe-contention;x86-text-poke-race"`},
 	}
 	for _, tt := range tests {
@@ -301,8 +318,12 @@ func TestForceFromEnv(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	t.Setenv(EnvForce, "nope")
+	if got, err := ForceFromEnv(nil, nil); err != nil || len(got) != 1 || got[0] != "nope" {
+		t.Errorf("ForceFromEnv with an unknown ID = %v, %v; want it returned for New to ignore", got, err)
+	}
+	t.Setenv(EnvForce, "No;pe")
 	if _, err := ForceFromEnv(nil, nil); err == nil || !strings.Contains(err.Error(), EnvForce) {
-		t.Errorf("ForceFromEnv with an unknown ID = %v, want an error naming %s", err, EnvForce)
+		t.Errorf("ForceFromEnv with a malformed ID = %v, want an error naming %s", err, EnvForce)
 	}
 }
 
@@ -323,5 +344,108 @@ func TestResolve(t *testing.T) {
 	}
 	if pol == nil || pol.Mode != hazards.Warn || len(pol.Rules) != 1 {
 		t.Errorf("policy = %+v, want the file's (mode warn, one rule)", pol)
+	}
+}
+
+// TestNewIgnoresUnknownForce: a force ID this release does not know (a
+// newer release's, set fleet-wide during an upgrade) must not stop the
+// agent: New warns, naming it, and ignores it; the known IDs still count.
+func TestNewIgnoresUnknownForce(t *testing.T) {
+	v := probe.Version{Major: 5, Minor: 5, Patch: 3, PatchKnown: true}
+	k := &probe.Kernel{Release: "5.5.3", Version: &v, VersionSource: probe.SourceRelease, Arch: "amd64", CPUs: 2,
+		Mechanisms: map[probe.Mechanism]probe.Support{probe.Kprobe: probe.Supported("fixture")}}
+	var logs bytes.Buffer
+	l, err := New(&Options{
+		Kernel: k,
+		Force:  []hazards.ID{"x86-text-poke-race", "hazard-from-a-newer-release"},
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatalf("New with an unknown force ID: %v", err)
+	}
+	defer l.Close()
+	if diff := cmp.Diff([]hazards.ID{"x86-text-poke-race"}, l.policy.Force); diff != "" {
+		t.Errorf("effective force (-want +got):\n%s", diff)
+	}
+	var rec struct {
+		Level string   `json:"level"`
+		Msg   string   `json:"msg"`
+		IDs   []string `json:"ids"`
+	}
+	if err := json.Unmarshal(logs.Bytes(), &rec); err != nil {
+		t.Fatalf("log %q: %v", logs.String(), err)
+	}
+	if rec.Level != "WARN" || !slices.Equal(rec.IDs, []string{"hazard-from-a-newer-release"}) || !strings.Contains(rec.Msg, "ignoring") {
+		t.Errorf("log record %+v, want a warning naming the ignored ID", rec)
+	}
+
+	// The known force still works: kprobe on 5.5.3 x86 attaches, warned.
+	d, err := planWith(k, hazards.Builtin(), fallback.Request{Mechanism: probe.Kprobe}, &l.policy)
+	if err != nil || d.Chosen != probe.Kprobe || !slices.Contains(d.Forced, "x86-text-poke-race") {
+		t.Errorf("decision %+v, %v: want kprobe forced past x86-text-poke-race", d, err)
+	}
+
+	// With a nil Logger the warning goes to slog.Default().
+	logs.Reset()
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, nil)))
+	defer slog.SetDefault(old)
+	l2, err := New(&Options{Kernel: k, Force: []hazards.ID{"hazard-from-a-newer-release"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	if !strings.Contains(logs.String(), "hazard-from-a-newer-release") {
+		t.Errorf("nil Logger: default logger got %q", logs.String())
+	}
+}
+
+// TestFlagsHostRoot: SAFEBPF_HOST_ROOT and -safebpf-host-root reach
+// Options.HostRoot, and New reads the host's os-release there.
+func TestFlagsHostRoot(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc/os-release"), []byte("ID=host-distro-for-test\nVERSION_ID=7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvHostRoot, "/from/the/environment")
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f := RegisterFlags(fs)
+	if err := fs.Parse([]string{"-safebpf-host-root", dir}); err != nil {
+		t.Fatal(err)
+	}
+	var o Options
+	if err := f.Apply(&o); err != nil {
+		t.Fatal(err)
+	}
+	if o.HostRoot != dir {
+		t.Errorf("HostRoot %q, want the flag's %q", o.HostRoot, dir)
+	}
+	if _, _, hr := f.Settings(); hr.Source != "-"+FlagHostRoot {
+		t.Errorf("host root source %q", hr.Source)
+	}
+	t.Setenv(EnvHostRoot, dir)
+	o = Options{}
+	if err := (*Flags)(nil).Apply(&o); err != nil || o.HostRoot != dir {
+		t.Fatalf("from the environment: HostRoot %q, %v", o.HostRoot, err)
+	}
+	l, err := New(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if d := l.Kernel().Distro; d.ID != "host-distro-for-test" || d.VersionID != "7" {
+		t.Errorf("distro %+v, want the host root's", d)
+	}
+	t.Setenv(EnvHostRoot, filepath.Join(dir, "missing"))
+	o = Options{}
+	if err := (*Flags)(nil).Apply(&o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(&o); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("New with a missing host root = %v, want an error naming it", err)
 	}
 }

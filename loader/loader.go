@@ -4,8 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
+	"slices"
 	"sync"
 
 	"go.opentelemetry.io/otel/metric"
@@ -22,6 +21,12 @@ import (
 type Options struct {
 	// Kernel describes the running kernel. Nil means probe.Detect once, in New.
 	Kernel *probe.Kernel
+	// HostRoot is where the host's root file system is mounted when the
+	// agent runs in a container ("/host"): New's probe.Detect reads the
+	// host's os-release, /boot and /proc and /sys files there
+	// (probe.Options.HostRoot). Empty means "/". Ignored when Kernel is
+	// set. Flags.Apply sets it from -safebpf-host-root or SAFEBPF_HOST_ROOT.
+	HostRoot string
 	// Catalog is the hazard catalog. Nil means hazards.Builtin().
 	Catalog *hazards.Catalog
 	// Policy holds the operator's edits (mode, force list, overrides,
@@ -32,7 +37,10 @@ type Options struct {
 	Mode hazards.Mode
 	// Force lists hazard IDs to force past (hazards.ForceAll forces every
 	// hazard). It is merged with the policy's force list. An ID that is
-	// neither in the catalog nor a policy rule makes New fail.
+	// neither in the catalog nor a policy rule forces nothing: New logs it
+	// at warn level (to Logger, or slog.Default() when Logger is nil) and
+	// ignores it, because it may name a hazard a newer release knows while
+	// a fleet is being upgraded.
 	Force []hazards.ID
 	// TracerProvider supplies spans. Nil means otel.GetTracerProvider().
 	TracerProvider trace.TracerProvider
@@ -85,11 +93,12 @@ func New(opts *Options) (*Loader, error) {
 		return nil, err
 	}
 	l.policy = pol
+	warnUnknownForce(opts.Logger, UnknownForce(slices.Concat(policyForce(opts.Policy), opts.Force), l.catalog, opts.Policy), knownIDs(l.catalog, opts.Policy))
 
 	if opts.Kernel != nil {
 		l.kernel = opts.Kernel.Clone()
 	} else {
-		k, err := detect(context.Background())
+		k, err := detect(context.Background(), opts.HostRoot)
 		if err != nil {
 			return nil, fmt.Errorf("detect kernel: %w", err)
 		}
@@ -106,8 +115,9 @@ func New(opts *Options) (*Loader, error) {
 	return l, nil
 }
 
-// effectivePolicy merges mode and force into a copy of pol and validates
-// the force IDs.
+// effectivePolicy merges mode and force into a copy of pol, dropping the
+// force IDs neither cat nor pol's rules know (see Options.Force). A
+// malformed ID, which no release knows, is an error.
 func effectivePolicy(cat *hazards.Catalog, pol *hazards.Policy, mode hazards.Mode, force []hazards.ID) (hazards.Policy, error) {
 	var p hazards.Policy
 	if pol != nil {
@@ -125,24 +135,15 @@ func effectivePolicy(cat *hazards.Catalog, pol *hazards.Policy, mode hazards.Mod
 	default:
 		return p, fmt.Errorf("set mode %q: want enforce, warn or audit: %w", p.Mode, errInvalidInput)
 	}
-	known := map[hazards.ID]bool{}
-	for _, h := range cat.Hazards() {
-		known[h.ID] = true
-	}
-	for _, h := range p.Rules {
-		known[h.ID] = true
-	}
+	unknown := UnknownForce(slices.Concat(p.Force, force), cat, pol)
 	seen := map[hazards.ID]bool{}
 	var merged []hazards.ID
 	for _, id := range append(p.Force, force...) {
-		if id != hazards.ForceAll && !known[id] {
-			ids := make([]string, 0, len(known))
-			for k := range known {
-				ids = append(ids, string(k))
-			}
-			sort.Strings(ids)
-			return p, fmt.Errorf("force hazard %q: unknown ID, want %q or one of %s: %w",
-				id, hazards.ForceAll, strings.Join(ids, ", "), errInvalidInput)
+		if !id.WellFormed() {
+			return p, fmt.Errorf("force hazard: %w: %w", &hazards.UnknownIDError{ID: id, Known: knownIDs(cat, pol)}, errInvalidInput)
+		}
+		if slices.Contains(unknown, id) {
+			continue
 		}
 		if !seen[id] {
 			seen[id] = true
@@ -237,6 +238,16 @@ func planWith(k *probe.Kernel, cat *hazards.Catalog, req fallback.Request, pol *
 	return d, err
 }
 
-func detect(ctx context.Context) (*probe.Kernel, error) {
+func detect(ctx context.Context, hostRoot string) (*probe.Kernel, error) {
+	if hostRoot != "" {
+		return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot})
+	}
 	return probe.Detect(ctx, nil)
+}
+
+func policyForce(p *hazards.Policy) []hazards.ID {
+	if p == nil {
+		return nil
+	}
+	return p.Force
 }

@@ -281,7 +281,8 @@ func TestNewOptions(t *testing.T) {
 			Policy: &hazards.Policy{Force: []hazards.ID{"nmi-user-read-deadlock"}}},
 			hazards.Enforce, []hazards.ID{"nmi-user-read-deadlock", "x86-text-poke-race"}, false},
 		{"force all", &Options{Kernel: k, Force: []hazards.ID{hazards.ForceAll}}, hazards.Enforce, []hazards.ID{hazards.ForceAll}, false},
-		{"unknown force ID", &Options{Kernel: k, Force: []hazards.ID{"no-such-hazard"}}, "", nil, true},
+		{"unknown force ID is ignored", &Options{Kernel: k, Force: []hazards.ID{"no-such-hazard"}}, hazards.Enforce, nil, false},
+		{"malformed force ID", &Options{Kernel: k, Force: []hazards.ID{"No Such Hazard"}}, "", nil, true},
 		{"policy rule IDs are known", &Options{Kernel: k, Force: []hazards.ID{"my-rule"},
 			Policy: &hazards.Policy{Rules: []hazards.Hazard{{ID: "my-rule"}}}}, hazards.Enforce, []hazards.ID{"my-rule"}, false},
 	}
@@ -313,10 +314,10 @@ func TestNewOptions(t *testing.T) {
 			}
 		})
 	}
-	// The unknown-ID error lists the known IDs.
-	_, err := New(&Options{Kernel: k, Force: []hazards.ID{"nope"}})
+	// The malformed-ID error lists the known IDs.
+	_, err := New(&Options{Kernel: k, Force: []hazards.ID{"NOPE"}})
 	if err == nil || !strings.Contains(err.Error(), "fentry-zap-pid-ns-deadlock") {
-		t.Errorf("unknown force ID error %v does not list known IDs", err)
+		t.Errorf("malformed force ID error %v does not list known IDs", err)
 	}
 }
 
