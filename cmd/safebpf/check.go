@@ -1,272 +1,257 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
-	"flag"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 
-	"github.com/safebpf/safebpf/fallback"
-	"github.com/safebpf/safebpf/hazards"
+	"github.com/spf13/cobra"
+
 	"github.com/safebpf/safebpf/probe"
 )
 
-const checkUsage = `usage: safebpf check (--release RELEASE | --kernel FIXTURE.json) [flags]
+// checkOpts are check's flags.
+type checkOpts struct {
+	out outputOpts
+	as  assumption
+	pol policyOpts
 
-Evaluates a kernel described on the command line, without touching this
-machine, and plans an attachment on it. Offline, a mechanism counts as
-available when the kernel version and arch (and the config, when given)
-support it, and the program is assumed to have every alternative variant a
-fallback edge needs (fentry↔kprobe, fexit↔kretprobe, multi→single).
+	kernelFile                            string
+	release, procVersion, signature, arch string
+	osRelease, kallsyms, config           string
+	cpus                                  int
 
-With --mechanism, prints the findings of every hazard concerning that
-mechanism and one decision. Without it, prints the findings for every
-mechanism and one decision per mechanism. Exits 1 when a decision refuses.
-
-Kernel description (--release, or --kernel alone):
-  --kernel FILE            a kernel captured with 'safebpf probe --json' (the
-                           whole report or its "kernel" object); its probed
-                           mechanism availability is used as is
-  --release R              uname -r, e.g. 5.15.0-91-generic
-  --proc-version S         the /proc/version line
-  --version-signature S    Ubuntu's /proc/version_signature
-  --os-release FILE        an os-release file
-  --arch A                 GOARCH name (default amd64)
-  --cpus N                 possible CPUs
-  --kallsyms FILE          /proc/kallsyms or an excerpt (evidence symbols)
-  --config FILE            kernel config (plain or gzip, e.g. /proc/config.gz)
-
-Attachment:
-  --mechanism M            fentry, fexit, kprobe, kretprobe, kprobe-multi,
-                           kretprobe-multi, tracepoint, raw-tracepoint, uprobe,
-                           uretprobe, uprobe-multi, perf-event-hardware,
-                           perf-event-software
-  --reads-user-memory      the program reads user memory
-  --seccomp                the traced process may run under seccomp
-  --targets N              functions or symbols attached together (default 1)
-  --maxactive N            requested kretprobe maxactive (0: default)
-  --frequency HZ           perf event sampling frequency (default 99)
-  --pinned                 forbid changing the mechanism
-
-Policy:
-  --policy FILE            apply a policy file (same checks as 'policy validate')
-  --force IDS              comma-separated hazard IDs to force ("all" forces all)
-  --mode MODE              enforce, warn or audit (default: the policy's, else enforce)
-
-Output:
-  --json                   one JSON object: {"kernel": {..., "version":
-                           "X.Y.Z"|"X.Y"|null, "version_source"}, "findings":
-                           [{"id", "mechanism", "verdict", "action", "reason"}],
-                           "decision": {"requested", "chosen", "action",
-                           "settings", "steps", ...}} ("decisions": [...]
-                           without --mechanism)`
-
-// checkReport is the JSON form of `safebpf check`.
-type checkReport struct {
-	Kernel    *probe.Kernel  `json:"kernel"`
-	Findings  []findingJSON  `json:"findings"`
-	Decision  *decisionJSON  `json:"decision,omitempty"`
-	Decisions []decisionJSON `json:"decisions,omitempty"`
+	mechanism string
+	req       requestOpts
 }
 
-func (c *cli) check(args []string) int {
-	fs := newFlagSet("check")
-	var (
-		kernelFile  = fs.String("kernel", "", "")
-		release     = fs.String("release", "", "")
-		procVersion = fs.String("proc-version", "", "")
-		signature   = fs.String("version-signature", "", "")
-		osRelease   = fs.String("os-release", "", "")
-		arch        = fs.String("arch", "", "")
-		cpus        = fs.Int("cpus", 0, "")
-		kallsyms    = fs.String("kallsyms", "", "")
-		config      = fs.String("config", "", "")
-		mechanism   = fs.String("mechanism", "", "")
-		readsUser   = fs.Bool("reads-user-memory", false, "")
-		seccomp     = fs.Bool("seccomp", false, "")
-		targets     = fs.Int("targets", 1, "")
-		maxActive   = fs.Int("maxactive", 0, "")
-		frequency   = fs.Uint64("frequency", 99, "")
-		pinned      = fs.Bool("pinned", false, "")
-		policyFile  = fs.String("policy", "", "")
-		force       = fs.String("force", "", "")
-		mode        = fs.String("mode", "", "")
-		asJSON      = fs.Bool("json", false, "")
-	)
-	pos, code, ok := c.parse(fs, checkUsage, args)
-	if !ok {
-		return code
-	}
-	if len(pos) > 0 {
-		return c.usageErr("check", fmt.Errorf("unexpected argument %q", pos[0]))
-	}
-	if *release == "" && *kernelFile == "" {
-		return c.usageErr("check", fmt.Errorf("--release or --kernel is required (e.g. --release 5.15.0-91-generic)"))
-	}
-	if *kernelFile != "" {
-		described := false
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "release", "proc-version", "version-signature", "os-release", "arch", "cpus", "kallsyms", "config":
-				described = true
-			}
-		})
-		if described {
-			return c.usageErr("check", fmt.Errorf("--kernel takes the whole kernel from the fixture: drop --release and the other description flags"))
-		}
-	}
-	if *cpus < 0 || *targets < 0 || *maxActive < 0 {
-		return c.usageErr("check", fmt.Errorf("--cpus, --targets and --maxactive must not be negative"))
-	}
-	var mechs []probe.Mechanism
-	if *mechanism != "" {
-		m, err := probe.ParseMechanism(*mechanism)
-		if err != nil {
-			return c.usageErr("check", err)
-		}
-		mechs = []probe.Mechanism{m}
-	} else {
-		mechs = probe.Mechanisms()
-	}
+// Flag bounds.
+const (
+	maxTargets   = 1 << 20
+	maxMaxActive = 4096   // the kernel's KRETPROBE_MAXACTIVE_MAX
+	maxFrequency = 100000 // the default kernel.perf_event_max_sample_rate
+)
 
+// descriptionFlags describe a kernel on the command line.
+var descriptionFlags = []string{"release", "proc-version", "version-signature", "os-release", "arch", "cpus", "kallsyms", "config"}
+
+func (a *app) checkCommand() *cobra.Command {
+	o := &checkOpts{}
+	c := &cobra.Command{
+		Use:   "check (--release R | --kernel FILE) [flags]",
+		Short: "evaluate a described kernel offline",
+		Long: `Evaluates a kernel described on the command line (--release and the other
+description flags) or captured with 'safebpf probe --json' (--kernel),
+without touching this machine, and plans an attachment as the loader
+would. Offline, a mechanism counts as available when the kernel version
+and arch (and the config, when given) support it.
+
+With --mechanism, prints the verdict of every hazard concerning that
+mechanism and one decision; without it, one decision per mechanism. Exits
+1 when a decision refuses.`,
+		Example: `  safebpf check --release 5.15.0-91-generic --mechanism fentry
+  safebpf check --kernel node-a.json --mechanism kretprobe`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return a.check(c, o) },
+	}
+	f := c.Flags()
+	f.StringVar(&o.kernelFile, "kernel", "", "a kernel captured with 'safebpf probe --json' (the report or its \"kernel\")")
+	f.StringVar(&o.release, "release", "", "uname -r, e.g. 5.15.0-91-generic")
+	f.StringVar(&o.procVersion, "proc-version", "", "the /proc/version line")
+	f.StringVar(&o.signature, "version-signature", "", "Ubuntu's /proc/version_signature")
+	f.StringVar(&o.osRelease, "os-release", "", "an os-release file")
+	f.StringVar(&o.arch, "arch", "", "architecture: amd64 (x86_64), arm64 (aarch64), 386 (i686), ... (default amd64)")
+	f.IntVar(&o.cpus, "cpus", 0, "possible CPUs, 1 to 65536 (default unknown)")
+	f.StringVar(&o.kallsyms, "kallsyms", "", "/proc/kallsyms or an excerpt (evidence symbols)")
+	f.StringVar(&o.config, "config", "", "kernel config, plain or gzip (e.g. /proc/config.gz)")
+	f.StringVar(&o.mechanism, "mechanism", "", "plan only this mechanism (fentry, kprobe, uprobe, ...)")
+	f.IntVar(&o.req.targets, "targets", 1, "functions or symbols attached together, 1 to 1048576")
+	f.IntVar(&o.req.maxActive, "maxactive", 0, "requested kretprobe maxactive, 0 (default) to 4096")
+	f.Uint64Var(&o.req.frequency, "frequency", 99, "perf event sampling frequency in Hz, 1 to 100000")
+	f.BoolVar(&o.req.pinned, "pinned", false, "forbid changing the mechanism")
+	for _, name := range []string{"kernel", "os-release", "kallsyms", "config"} {
+		_ = c.MarkFlagFilename(name)
+	}
+	_ = c.RegisterFlagCompletionFunc("mechanism", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var ms []cobra.Completion
+		for _, m := range probe.Mechanisms() {
+			ms = append(ms, string(m))
+		}
+		return ms, cobra.ShellCompDirectiveNoFileComp
+	})
+	addAssumption(c, &o.as)
+	addPolicy(c, &o.pol, true)
+	addOutput(c, &o.out)
+	return c
+}
+
+// checkFlags validates the flags' bounds and combinations.
+func (o *checkOpts) checkFlags(c *cobra.Command) ([]probe.Mechanism, error) {
+	described := false
+	for _, name := range descriptionFlags {
+		described = described || c.Flags().Changed(name)
+	}
+	switch {
+	case o.kernelFile != "" && described:
+		return nil, usageErr("--kernel takes the whole kernel from the fixture: drop --release and the other description flags")
+	case o.kernelFile == "" && o.release == "":
+		return nil, usageErr("--release or --kernel is required (e.g. --release 5.15.0-91-generic)")
+	}
+	if c.Flags().Changed("cpus") && (o.cpus < 1 || o.cpus > maxCPUs) {
+		return nil, usageErr("--cpus %d: want 1 to %d", o.cpus, maxCPUs)
+	}
+	if o.req.targets < 1 || o.req.targets > maxTargets {
+		return nil, usageErr("--targets %d: want 1 to %d", o.req.targets, maxTargets)
+	}
+	if o.req.maxActive < 0 || o.req.maxActive > maxMaxActive {
+		return nil, usageErr("--maxactive %d: want 0 (the kernel default) to %d, the kernel's maximum", o.req.maxActive, maxMaxActive)
+	}
+	if o.req.frequency < 1 || o.req.frequency > maxFrequency {
+		return nil, usageErr("--frequency %d: want 1 to %d Hz (the kernel's default perf_event_max_sample_rate)", o.req.frequency, maxFrequency)
+	}
+	if c.Flags().Changed("arch") {
+		arch, err := parseArch(o.arch)
+		if err != nil {
+			return nil, usageErr("--arch: %w", err)
+		}
+		o.arch = arch
+	}
+	if o.mechanism == "" {
+		return probe.Mechanisms(), nil
+	}
+	m, err := probe.ParseMechanism(o.mechanism)
+	if err != nil {
+		return nil, usageErr("--mechanism: %w", err)
+	}
+	return []probe.Mechanism{m}, nil
+}
+
+// describe builds the kernel from the description flags or --kernel.
+func (o *checkOpts) describe() (*probe.Kernel, error) {
+	if o.kernelFile != "" {
+		k, err := readKernelFixture(o.kernelFile)
+		if err != nil {
+			return nil, usageErr("--kernel: %w", err)
+		}
+		return k, nil
+	}
 	d := probe.Description{
-		Release:          *release,
-		ProcVersion:      *procVersion,
-		VersionSignature: *signature,
-		Arch:             *arch,
-		CPUs:             *cpus,
+		Release:          o.release,
+		ProcVersion:      o.procVersion,
+		VersionSignature: o.signature,
+		Arch:             o.arch,
+		CPUs:             o.cpus,
 	}
 	for _, f := range []struct {
 		flag, path string
+		kind       inputKind
 		dst        *string
 	}{
-		{"--os-release", *osRelease, &d.OSRelease},
-		{"--kallsyms", *kallsyms, &d.Kallsyms},
-		{"--config", *config, &d.Config},
+		{"--os-release", o.osRelease, inOSRelease, &d.OSRelease},
+		{"--kallsyms", o.kallsyms, inKallsyms, &d.Kallsyms},
+		{"--config", o.config, inConfig, &d.Config},
 	} {
 		if f.path == "" {
 			continue
 		}
-		text, err := readText(f.path)
+		text, err := readText(f.path, f.kind)
 		if err != nil {
-			return c.usageErr("check", fmt.Errorf("%s: %w", f.flag, err))
+			return nil, usageErr("%s: %w", f.flag, err)
 		}
 		*f.dst = text
 	}
-	var k *probe.Kernel
-	var err error
-	if *kernelFile != "" {
-		k, err = readKernelFixture(*kernelFile)
-	} else {
-		k, err = probe.Describe(d)
-	}
+	k, err := probe.Describe(d)
 	if err != nil {
-		return c.usageErr("check", err)
+		return nil, usageErr("%w", err)
 	}
+	return k, nil
+}
 
-	cat, pol, code, ok := c.catalog("check", *policyFile)
-	if !ok {
-		return code
-	}
-	eff := hazards.Policy{APIVersion: "safebpf/v1"}
-	if pol != nil {
-		eff = *pol
-		eff.Force = append([]hazards.ID(nil), pol.Force...)
-	}
-	if *force != "" {
-		for _, id := range strings.Split(*force, ",") {
-			if id = strings.TrimSpace(id); id != "" {
-				eff.Force = append(eff.Force, hazards.ID(id))
-			}
-		}
-		if err := cat.CheckIDs(eff.Force, true); err != nil {
-			return c.usageErr("check", fmt.Errorf("--force: %w", err))
-		}
-	}
-	if *mode != "" {
-		if !hazards.Mode(*mode).Valid() {
-			return c.usageErr("check", fmt.Errorf("--mode %q: want enforce, warn or audit", *mode))
-		}
-		eff.Mode = hazards.Mode(*mode)
-	}
+// checkReport is the JSON form of `safebpf check`.
+type checkReport struct {
+	SchemaVersion int            `json:"schema_version"`
+	Summary       summary        `json:"summary"`
+	Assumption    assumption     `json:"assumption"`
+	Policy        policyJSON     `json:"policy"`
+	Kernel        *probe.Kernel  `json:"kernel"`
+	Findings      []findingJSON  `json:"findings"`
+	Decision      *decisionJSON  `json:"decision,omitempty"`
+	Decisions     []decisionJSON `json:"decisions,omitempty"`
+}
 
-	var findings []hazards.Finding
-	var decisions []decisionJSON
-	type planned struct {
-		d   fallback.Decision
-		err error
+func (a *app) check(c *cobra.Command, o *checkOpts) error {
+	p, asJSON, err := a.output(&o.out)
+	if err != nil {
+		return err
 	}
-	var plans []planned
-	refused := false
-	for _, m := range mechs {
-		findings = append(findings, cat.Evaluate(k, hazards.Attachment{Mechanism: m, ReadsUserMemory: *readsUser, Seccomp: *seccomp})...)
-		req := fallback.Request{
-			Mechanism:       m,
-			Alternatives:    fallback.Counterparts(m),
-			Pinned:          *pinned,
-			ReadsUserMemory: *readsUser,
-			Seccomp:         *seccomp,
-			Targets:         *targets,
-			MaxActive:       *maxActive,
-		}
-		if m == probe.PerfEventHardware || m == probe.PerfEventSoftware {
-			req.PerfEvent = &fallback.PerfEvent{Hardware: m == probe.PerfEventHardware, Frequency: *frequency}
-		}
-		// The base catalog: Plan applies the policy itself.
-		dec, err := fallback.Plan(k, hazards.Builtin(), req, &eff)
-		if err != nil && dec.Action != fallback.Refuse {
-			return c.usageErr("check", err)
-		}
-		refused = refused || dec.Action == fallback.Refuse
-		plans = append(plans, planned{dec, err})
-		decisions = append(decisions, toDecisionJSON(dec, err))
+	mechs, err := o.checkFlags(c)
+	if err != nil {
+		return err
 	}
-
-	status := exitOK
-	if refused {
-		status = exitRefused
+	rp, err := a.resolvePolicy(c, &o.pol)
+	if err != nil {
+		return err
 	}
-	if *asJSON {
-		r := checkReport{Kernel: k, Findings: findingsJSON(findings)}
-		if len(decisions) == 1 && *mechanism != "" {
-			r.Decision = &decisions[0]
+	o.as.finish()
+	k, err := o.describe()
+	if err != nil {
+		return err
+	}
+	ps, err := planMechanisms(k, rp, mechs, o.as, o.req)
+	if err != nil {
+		return err
+	}
+	sum := summarize(ps, "to "+k.Release)
+	var status error
+	if anyRefused(ps) {
+		status = errRefusals
+	}
+	if asJSON {
+		r := checkReport{
+			SchemaVersion: schemaVersion, Summary: sum, Assumption: o.as, Policy: rp.json(),
+			Kernel: k, Findings: findingsJSON(ps),
+		}
+		if ds := decisionsJSON(ps); o.mechanism != "" {
+			r.Decision = &ds[0]
 		} else {
-			r.Decisions = decisions
+			r.Decisions = ds
 		}
-		if err := writeJSON(c.stdout, r); err != nil {
-			c.errLine("check", err)
-			return exitRefused
+		if err := writeJSON(a.stdout, r); err != nil {
+			return err
 		}
 		return status
 	}
-	writeKernel(c.stdout, k)
-	writeFindings(c.stdout, c.color, "Hazards", findings)
-	fmt.Fprintf(c.stdout, "\nDecisions\n")
-	for _, p := range plans {
-		writeDecision(c.stdout, c.color, p.d, p.err)
+	writeHead(p, sum, o.as)
+	writeKernel(p, k)
+	if o.mechanism == "" {
+		writeMechanisms(p, k, ps)
+		writeHazards(p, ps, countFindings(ps))
+		writeChanges(p, ps)
+	} else {
+		writeFindings(p, ps[0])
+		p.blank()
+		p.line("Decision")
+		writeDecisionDetail(p, ps[0].d, ps[0].err)
+	}
+	if p.err != nil {
+		return p.err
 	}
 	return status
 }
 
-// readText reads a text file, gunzipping it when it is gzip-compressed
-// (/proc/config.gz).
-func readText(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
+// writeFindings prints every verdict for one mechanism, each with its
+// reason.
+func writeFindings(p *printer, pl planned) {
+	p.blank()
+	p.line("Hazards concerning %s", pl.mech)
+	if len(pl.findings) == 0 {
+		p.line("  (no hazard in the catalog concerns %s)", pl.mech)
+		return
 	}
-	if len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b {
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			return "", fmt.Errorf("read %s: %w", path, err)
+	for _, f := range pl.findings {
+		head := fmt.Sprintf("%s: %s", f.ID, f.Verdict)
+		if applies(f) {
+			head += " → " + effect(f)
 		}
-		defer zr.Close()
-		if b, err = io.ReadAll(io.LimitReader(zr, 64<<20)); err != nil {
-			return "", fmt.Errorf("read %s: %w", path, err)
-		}
+		p.para("  ", head)
+		p.para("    ", reasonText(f))
 	}
-	return string(b), nil
 }

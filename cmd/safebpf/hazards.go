@@ -1,117 +1,187 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/safebpf/safebpf/hazards"
 )
 
-const hazardsUsage = `usage: safebpf hazards [--json] [--policy FILE] [ID]
+// hazardsOpts are the flags of `safebpf hazards`.
+type hazardsOpts struct {
+	out outputOpts
+	pol policyOpts
+}
 
-Without ID, lists the hazard catalog (id, action, mechanisms, title). With
-ID, explains one hazard: summary, affected ranges, distro notes, conditions,
-evidence symbols, parameters and references. An unknown ID is an error that
-lists the known IDs.
+func (a *app) hazardsCommand() *cobra.Command {
+	o := &hazardsOpts{}
+	c := &cobra.Command{
+		Use:   "hazards [ID]",
+		Short: "list the hazard catalog, or explain one hazard",
+		Long: `Without ID, lists the hazard catalog (id, action, title). With ID, explains
+one hazard: summary, affected ranges, distro notes, conditions, evidence,
+parameters and references. An unknown ID is an error that lists the known
+IDs. A policy (--policy or SAFEBPF_POLICY) is applied first: its rules and
+overrides show.`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErr("want at most one hazard ID, got %d arguments", len(args))
+			}
+			return nil
+		},
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var ids []cobra.Completion
+			for _, id := range hazards.ValidIDs() {
+				ids = append(ids, string(id))
+			}
+			return ids, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error { return a.hazards(c, o, args) },
+	}
+	addPolicy(c, &o.pol, false)
+	addOutput(c, &o.out)
+	return c
+}
 
-Flags:
-  --json         print the catalog (a list) or the hazard as JSON
-  --policy FILE  apply a policy file first (its rules and overrides show)`
+// hazardsReport is the JSON form of `safebpf hazards`.
+type hazardsReport struct {
+	SchemaVersion int              `json:"schema_version"`
+	Catalog       catalogJSON      `json:"catalog"`
+	Policy        *policyJSON      `json:"policy,omitempty"`
+	Hazards       []hazards.Hazard `json:"hazards"`
+}
 
-func (c *cli) hazards(args []string) int {
-	fs := newFlagSet("hazards")
-	asJSON := fs.Bool("json", false, "")
-	policyFile := fs.String("policy", "", "")
-	pos, code, ok := c.parse(fs, hazardsUsage, args)
-	if !ok {
-		return code
+func (a *app) hazards(c *cobra.Command, o *hazardsOpts, args []string) error {
+	p, asJSON, err := a.output(&o.out)
+	if err != nil {
+		return err
 	}
-	if len(pos) > 1 {
-		return c.usageErr("hazards", fmt.Errorf("want at most one hazard ID, got %d arguments", len(pos)))
+	rp, err := a.resolvePolicy(c, &o.pol)
+	if err != nil {
+		return err
 	}
-	cat, _, code, ok := c.catalog("hazards", *policyFile)
-	if !ok {
-		return code
-	}
-	if len(pos) == 0 {
+	cat := rp.cat
+	if len(args) == 0 {
 		hs := cat.Hazards()
-		if *asJSON {
-			if err := writeJSON(c.stdout, hs); err != nil {
-				c.errLine("hazards", err)
-				return exitRefused
+		info := catalogInfo()
+		if asJSON {
+			r := hazardsReport{SchemaVersion: schemaVersion, Catalog: info, Hazards: hs}
+			if rp.file != nil {
+				pj := rp.json()
+				r.Policy = &pj
 			}
-			return exitOK
+			return writeJSON(a.stdout, r)
 		}
-		t := &table{header: []string{"ID", "ACTION", "MECHANISMS", "TITLE"}}
+		head := fmt.Sprintf("%s in the built-in catalog (%s)", plural(len(hs), "hazard", "hazards", "no hazards"), info.describe())
+		if rp.file != nil {
+			head = fmt.Sprintf("%s with the policy from %s applied", plural(len(hs), "hazard", "hazards", "no hazards"), rp.policySource.Value)
+		}
+		p.para("", head+"; 'safebpf hazards ID' explains one.")
+		p.blank()
+		t := &table{header: []string{"ID", "ACTION", "TITLE"}}
+		if p.wide {
+			t.header = []string{"ID", "ACTION", "MECHANISMS", "AFFECTED", "TITLE"}
+		}
 		for _, h := range hs {
-			var ms []string
-			for _, m := range h.Mechanisms {
-				ms = append(ms, string(m))
+			action := string(h.Action)
+			if cat.Disabled(h.ID) {
+				action = "disabled"
 			}
-			t.add(plain(string(h.ID)), plain(string(h.Action)), plain(strings.Join(ms, ",")), plain(h.Title))
+			if p.wide {
+				var ms []string
+				for _, m := range h.Mechanisms {
+					ms = append(ms, string(m))
+				}
+				t.add(plain(string(h.ID)), plain(action), plain(strings.Join(ms, ",")), plain(hazards.RangeText(h.Affected...)), plain(h.Title))
+			} else {
+				t.add(plain(string(h.ID)), plain(action), plain(h.Title))
+			}
 		}
-		t.write(c.stdout, c.color, "")
-		return exitOK
+		t.write(p, "")
+		return p.err
 	}
-	h, found := cat.Lookup(hazards.ID(pos[0]))
+	h, found := cat.Lookup(hazards.ID(args[0]))
 	if !found {
 		var ids []string
 		for _, id := range cat.IDs() {
 			ids = append(ids, string(id))
 		}
-		return c.usageErr("hazards", fmt.Errorf("unknown hazard ID %q (known: %s)", pos[0], strings.Join(ids, ", ")))
+		return usageErr("unknown hazard ID %q (known: %s)", args[0], strings.Join(ids, ", "))
 	}
-	if *asJSON {
-		if err := writeJSON(c.stdout, h); err != nil {
-			c.errLine("hazards", err)
-			return exitRefused
+	if asJSON {
+		// The hazard's own fields, as before, with the schema version.
+		b, err := json.Marshal(h)
+		if err != nil {
+			return err
 		}
-		return exitOK
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		m["schema_version"] = schemaVersion
+		m["disabled"] = cat.Disabled(h.ID)
+		return writeJSON(a.stdout, m)
 	}
-	explain(c.stdout, h, cat.Disabled(h.ID))
-	return exitOK
+	explain(p, h, cat.Disabled(h.ID))
+	return p.err
 }
 
 // explain prints one hazard for a person.
-func explain(w io.Writer, h *hazards.Hazard, disabled bool) {
-	fmt.Fprintf(w, "%s: %s\n", h.ID, h.Title)
+func explain(p *printer, h *hazards.Hazard, disabled bool) {
+	p.para("", fmt.Sprintf("%s: %s", h.ID, h.Title))
 	if disabled {
-		fmt.Fprintf(w, "(disabled by the policy)\n")
+		p.line("(disabled by the policy)")
 	}
-	fmt.Fprintf(w, "\n%s\n\n", wrap(strings.TrimSpace(h.Summary), 76, ""))
+	p.blank()
+	p.para("", strings.TrimSpace(h.Summary))
+	p.blank()
 	var ms []string
 	for _, m := range h.Mechanisms {
 		ms = append(ms, string(m))
 	}
-	fmt.Fprintf(w, "Action:      %s\n", h.Action)
-	fmt.Fprintf(w, "Mechanisms:  %s\n", strings.Join(ms, ", "))
+	field := func(name, value string) {
+		for i, l := range wrap(escape(value), "", p.limit()-13) {
+			if i == 0 {
+				p.write(fmt.Sprintf("%-12s %s\n", name+":", l))
+			} else {
+				p.write(strings.Repeat(" ", 13) + l + "\n")
+			}
+		}
+	}
+	field("Action", string(h.Action))
+	field("Mechanisms", strings.Join(ms, ", "))
 	if len(h.Arch) > 0 {
-		fmt.Fprintf(w, "Arch:        %s\n", strings.Join(h.Arch, ", "))
+		field("Arch", strings.Join(h.Arch, ", "))
 	}
 	if len(h.Affected) > 0 {
-		fmt.Fprintf(w, "Affected:    %s (upstream versions)\n", strings.Join(h.Affected, "  or  "))
+		field("Affected", hazards.RangeText(h.Affected...)+" (upstream versions)")
 	}
 	for _, d := range h.Distros {
 		var cond []string
 		if d.Upstream != "" {
-			cond = append(cond, "upstream "+d.Upstream)
+			cond = append(cond, "upstream "+hazards.RangeText(d.Upstream))
 		}
 		if d.Build != "" {
-			cond = append(cond, "build "+d.Build)
+			cond = append(cond, "build "+hazards.RangeText(d.Build))
 		}
-		line := fmt.Sprintf("Distro:      %s %s → %s", d.Distro, strings.Join(cond, ", "), d.Verdict)
+		line := fmt.Sprintf("%s %s → %s", d.Distro, strings.Join(cond, ", "), d.Verdict)
 		if d.Reason != "" {
-			line += " (" + d.Reason + ")"
+			line += " (" + strings.TrimSpace(d.Reason) + ")"
 		}
-		fmt.Fprintln(w, line)
+		field("Distro", line)
 	}
 	for _, cf := range h.Config {
-		s := "Config:      " + cf.Name + " must be set"
+		s := cf.Name + " must be set"
 		if cf.UnknownMeansSet {
 			s += " (an unreadable config counts as set)"
 		}
-		fmt.Fprintln(w, s)
+		field("Config", s)
 	}
 	for _, e := range h.Evidence {
 		var parts []string
@@ -125,7 +195,7 @@ func explain(w io.Writer, h *hazards.Hazard, disabled bool) {
 			}
 			parts = append(parts, a)
 		}
-		fmt.Fprintf(w, "Evidence:    %s in kallsyms: %s\n", e.Symbol, strings.Join(parts, "; "))
+		field("Evidence", fmt.Sprintf("%s in kallsyms: %s", e.Symbol, strings.Join(parts, "; ")))
 	}
 	r := h.Requires
 	var req []string
@@ -142,65 +212,56 @@ func explain(w io.Writer, h *hazards.Hazard, disabled bool) {
 		req = append(req, "the traced process runs under seccomp")
 	}
 	if len(req) > 0 {
-		fmt.Fprintf(w, "Requires:    %s\n", strings.Join(req, "; "))
+		field("Requires", strings.Join(req, "; "))
 	}
-	p := h.Params
+	pr := h.Params
 	var params []string
-	if p.MaxActive > 0 {
-		params = append(params, fmt.Sprintf("maxactive %d", p.MaxActive))
+	if pr.MaxActive > 0 {
+		params = append(params, fmt.Sprintf("maxactive %d", pr.MaxActive))
 	}
-	if p.MaxActiveCeiling > 0 {
-		params = append(params, fmt.Sprintf("maxactive ceiling %d", p.MaxActiveCeiling))
+	if pr.MaxActiveCeiling > 0 {
+		params = append(params, fmt.Sprintf("maxactive ceiling %d", pr.MaxActiveCeiling))
 	}
-	if p.PaceInterval > 0 {
-		params = append(params, "pace interval "+p.PaceInterval.String())
+	if pr.PaceInterval > 0 {
+		params = append(params, "pace interval "+pr.PaceInterval.String())
 	}
-	if p.PaceConcurrency > 0 {
-		params = append(params, fmt.Sprintf("pace concurrency %d", p.PaceConcurrency))
+	if pr.PaceConcurrency > 0 {
+		params = append(params, fmt.Sprintf("pace concurrency %d", pr.PaceConcurrency))
 	}
 	if len(params) > 0 {
-		fmt.Fprintf(w, "Parameters:  %s\n", strings.Join(params, ", "))
+		field("Parameters", strings.Join(params, ", "))
 	}
-	fmt.Fprintf(w, "Force with:  -safebpf-force=%s or SAFEBPF_FORCE=%s\n", h.ID, h.ID)
+	field("Force with", fmt.Sprintf("SAFEBPF_FORCE=%s, -safebpf-force=%s (agents) or --force %s", h.ID, h.ID, h.ID))
 	if len(h.References) > 0 {
-		fmt.Fprintf(w, "\nReferences:\n")
+		p.blank()
+		p.line("References:")
 	}
+	elided := false
 	for _, ref := range h.References {
-		var head []string
 		if ref.Commit != "" {
-			c := ref.Commit
+			head := ref.Commit
 			if ref.Subject != "" {
-				c += fmt.Sprintf(" %q", ref.Subject)
+				head += fmt.Sprintf(" %q", ref.Subject)
 			}
-			head = append(head, c)
+			p.para("  - ", head)
 		}
 		if ref.Link != "" {
-			head = append(head, ref.Link)
+			indent := "  - "
+			if ref.Commit != "" {
+				indent = "    "
+			}
+			link := escape(ref.Link)
+			if !p.wide && columns(indent+link) > width {
+				link, elided = elide(link, width-columns(indent)), true
+			}
+			p.write(indent + link + "\n")
 		}
-		fmt.Fprintf(w, "  - %s\n", strings.Join(head, " "))
 		if ref.Note != "" {
-			fmt.Fprintf(w, "%s\n", wrap(strings.TrimSpace(ref.Note), 72, "    "))
+			p.para("    ", strings.TrimSpace(ref.Note))
 		}
 	}
-}
-
-// wrap folds text into lines of at most width runes (words longer than
-// width stay whole), each prefixed by indent.
-func wrap(text string, width int, indent string) string {
-	var lines []string
-	var cur strings.Builder
-	for _, word := range strings.Fields(text) {
-		if cur.Len() > 0 && cur.Len()+1+len(word) > width {
-			lines = append(lines, indent+cur.String())
-			cur.Reset()
-		}
-		if cur.Len() > 0 {
-			cur.WriteByte(' ')
-		}
-		cur.WriteString(word)
+	if elided {
+		p.blank()
+		p.line("Long links are shortened; -o wide prints them whole.")
 	}
-	if cur.Len() > 0 {
-		lines = append(lines, indent+cur.String())
-	}
-	return strings.Join(lines, "\n")
 }

@@ -1,32 +1,42 @@
 // Command safebpf is the operator's view of safebpf: what the running
-// kernel is and allows, which known kernel hazards apply to it, what the
-// planner would decide for a described kernel or an ELF object, and whether
-// a policy file is valid.
+// kernel is and allows, which known kernel hazards apply to it and what
+// the loader would decide there, the same for a described kernel or a
+// whole fleet of them, what the loader would do with an ELF object,
+// and whether a policy file is valid.
 //
 // Usage:
 //
-//	safebpf probe [--json] [--policy FILE]
-//	safebpf hazards [--json] [ID]
+//	safebpf probe [--host-root DIR] [flags]
+//	safebpf hazards [ID]
 //	safebpf check (--release R | --kernel FIXTURE.json) [flags]
+//	safebpf plan OBJECT.o [--kernel FIXTURE.json] [flags]
 //	safebpf policy validate FILE
-//	safebpf plan OBJECT.o [--kernel FIXTURE.json] [--json]
+//	safebpf version
+//	safebpf completion bash|zsh|fish|powershell
 //	safebpf help [COMMAND]
 //
+// Human output fits 80 columns (-o wide prints the full text); --json
+// prints one JSON document with a top-level "schema_version" on every
+// command. SAFEBPF_FORCE, SAFEBPF_POLICY and SAFEBPF_HOST_ROOT count as
+// they do for an agent (loader.Flags): a flag beats its variable.
+//
 // Exit status: 0 when all is fine; 1 when a decision refused an attachment
-// (check, plan), when a policy file is invalid (policy validate) or when the
-// host could not be probed; 2 for usage and input errors (unknown flag or
-// command, unknown mechanism or hazard ID, unparseable release, unreadable
-// file). Errors are one line on stderr.
+// (check, plan), when a policy file is invalid (policy validate) or when
+// the host could not be probed; 2 for usage and input errors (unknown flag
+// or command, unknown mechanism or malformed hazard ID, unparseable
+// release, unreadable or oversized file). Errors are one line on stderr.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/safebpf/safebpf/probe"
 )
@@ -42,163 +52,196 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// cli carries one invocation. Tests replace detect to replay a host.
-type cli struct {
+// app carries one invocation. Tests replace detect to replay a host.
+type app struct {
 	stdout, stderr io.Writer
 	color          bool
-	detect         func(ctx context.Context) (*probe.Kernel, error)
+	detect         func(ctx context.Context, hostRoot string) (*probe.Kernel, error)
+	now            func() time.Time
 }
 
 // run executes the command line args (without the program name) and
 // returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	c := &cli{
+	return newApp(stdout, stderr).run(args)
+}
+
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{
 		stdout: stdout,
 		stderr: stderr,
 		color:  useColor(stdout),
-		detect: func(ctx context.Context) (*probe.Kernel, error) { return probe.Detect(ctx, nil) },
-	}
-	return c.run(args)
-}
-
-// command is one subcommand.
-type command struct {
-	name    string
-	summary string
-	usage   string
-	run     func(c *cli, args []string) int
-}
-
-// commandTable lists the subcommands (a function, not a variable, because
-// help refers back to it).
-func commandTable() []command {
-	return []command{
-		{"probe", "probe this machine's kernel: identity, mechanisms, hazard verdicts", probeUsage, (*cli).probe},
-		{"hazards", "list the hazard catalog, or explain one hazard", hazardsUsage, (*cli).hazards},
-		{"check", "evaluate a described kernel offline and plan an attachment", checkUsage, (*cli).check},
-		{"policy", "validate a policy file", policyUsage, (*cli).policy},
-		{"plan", "plan every program of an ELF object on this (or a fixture) kernel", planUsage, (*cli).plan},
-		{"help", "show help for a command", "usage: safebpf help [COMMAND]", (*cli).help},
+		detect: detectHost,
+		now:    time.Now,
 	}
 }
 
-func (c *cli) run(args []string) int {
-	if len(args) == 0 {
-		c.mainUsage(c.stderr)
-		return exitUsage
+// detectHost probes the running kernel, reading its files below hostRoot
+// when one is given.
+func detectHost(ctx context.Context, hostRoot string) (*probe.Kernel, error) {
+	if hostRoot == "" {
+		return probe.Detect(ctx, nil)
 	}
-	name := args[0]
-	switch name {
-	case "-h", "-help", "--help":
-		c.mainUsage(c.stdout)
-		return exitOK
-	}
-	for _, cmd := range commandTable() {
-		if cmd.name == name {
-			return cmd.run(c, args[1:])
-		}
-	}
-	return c.usageErr("", fmt.Errorf("unknown command %q (commands: %s)", name, commandNames()))
+	return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot})
 }
 
-func commandNames() string {
-	var names []string
-	for _, cmd := range commandTable() {
-		names = append(names, cmd.name)
-	}
-	return strings.Join(names, ", ")
+// exitError ends a command with an exit code and, unless silent, a
+// one-line message on stderr.
+type exitError struct {
+	code   int
+	err    error
+	silent bool // the output already says it (a refusal)
 }
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr is a usage or input error (exit 2).
+func usageErr(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// failed is a failure that is not the user's input (exit 1).
+func failed(err error) error { return &exitError{code: exitRefused, err: err} }
+
+// errRefusals ends a command whose output shows a refusal (exit 1).
+var errRefusals = &exitError{code: exitRefused, err: errors.New("refused"), silent: true}
 
 const exitCodesHelp = `Exit status:
   0  fine
   1  a refusal is present (check, plan), the policy file is invalid
      (policy validate), or the host could not be probed (probe)
-  2  usage or input error: unknown command, flag, mechanism or hazard ID,
-     unparseable release, unreadable file
+  2  usage or input error: unknown command, flag, mechanism or malformed
+     hazard ID, unparseable release, unreadable or oversized file
 `
 
-func (c *cli) mainUsage(w io.Writer) {
-	fmt.Fprintf(w, "safebpf: attach eBPF programs safely; inspect kernels and plans.\n\nUsage: safebpf COMMAND [flags]\n\nCommands:\n")
-	for _, cmd := range commandTable() {
-		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
+const envHelp = `Environment (as for agents; a flag beats its variable):
+  SAFEBPF_FORCE      hazard IDs to force past, like --force
+  SAFEBPF_POLICY     policy file, like --policy
+  SAFEBPF_HOST_ROOT  where the host's / is mounted in a container,
+                     like --host-root
+  NO_COLOR           no colours on a terminal
+`
+
+// rootCommand builds the command tree.
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "safebpf",
+		Short: "attach eBPF programs safely; inspect kernels and plans",
+		Long: `safebpf: attach eBPF programs safely; inspect kernels and plans.
+
+Human output fits 80 columns (-o wide prints the full text); --json prints
+one JSON document with a top-level "schema_version".`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
-	fmt.Fprintf(w, "\nRun 'safebpf help COMMAND' for a command's flags.\n\n%s", exitCodesHelp)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr("%v (see 'safebpf help %s')", err, strings.TrimPrefix(c.CommandPath(), "safebpf "))
+	})
+	root.SetUsageTemplate(usageTemplate)
+	root.AddCommand(
+		a.probeCommand(),
+		a.hazardsCommand(),
+		a.checkCommand(),
+		a.planCommand(),
+		a.policyCommand(),
+		a.versionCommand(),
+	)
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		ValidArgsFunction: func(c *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			var names []cobra.Completion
+			for _, sub := range c.Root().Commands() {
+				names = append(names, sub.Name())
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 || len(args) > 0 && target == c.Root() {
+				var names []string
+				for _, sub := range c.Root().Commands() {
+					names = append(names, sub.Name())
+				}
+				return usageErr("unknown command %q (commands: %s)", strings.Join(args, " "), strings.Join(names, ", "))
+			}
+			return target.Help()
+		},
+	})
+	return root
 }
 
-func (c *cli) help(args []string) int {
+// usageTemplate is cobra's, with flag descriptions wrapped to 80 columns
+// and the exit codes and environment at the end.
+var usageTemplate = `Usage:{{if .Runnable}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} [command]{{end}}{{if gt (len .Aliases) 0}}
+
+Aliases:
+  {{.NameAndAliases}}{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsagesWrapped 80 | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+
+Global Flags:
+{{.InheritedFlags.FlagUsagesWrapped 80 | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
+
+` + exitCodesHelp + `
+` + envHelp
+
+func (a *app) run(args []string) int {
+	root := a.rootCommand()
 	if len(args) == 0 {
-		c.mainUsage(c.stdout)
+		root.SetOut(a.stderr)
+		_ = root.Help()
+		return exitUsage
+	}
+	root.SetArgs(args)
+	c, err := root.ExecuteC()
+	if err == nil {
 		return exitOK
 	}
-	for _, cmd := range commandTable() {
-		if cmd.name == args[0] {
-			fmt.Fprintln(c.stdout, cmd.usage)
-			fmt.Fprintf(c.stdout, "\n%s", exitCodesHelp)
-			return exitOK
-		}
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		// cobra's own errors: unknown command, wrong number of arguments.
+		ee = &exitError{code: exitUsage, err: err}
 	}
-	return c.usageErr("help", fmt.Errorf("unknown command %q (commands: %s)", args[0], commandNames()))
+	if !ee.silent {
+		a.errLine(c, ee.err)
+	}
+	return ee.code
 }
 
-// usageErr prints err as one line and returns exitUsage.
-func (c *cli) usageErr(cmd string, err error) int {
-	c.errLine(cmd, err)
-	return exitUsage
-}
-
-func (c *cli) errLine(cmd string, err error) {
+// errLine prints err as one escaped line, prefixed by the command path.
+func (a *app) errLine(c *cobra.Command, err error) {
 	prefix := "safebpf"
-	if cmd != "" {
-		prefix += " " + cmd
+	if c != nil {
+		prefix = c.CommandPath()
 	}
 	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
-	fmt.Fprintf(c.stderr, "%s: %s\n", prefix, msg)
+	fmt.Fprintf(a.stderr, "%s: %s\n", prefix, escape(msg))
 }
 
-// flagSet returns a FlagSet that reports nothing itself: parse errors are
-// printed by parse as one line.
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs
+// warn prints a warning as one escaped line on stderr.
+func (a *app) warn(c *cobra.Command, format string, args ...any) {
+	fmt.Fprintf(a.stderr, "%s: warning: %s\n", c.CommandPath(), escape(fmt.Sprintf(format, args...)))
 }
 
-// parse parses args, allowing flags after positional arguments
-// ("plan obj.o --json"). It returns the positional arguments, or an exit
-// status when parsing ended the command (help or error).
-func (c *cli) parse(fs *flag.FlagSet, usage string, args []string) ([]string, int, bool) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintln(c.stdout, usage)
-				return nil, exitOK, false
-			}
-			return nil, c.usageErr(fs.Name(), fmt.Errorf("%v (see 'safebpf help %s')", err, fs.Name())), false
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, 0, true
-		}
-		// flag stops at the first non-flag; "--" ends flags for good.
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), 0, true
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+// noArgs rejects positional arguments with a usage error.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr("unexpected argument %q", args[0])
 	}
-}
-
-// useColor reports whether w is a terminal and NO_COLOR is unset or empty
-// (https://no-color.org).
-func useColor(w io.Writer) bool {
-	if os.Getenv("NO_COLOR") != "" {
-		return false
-	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return nil
 }

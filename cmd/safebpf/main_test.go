@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -33,8 +34,9 @@ func runCLI(t *testing.T, args ...string) result {
 func runWith(t *testing.T, k *probe.Kernel, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
-	c := &cli{stdout: &out, stderr: &errb, detect: func(context.Context) (*probe.Kernel, error) { return k.Clone(), nil }}
-	code := c.run(args)
+	a := newApp(&out, &errb)
+	a.detect = func(context.Context, string) (*probe.Kernel, error) { return k.Clone(), nil }
+	code := a.run(args)
 	return result{code, out.String(), errb.String()}
 }
 
@@ -146,7 +148,7 @@ func TestCheckJSON(t *testing.T) {
 		},
 		{
 			name:    "6.1.30 hardware perf event not reading user memory stays",
-			args:    []string{"--release", "6.1.30", "--mechanism", "perf-event-hardware"},
+			args:    []string{"--release", "6.1.30", "--mechanism", "perf-event-hardware", "--reads-user-memory=false"},
 			version: "6.1.30", source: "release",
 			requested: "perf-event-hardware", chosen: "perf-event-hardware", action: "allow",
 		},
@@ -316,7 +318,13 @@ func TestCheckHuman(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"upstream version  6.8.12 (source: version_signature)", "fentry → kprobe (downgrade", "fentry-zap-pid-ns-deadlock", "affected"} {
+	first, _, _ := strings.Cut(r.stdout, "\n")
+	if first != "1 hazard applies to 6.8.0-53-generic; fentry → kprobe; no refusals" {
+		t.Errorf("summary line %q", first)
+	}
+	for _, want := range []string{"upstream version  6.8.12 (from /proc/version_signature)", "fentry → kprobe (downgrade",
+		"fentry-zap-pid-ns-deadlock: affected → downgrade", "upstream 6.8.12 in >= 6.7, < 6.9", "x86-text-poke-race: not-affected\n",
+		"Assuming the program reads user memory"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
@@ -334,25 +342,30 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"no command", nil, nil},
 		{"unknown command", []string{"frobnicate"}, []string{"unknown command", "frobnicate"}},
-		{"unknown flag", []string{"check", "--frob"}, []string{"flag provided but not defined", "-frob"}},
+		{"unknown flag", []string{"check", "--frob"}, []string{"unknown flag: --frob", "safebpf help check"}},
+		{"single-dash long flag", []string{"check", "-json"}, []string{"unknown shorthand flag"}},
 		{"unknown mechanism", []string{"check", "--release", "6.1.30", "--mechanism", "kprobes"}, []string{`unknown mechanism "kprobes"`, "fentry"}},
 		{"missing release", []string{"check", "--mechanism", "fentry"}, []string{"--release or --kernel is required"}},
 		{"unparseable release", []string{"check", "--release", "banana"}, []string{"banana"}},
 		{"unreadable os-release", []string{"check", "--release", "6.1.30", "--os-release", "/nonexistent/os-release"}, []string{"--os-release", "/nonexistent/os-release"}},
 		{"unreadable kallsyms", []string{"check", "--release", "6.1.30", "--kallsyms", "/nonexistent/kallsyms"}, []string{"--kallsyms"}},
 		{"unreadable config", []string{"check", "--release", "6.1.30", "--config", "/nonexistent/config"}, []string{"--config"}},
-		{"unknown force ID", []string{"check", "--release", "6.1.30", "--force", "no-such-hazard"}, []string{"no-such-hazard", "x86-text-poke-race"}},
+		{"malformed force ID", []string{"check", "--release", "6.1.30", "--force", "NO-SUCH-HAZARD"}, []string{"--force", "NO-SUCH-HAZARD", "x86-text-poke-race"}},
 		{"bad mode", []string{"check", "--release", "6.1.30", "--mode", "loud"}, []string{"loud"}},
-		{"bad cpus", []string{"check", "--release", "6.1.30", "--cpus", "many"}, []string{"-cpus"}},
-		{"unreadable policy", []string{"check", "--release", "6.1.30", "--policy", "/nonexistent/policy.yaml"}, []string{"policy"}},
+		{"bad cpus", []string{"check", "--release", "6.1.30", "--cpus", "many"}, []string{"--cpus", "many"}},
+		{"unreadable policy", []string{"check", "--release", "6.1.30", "--policy", "/nonexistent/policy.yaml"}, []string{"--policy", "/nonexistent/policy.yaml"}},
+		{"unreadable policy file to validate", []string{"policy", "validate", "/nonexistent/policy.yaml"}, []string{"/nonexistent/policy.yaml", "no such file"}},
+		{"bad output format", []string{"hazards", "-o", "yaml"}, []string{"-o", "yaml"}},
+		{"version argument", []string{"version", "extra"}, []string{"unexpected argument"}},
 		{"unknown hazard", []string{"hazards", "no-such-hazard"}, []string{`unknown hazard ID "no-such-hazard"`, "nmi-user-read-deadlock", "uretprobe-seccomp-kill"}},
 		{"two hazards", []string{"hazards", "a", "b"}, []string{"at most one"}},
 		{"probe argument", []string{"probe", "extra"}, []string{"unexpected argument"}},
 		{"policy without validate", []string{"policy"}, []string{"policy validate FILE"}},
+		{"policy with another word", []string{"policy", "check", "x"}, []string{"policy validate FILE"}},
 		{"policy validate without file", []string{"policy", "validate"}, []string{"exactly one FILE"}},
 		{"plan without object", []string{"plan"}, []string{"OBJECT.o"}},
-		{"plan unreadable object", []string{"plan", "/nonexistent/x.o"}, []string{"read object"}},
-		{"plan bad kernel fixture", []string{"plan", "../../examples/opensnoop/opensnoop_x86_bpfel.o", "--kernel", "/nonexistent.json"}, []string{"kernel fixture"}},
+		{"plan unreadable object", []string{"plan", "/nonexistent/x.o"}, []string{"read BPF object", "/nonexistent/x.o"}},
+		{"plan bad kernel fixture", []string{"plan", "../../examples/opensnoop/opensnoop_x86_bpfel.o", "--kernel", "/nonexistent.json"}, []string{"kernel fixture", "/nonexistent.json"}},
 		{"help unknown", []string{"help", "frob"}, []string{"unknown command"}},
 	}
 	for _, tt := range tests {
@@ -362,7 +375,7 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d, want 2; stdout %q stderr %q", r.code, r.stdout, r.stderr)
 			}
 			if tt.want == nil {
-				if !strings.Contains(r.stderr, "Usage: safebpf COMMAND") {
+				if !strings.Contains(r.stderr, "Usage:\n  safebpf [command]") {
 					t.Errorf("no usage on stderr: %q", r.stderr)
 				}
 				return
@@ -373,7 +386,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"--help"}, {"help", "check"}, {"check", "--help"}, {"plan", "-h"}} {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"help", "check"}, {"check", "--help"}, {"plan", "-h"}, {"help", "policy", "validate"}} {
 		r := runCLI(t, args...)
 		if r.code != 0 || r.stderr != "" {
 			t.Errorf("%v: exit %d stderr %q", args, r.code, r.stderr)
@@ -383,7 +396,8 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := runCLI(t, "help")
-	for _, want := range []string{"0  fine", "1  a refusal", "2  usage or input error", "probe", "hazards", "check", "policy", "plan"} {
+	for _, want := range []string{"0  fine", "1  a refusal", "2  usage or input error", "probe", "hazards", "check", "policy", "plan",
+		"version", "completion", "SAFEBPF_FORCE", "SAFEBPF_HOST_ROOT"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("help lacks %q", want)
 		}
@@ -392,11 +406,12 @@ func TestHelp(t *testing.T) {
 
 func TestHazardsCommand(t *testing.T) {
 	r := runCLI(t, "hazards")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	wide := runCLI(t, "hazards", "-o", "wide")
+	if r.code != 0 || wide.code != 0 {
+		t.Fatalf("exit %d, %d: %s", r.code, wide.code, r.stderr+wide.stderr)
 	}
 	for _, h := range hazards.Builtin().Hazards() {
-		if !strings.Contains(r.stdout, string(h.ID)) || !strings.Contains(r.stdout, h.Title) {
+		if !strings.Contains(r.stdout, "\n"+string(h.ID)+" ") || !strings.Contains(wide.stdout, h.Title) {
 			t.Errorf("list lacks %s", h.ID)
 		}
 	}
@@ -422,9 +437,17 @@ func TestHazardsCommand(t *testing.T) {
 		t.Errorf("hazards --json ID: %v %+v", err, h)
 	}
 	r = runCLI(t, "hazards", "--json")
-	var hs []hazards.Hazard
-	if err := json.Unmarshal([]byte(r.stdout), &hs); err != nil || len(hs) != len(hazards.Builtin().Hazards()) {
-		t.Errorf("hazards --json: %v, %d entries", err, len(hs))
+	var list struct {
+		SchemaVersion int              `json:"schema_version"`
+		Hazards       []hazards.Hazard `json:"hazards"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || list.SchemaVersion != 1 || len(list.Hazards) != len(hazards.Builtin().Hazards()) {
+		t.Errorf("hazards --json: %v, schema %d, %d entries", err, list.SchemaVersion, len(list.Hazards))
+	}
+	// Ranges read as people write them, not as go-version constraints.
+	r = runCLI(t, "hazards", "nmi-user-read-deadlock")
+	if !strings.Contains(r.stdout, "Affected:    >= 5.19, < 6.1.36 or >= 6.2, < 6.3.10") || strings.Contains(r.stdout, "~>") {
+		t.Errorf("affected ranges not rendered:\n%s", r.stdout)
 	}
 }
 
@@ -455,6 +478,38 @@ func TestPolicyValidate(t *testing.T) {
 		t.Errorf("invalid policy: exit %d, want 1", r.code)
 	}
 	oneLineErr(t, r, "bad.yaml:4", "no-such-hazard")
+	r = runCLI(t, "policy", "validate", "--json", bad)
+	var pr struct {
+		SchemaVersion int  `json:"schema_version"`
+		Valid         bool `json:"valid"`
+		Error         struct {
+			Line int    `json:"line"`
+			Key  string `json:"key"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &pr); err != nil || r.code != exitRefused || pr.SchemaVersion != 1 || pr.Valid || pr.Error.Line != 4 || pr.Error.Key != "hazards.no-such-hazard" {
+		t.Errorf("policy validate --json invalid: exit %d, %v, %+v", r.code, err, pr)
+	}
+
+	// A newer release's file: a clear error naming the version this one reads.
+	v2 := write("v2.yaml", "apiVersion: safebpf/v2\nmode: warn\n")
+	r = runCLI(t, "policy", "validate", v2)
+	if r.code != exitRefused {
+		t.Errorf("safebpf/v2 policy: exit %d, want 1", r.code)
+	}
+	oneLineErr(t, r, "v2.yaml:1", `unsupported apiVersion "safebpf/v2"`, `"safebpf/v1"`)
+	// Unreadable is an input error: exit 2, at once for a FIFO.
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, dir, filepath.Join(dir, "missing.yaml")} {
+		r = runCLI(t, "policy", "validate", path)
+		if r.code != exitUsage {
+			t.Errorf("policy validate %s: exit %d, want 2", path, r.code)
+		}
+		oneLineErr(t, r, path)
+	}
 
 	// The same code path behind check --policy, as an input error.
 	r = runCLI(t, "check", "--release", "6.1.30", "--policy", bad)
@@ -578,7 +633,7 @@ func TestProbeHuman(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"6.18.44 (source: release)", "MECHANISM", "kprobe ", "undecided", "HAZARD", "x86-text-poke-race"} {
+	for _, want := range []string{"6.18.44 (from the release)", "MECHANISM", "kprobe ", "undecided", "refuse: unavailable", "Hazards that apply: none"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
@@ -605,7 +660,7 @@ func TestColorTable(t *testing.T) {
 	tb := &table{header: []string{"A", "B", "C"}}
 	tb.add(plain("x"), cell{"affected", red}, plain("z"))
 	tb.add(plain("longer"), cell{"no", green}, plain("z"))
-	tb.write(&b, true, "")
+	tb.write(&printer{w: &b, color: true}, "")
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if !strings.Contains(lines[1], red+"affected"+reset) {
 		t.Errorf("no colour: %q", lines[1])

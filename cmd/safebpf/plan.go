@@ -1,175 +1,214 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/spf13/cobra"
 
+	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/loader"
 	"github.com/safebpf/safebpf/probe"
 )
 
-const planUsage = `usage: safebpf plan OBJECT.o [--kernel FIXTURE.json] [--json] [--policy FILE] [--force IDS] [--mode MODE]
+// planOpts are plan's flags.
+type planOpts struct {
+	out        outputOpts
+	pol        policyOpts
+	kernelFile string
+	hostRoot   string
+}
 
-Shows what the loader would do with a BPF ELF object, without loading
+func (a *app) planCommand() *cobra.Command {
+	o := &planOpts{}
+	c := &cobra.Command{
+		Use:   "plan OBJECT.o",
+		Short: "what the loader would do with an ELF object",
+		Long: `Shows what the loader would do with a BPF ELF object, without loading
 anything: per program, its attach point, the alternatives found (programs
 targeting the same function with another mechanism), whether it reads user
 memory, the mechanism chosen, its settings, the hazards and any refusal.
 The kernel is this machine's (probed as 'safebpf probe' does) or the one in
-FIXTURE.json, a kernel captured with 'safebpf probe --json' (its "kernel"
-object, or the whole report). Plain "uprobe" sections are planned with a
-stand-in target and "perf_event" sections as a 99 Hz hardware event.
-Exits 1 when a program is refused.
+--kernel, a kernel captured with 'safebpf probe --json'. Plain "uprobe"
+sections are planned with a stand-in target and "perf_event" sections as a
+99 Hz hardware event. Exits 1 when a program is refused.
 
-Flags:
-  --kernel FILE   plan for this kernel fixture instead of probing
-  --json          print the plans as JSON
-  --policy FILE   apply a policy file
-  --force IDS     comma-separated hazard IDs to force ("all" forces all)
-  --mode MODE     enforce, warn or audit`
-
-func (c *cli) plan(args []string) int {
-	fs := newFlagSet("plan")
-	kernelFile := fs.String("kernel", "", "")
-	asJSON := fs.Bool("json", false, "")
-	policyFile := fs.String("policy", "", "")
-	force := fs.String("force", "", "")
-	mode := fs.String("mode", "", "")
-	pos, code, ok := c.parse(fs, planUsage, args)
-	if !ok {
-		return code
-	}
-	if len(pos) != 1 {
-		return c.usageErr("plan", fmt.Errorf("want exactly one OBJECT.o, got %d arguments", len(pos)))
-	}
-	spec, err := ebpf.LoadCollectionSpec(pos[0])
-	if err != nil {
-		return c.usageErr("plan", fmt.Errorf("read object: %w", err))
-	}
-	opts := &loader.Options{}
-	if *policyFile != "" {
-		pol, _, err := loadPolicy(*policyFile)
-		if err != nil {
-			return c.usageErr("plan", err)
-		}
-		opts.Policy = pol
-	}
-	if *force != "" {
-		for _, id := range strings.Split(*force, ",") {
-			if id = strings.TrimSpace(id); id != "" {
-				opts.Force = append(opts.Force, hazards.ID(id))
+What the program reads and which variants it has come from the object's
+code; the traced processes are assumed to possibly run under seccomp, as
+the loader assumes unless the agent says otherwise per uprobe.`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErr("want exactly one OBJECT.o, got %d arguments", len(args))
 			}
-		}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error { return a.plan(c, o, args[0]) },
 	}
-	if *mode != "" {
-		if !hazards.Mode(*mode).Valid() {
-			return c.usageErr("plan", fmt.Errorf("--mode %q: want enforce, warn or audit", *mode))
-		}
-		opts.Mode = hazards.Mode(*mode)
+	c.Flags().StringVar(&o.kernelFile, "kernel", "", "plan for this kernel fixture instead of probing")
+	_ = c.MarkFlagFilename("kernel", "json")
+	addPolicy(c, &o.pol, true)
+	addHostRoot(c, &o.hostRoot)
+	addOutput(c, &o.out)
+	return c
+}
+
+// planReport is the JSON form of `safebpf plan`.
+type planReport struct {
+	SchemaVersion int                  `json:"schema_version"`
+	Summary       summary              `json:"summary"`
+	Assumption    assumption           `json:"assumption"`
+	Policy        policyJSON           `json:"policy"`
+	Object        string               `json:"object"`
+	Kernel        *probe.Kernel        `json:"kernel"`
+	Programs      []loader.ProgramPlan `json:"programs"`
+}
+
+func (a *app) plan(c *cobra.Command, o *planOpts, object string) error {
+	p, asJSON, err := a.output(&o.out)
+	if err != nil {
+		return err
+	}
+	b, err := readInput(object, inObject)
+	if err != nil {
+		return usageErr("%w", err)
+	}
+	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(b))
+	if err != nil {
+		return usageErr("read object %s: %w", object, err)
+	}
+	rp, err := a.resolvePolicy(c, &o.pol)
+	if err != nil {
+		return err
 	}
 	var k *probe.Kernel
-	if *kernelFile != "" {
-		if k, err = readKernelFixture(*kernelFile); err != nil {
-			return c.usageErr("plan", err)
+	if o.kernelFile != "" {
+		if c.Flags().Changed("host-root") {
+			return usageErr("--kernel and --host-root exclude each other: the fixture is the whole kernel")
 		}
-	} else if k, err = c.detect(context.Background()); err != nil {
-		c.errLine("plan", fmt.Errorf("detect kernel: %w", err))
-		return exitRefused
+		if k, err = readKernelFixture(o.kernelFile); err != nil {
+			return usageErr("--kernel: %w", err)
+		}
+	} else {
+		hr, err := resolveHostRoot(o.hostRoot)
+		if err != nil {
+			return err
+		}
+		if k, err = a.detect(context.Background(), hr.Value); err != nil {
+			return failed(fmt.Errorf("detect kernel: %w", err))
+		}
 	}
+	opts := &loader.Options{Policy: rp.file, Force: rp.eff.Force, Mode: hazards.Mode(o.pol.mode)}
 	plans, err := loader.PlanSpec(spec, k, opts)
 	if err != nil {
-		return c.usageErr("plan", err)
+		return usageErr("plan %s: %w", object, err)
 	}
-	status := exitOK
-	for _, p := range plans {
-		if p.Refusal != "" {
-			status = exitRefused
-		}
+	if plans == nil {
+		plans = []loader.ProgramPlan{}
 	}
-	if *asJSON {
-		out := struct {
-			Object string               `json:"object"`
-			Kernel *probe.Kernel        `json:"kernel"`
-			Plans  []loader.ProgramPlan `json:"programs"`
-		}{pos[0], k, plans}
-		if out.Plans == nil {
-			out.Plans = []loader.ProgramPlan{}
+	as := assumption{ReadsUserMemory: true, Alternatives: true, Seccomp: true, fromObject: true}
+	as.finish()
+	var ps []planned
+	seen := map[string]bool{}
+	for _, pl := range plans {
+		if pl.Decision == nil || seen[pl.Group] {
+			continue
 		}
-		if err := writeJSON(c.stdout, out); err != nil {
-			c.errLine("plan", err)
-			return exitRefused
+		seen[pl.Group] = true
+		var perr error
+		if pl.Refusal != "" {
+			perr = &fallback.RefusedError{Requested: pl.Decision.Requested, Why: pl.Refusal, Blockers: blockersOf(*pl.Decision)}
+		}
+		ps = append(ps, planned{mech: pl.Decision.Requested, findings: pl.Decision.Findings, d: *pl.Decision, err: perr})
+	}
+	sum := summarize(ps, "to "+object)
+	var status error
+	if anyRefused(ps) {
+		status = errRefusals
+	}
+	if asJSON {
+		r := planReport{SchemaVersion: schemaVersion, Summary: sum, Assumption: as, Policy: rp.json(), Object: object, Kernel: k, Programs: plans}
+		if err := writeJSON(a.stdout, r); err != nil {
+			return err
 		}
 		return status
 	}
-	writeKernel(c.stdout, k)
-	fmt.Fprintf(c.stdout, "\nPrograms of %s\n", pos[0])
-	t := &table{header: []string{"PROGRAM", "SECTION", "MECHANISM", "TARGET", "ALTERNATIVES", "USER MEM", "CHOSEN", "ACTION"}}
-	for _, p := range plans {
-		if !p.Attaches {
-			t.add(plain(p.Program), plain(p.Section), plain("-"), plain("-"), plain("-"), plain(yesNo(p.ReadsUserMemory)), plain("-"), plain("not attached"))
-			continue
-		}
-		chosen, action := cell{"no", ""}, plain("")
-		if p.Chosen {
-			chosen = cell{"yes", green}
-		}
-		if p.Decision != nil {
-			action = actionCell(p.Decision.Action)
-		}
-		alts := strings.Join(p.Alternatives, ",")
-		if alts == "" {
-			alts = "-"
-		}
-		t.add(plain(p.Program), plain(p.Section), plain(string(p.Mechanism)), plain(p.Target), plain(alts), plain(yesNo(p.ReadsUserMemory)), chosen, action)
+	writeHead(p, sum, as)
+	writeKernel(p, k)
+	p.blank()
+	p.line("Programs of %s", object)
+	header := []string{"PROGRAM", "MECHANISM", "TARGET", "USER MEM", "DECISION"}
+	if p.wide {
+		header = []string{"PROGRAM", "SECTION", "MECHANISM", "TARGET", "ALTERNATIVES", "USER MEM", "CHOSEN", "DECISION"}
 	}
-	t.write(c.stdout, c.color, "  ")
-	seen := map[string]bool{}
-	for _, p := range plans {
-		if p.Decision == nil || seen[p.Group] {
+	t := &table{header: header, flex: []bool{true, false, true, false, true}, wrap: true}
+	if p.wide {
+		t.flex = nil
+	}
+	for _, pl := range plans {
+		mech, target, dec := "-", "-", cell{"not attached", ""}
+		if pl.Attaches {
+			mech, target = string(pl.Mechanism), pl.Target
+			switch {
+			case pl.Decision == nil:
+				dec = plain("")
+			case pl.Chosen || pl.Refusal != "":
+				var perr error
+				if pl.Refusal != "" {
+					perr = &fallback.RefusedError{Blockers: blockersOf(*pl.Decision)}
+				}
+				dec = decisionCell(*pl.Decision, perr)
+			default:
+				dec = plain("not chosen")
+			}
+		}
+		if p.wide {
+			alts := strings.Join(pl.Alternatives, ",")
+			if alts == "" {
+				alts = "-"
+			}
+			t.add(plain(pl.Program), plain(pl.Section), plain(mech), plain(target), plain(alts), plain(yesNo(pl.ReadsUserMemory)), plain(yesNo(pl.Chosen)), dec)
+		} else {
+			t.add(plain(pl.Program), plain(mech), plain(target), plain(yesNo(pl.ReadsUserMemory)), dec)
+		}
+	}
+	t.write(p, "  ")
+	writeHazards(p, ps, countFindings(ps))
+	seen = map[string]bool{}
+	for _, pl := range plans {
+		if pl.Decision == nil || seen[pl.Group] {
 			continue
 		}
-		seen[p.Group] = true
-		fmt.Fprintf(c.stdout, "\nGroup %s\n", p.Group)
-		var err error
-		if p.Refusal != "" {
-			err = fmt.Errorf("%s", p.Refusal)
+		seen[pl.Group] = true
+		if pl.Decision.Action == fallback.Allow && len(pl.Decision.Steps) == 0 && !p.wide {
+			continue
 		}
-		writeDecision(c.stdout, c.color, *p.Decision, err)
+		p.blank()
+		p.line("Group %s", pl.Group)
+		var perr error
+		if pl.Refusal != "" {
+			perr = errors.New(pl.Refusal)
+		}
+		writeDecisionDetail(p, *pl.Decision, perr)
+	}
+	if p.err != nil {
+		return p.err
 	}
 	return status
 }
 
-func yesNo(b bool) string {
-	if b {
-		return "yes"
+// blockersOf rebuilds which hazards blocked a refused decision from its
+// steps (PlanSpec reports the refusal as text).
+func blockersOf(d fallback.Decision) []fallback.Blocker {
+	var bs []fallback.Blocker
+	for _, s := range d.Steps {
+		if s.Hazard != "" && s.Action == fallback.Refuse {
+			bs = append(bs, fallback.Blocker{Hazard: s.Hazard, Mechanism: s.From})
+		}
 	}
-	return "no"
-}
-
-// readKernelFixture reads a probe.Kernel from JSON: either the kernel
-// object itself or a whole `safebpf probe --json` report.
-func readKernelFixture(path string) (*probe.Kernel, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read kernel fixture: %w", err)
-	}
-	var wrapped struct {
-		Kernel *probe.Kernel `json:"kernel"`
-	}
-	if err := json.Unmarshal(b, &wrapped); err == nil && wrapped.Kernel != nil {
-		return wrapped.Kernel, nil
-	}
-	var k probe.Kernel
-	if err := json.Unmarshal(b, &k); err != nil {
-		return nil, fmt.Errorf("read kernel fixture %s: %w", path, err)
-	}
-	if k.Release == "" {
-		return nil, fmt.Errorf("read kernel fixture %s: no \"release\": not a kernel captured with 'safebpf probe --json'", path)
-	}
-	return &k, nil
+	return bs
 }
