@@ -14,7 +14,7 @@ type checkOpts struct {
 	as  assumption
 	pol policyOpts
 
-	kernelFile                            string
+	kernelFile, fleetFile                 string
 	release, procVersion, signature, arch string
 	osRelease, kallsyms, config           string
 	cpus                                  int
@@ -36,24 +36,33 @@ var descriptionFlags = []string{"release", "proc-version", "version-signature", 
 func (a *app) checkCommand() *cobra.Command {
 	o := &checkOpts{}
 	c := &cobra.Command{
-		Use:   "check (--release R | --kernel FILE) [flags]",
-		Short: "evaluate a described kernel offline",
+		Use:   "check (--release R | --kernel FILE | --fleet FILE) [flags]",
+		Short: "evaluate a described kernel, or a fleet of them, offline",
 		Long: `Evaluates a kernel described on the command line (--release and the other
-description flags) or captured with 'safebpf probe --json' (--kernel),
-without touching this machine, and plans an attachment as the loader
-would. Offline, a mechanism counts as available when the kernel version
-and arch (and the config, when given) support it.
+description flags), captured with 'safebpf probe --json' (--kernel), or a
+whole fleet (--fleet), without touching this machine, and plans an
+attachment as the loader would. Offline, a mechanism counts as available
+when the kernel version and arch (and the config, when given) support it.
 
 With --mechanism, prints the verdict of every hazard concerning that
 mechanism and one decision; without it, one decision per mechanism. Exits
-1 when a decision refuses.`,
+1 when a decision refuses.
+
+--fleet reads many kernels, one JSON value per line (or a JSON array):
+'safebpf probe --json' reports, their "kernel" objects, or described
+kernels ({"name", "release", "proc_version", "version_signature",
+"vdso_version", "os_release", "arch", "cpus", "kallsyms", "config"}: the
+files' contents; other keys are ignored), and prints one row per kernel
+(-o wide: every decision).`,
 		Example: `  safebpf check --release 5.15.0-91-generic --mechanism fentry
-  safebpf check --kernel node-a.json --mechanism kretprobe`,
+  safebpf check --kernel node-a.json --mechanism kretprobe --cpus 96
+  safebpf check --fleet kernels.jsonl --mechanism perf-event-hardware`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return a.check(c, o) },
 	}
 	f := c.Flags()
 	f.StringVar(&o.kernelFile, "kernel", "", "a kernel captured with 'safebpf probe --json' (the report or its \"kernel\")")
+	f.StringVar(&o.fleetFile, "fleet", "", "many kernels: JSON lines of probe reports or described kernels")
 	f.StringVar(&o.release, "release", "", "uname -r, e.g. 5.15.0-91-generic")
 	f.StringVar(&o.procVersion, "proc-version", "", "the /proc/version line")
 	f.StringVar(&o.signature, "version-signature", "", "Ubuntu's /proc/version_signature")
@@ -67,7 +76,7 @@ mechanism and one decision; without it, one decision per mechanism. Exits
 	f.IntVar(&o.req.maxActive, "maxactive", 0, "requested kretprobe maxactive, 0 (default) to 4096")
 	f.Uint64Var(&o.req.frequency, "frequency", 99, "perf event sampling frequency in Hz, 1 to 100000")
 	f.BoolVar(&o.req.pinned, "pinned", false, "forbid changing the mechanism")
-	for _, name := range []string{"kernel", "os-release", "kallsyms", "config"} {
+	for _, name := range []string{"kernel", "fleet", "os-release", "kallsyms", "config"} {
 		_ = c.MarkFlagFilename(name)
 	}
 	_ = c.RegisterFlagCompletionFunc("mechanism", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
@@ -90,10 +99,12 @@ func (o *checkOpts) checkFlags(c *cobra.Command) ([]probe.Mechanism, error) {
 		described = described || c.Flags().Changed(name)
 	}
 	switch {
+	case o.fleetFile != "" && (o.kernelFile != "" || described):
+		return nil, usageErr("--fleet takes every kernel from its file: drop --kernel and the description flags")
 	case o.kernelFile != "" && described:
 		return nil, usageErr("--kernel takes the whole kernel from the fixture: drop --release and the other description flags")
-	case o.kernelFile == "" && o.release == "":
-		return nil, usageErr("--release or --kernel is required (e.g. --release 5.15.0-91-generic)")
+	case o.fleetFile == "" && o.kernelFile == "" && o.release == "":
+		return nil, usageErr("--release, --kernel or --fleet is required (e.g. --release 5.15.0-91-generic)")
 	}
 	if c.Flags().Changed("cpus") && (o.cpus < 1 || o.cpus > maxCPUs) {
 		return nil, usageErr("--cpus %d: want 1 to %d", o.cpus, maxCPUs)
@@ -191,6 +202,9 @@ func (a *app) check(c *cobra.Command, o *checkOpts) error {
 		return err
 	}
 	o.as.finish()
+	if o.fleetFile != "" {
+		return a.fleet(o, rp, mechs, p, asJSON)
+	}
 	k, err := o.describe()
 	if err != nil {
 		return err

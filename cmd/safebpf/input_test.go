@@ -95,6 +95,7 @@ func TestInputsBounded(t *testing.T) {
 		{append(check, "--config", "/dev/zero"), []string{"--config", "/dev/zero", "not a regular file"}},
 		{append(check, "--os-release", "/dev/zero"), []string{"--os-release", "/dev/zero"}},
 		{[]string{"check", "--kernel", "/dev/zero"}, []string{"--kernel", "/dev/zero", "not a regular file"}},
+		{[]string{"check", "--fleet", "/dev/zero"}, []string{"--fleet", "/dev/zero", "not a regular file"}},
 		{[]string{"plan", "/dev/zero"}, []string{"/dev/zero", "not a regular file"}},
 		{append(check, "--kallsyms", fifo), []string{"--kallsyms", fifo, "a FIFO"}},
 		{[]string{"check", "--kernel", fifo}, []string{fifo, "a FIFO"}},
@@ -186,6 +187,20 @@ func TestFixtureBounds(t *testing.T) {
 				continue
 			}
 			oneLineErr(t, r, append([]string{p}, tt.want...)...)
+		}
+		// The same checks hold for a fleet's lines, naming the line.
+		fleet := filepath.Join(dir, "fleet-"+filepath.Base(p))
+		good := `{"name":"good","release":"6.1.30"}`
+		if err := os.WriteFile(fleet, []byte(good+"\n\n"+tt.json+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := runCLI(t, "check", "--fleet", fleet)
+		if r.code != exitUsage {
+			t.Errorf("%s in a fleet: exit %d, want 2", tt.name, r.code)
+			continue
+		}
+		if tt.name != "not an object" {
+			oneLineErr(t, r, append([]string{fleet + ":3"}, tt.want...)...)
 		}
 	}
 }

@@ -8,7 +8,7 @@
 //
 //	safebpf probe [--host-root DIR] [flags]
 //	safebpf hazards [ID]
-//	safebpf check (--release R | --kernel FIXTURE.json) [flags]
+//	safebpf check (--release R | --kernel FIXTURE.json | --fleet FILE) [flags]
 //	safebpf plan OBJECT.o [--kernel FIXTURE.json] [flags]
 //	safebpf policy validate FILE
 //	safebpf version
