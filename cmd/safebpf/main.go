@@ -2,7 +2,7 @@
 // kernel is and allows, which known kernel hazards apply to it and what
 // the loader would decide there, the same for a described kernel or a
 // whole fleet of them, what the loader would do with an ELF object,
-// and whether a policy file is valid.
+// whether a policy file is valid, and a support bundle for bug reports.
 //
 // Usage:
 //
@@ -12,6 +12,7 @@
 //	safebpf plan OBJECT.o [--kernel FIXTURE.json] [flags]
 //	safebpf policy validate FILE
 //	safebpf version
+//	safebpf bugreport [-o FILE] [--decisions LOG]
 //	safebpf completion bash|zsh|fish|powershell
 //	safebpf help [COMMAND]
 //
@@ -58,6 +59,7 @@ type app struct {
 	color          bool
 	detect         func(ctx context.Context, hostRoot string) (*probe.Kernel, error)
 	now            func() time.Time
+	stdin          io.Reader // nil: os.Stdin
 }
 
 // run executes the command line args (without the program name) and
@@ -148,6 +150,7 @@ one JSON document with a top-level "schema_version".`,
 		a.planCommand(),
 		a.policyCommand(),
 		a.versionCommand(),
+		a.bugreportCommand(),
 	)
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [command]",

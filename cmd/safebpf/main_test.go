@@ -398,7 +398,7 @@ func TestHelp(t *testing.T) {
 	}
 	r := runCLI(t, "help")
 	for _, want := range []string{"0  fine", "1  a refusal", "2  usage or input error", "probe", "hazards", "check", "policy", "plan",
-		"version", "completion", "SAFEBPF_FORCE", "SAFEBPF_HOST_ROOT"} {
+		"version", "bugreport", "completion", "SAFEBPF_FORCE", "SAFEBPF_HOST_ROOT"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("help lacks %q", want)
 		}

@@ -106,6 +106,7 @@ func everyCommand(t *testing.T) []invocation {
 		invocation{args: []string{"policy", "validate", policy}},
 		invocation{args: []string{"policy", "validate", bad}},
 		invocation{args: []string{"version"}},
+		invocation{args: []string{"bugreport", "-o", filepath.Join(dir, "bundle.json")}},
 	)
 	for _, h := range hazards.Builtin().Hazards() {
 		invs = append(invs, invocation{args: []string{"hazards", string(h.ID)}})
