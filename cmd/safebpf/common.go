@@ -78,7 +78,7 @@ func (a assumption) text() string {
 	var parts []string
 	switch {
 	case a.fromObject:
-		parts = append(parts, "reads user memory and has the variants its object shows")
+		parts = append(parts, "reads user memory and has the variants its object's code shows")
 	case a.ReadsUserMemory && a.Alternatives:
 		parts = append(parts, "reads user memory", "has every variant a fallback needs")
 	case a.ReadsUserMemory:
@@ -96,7 +96,7 @@ func (a assumption) text() string {
 	last := len(parts) - 1
 	s := "Assuming the program " + strings.Join(parts[:last], ", ") + " and " + parts[last]
 	if a.fromObject {
-		return s + " (--seccomp changes the last)."
+		return s + " (the loader's default unless the agent says otherwise per uprobe)."
 	}
 	return s + " (--reads-user-memory, --alternatives and --seccomp change this)."
 }

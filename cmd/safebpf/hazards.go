@@ -84,7 +84,7 @@ func (a *app) hazards(c *cobra.Command, o *hazardsOpts, args []string) error {
 		}
 		p.para("", head+"; 'safebpf hazards ID' explains one.")
 		p.blank()
-		t := &table{header: []string{"ID", "ACTION", "TITLE"}}
+		t := &table{header: []string{"ID", "ACTION", "TITLE"}, wrap: true}
 		if p.wide {
 			t.header = []string{"ID", "ACTION", "MECHANISMS", "AFFECTED", "TITLE"}
 		}

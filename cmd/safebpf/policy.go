@@ -126,7 +126,8 @@ func (a *app) validatePolicy(c *cobra.Command, o *outputOpts, path string) error
 		force = joinIDs(r.Force)
 	}
 	p.field("force", force)
-	p.field("contents", fmt.Sprintf("%d overrides, %d kernel assertions, %d rules", r.Overrides, r.Assertions, r.Rules))
+	p.field("contents", fmt.Sprintf("%s, %s, %s", plural(r.Overrides, "override", "overrides", "no overrides"),
+		plural(r.Assertions, "kernel assertion", "kernel assertions", "no kernel assertions"), plural(r.Rules, "rule", "rules", "no rules")))
 	disabled := ""
 	if len(r.DisabledHazards) > 0 {
 		disabled = "; disabled: " + joinIDs(r.DisabledHazards)
