@@ -132,7 +132,7 @@ func (a *app) bugreport(c *cobra.Command, o *bugreportOpts) error {
 		return err
 	}
 	_, policy, _ := (&loader.Flags{Force: o.probe.pol.force, Policy: o.probe.pol.policy}).Settings()
-	r.Policy.Source, r.Policy.Path = policy.Source, policy.Value
+	r.Policy.Source, r.Policy.Path = sourceName(policy, "--policy"), policy.Value
 	rp, err := a.resolvePolicy(c, &o.probe.pol)
 	if err != nil {
 		r.Policy.Error = err.Error()

@@ -207,7 +207,7 @@ func TestBugreportRecordsBadPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = runCLI(t, "bugreport", "-o", out, "--policy", good)
-	if bu := readBundle(t, out); r.code != 0 || bu.Policy.Source != "flag" || bu.Policy.Content == nil || bu.Policy.Content.Mode != hazards.Warn {
+	if bu := readBundle(t, out); r.code != 0 || bu.Policy.Source != "--policy" || bu.Policy.Content == nil || bu.Policy.Content.Mode != hazards.Warn {
 		t.Errorf("exit %d, policy %+v", r.code, bu.Policy)
 	}
 }

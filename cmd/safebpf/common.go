@@ -211,6 +211,8 @@ func quoteIDs(ids []hazards.ID) string {
 
 // policyJSON says which policy was in effect.
 type policyJSON struct {
+	// Source is where the policy came from: "--policy" or
+	// "SAFEBPF_POLICY"; empty without a policy.
 	Source string       `json:"source,omitempty"`
 	Path   string       `json:"path,omitempty"`
 	Mode   hazards.Mode `json:"mode"`
@@ -221,7 +223,7 @@ type policyJSON struct {
 
 func (rp *resolvedPolicy) json() policyJSON {
 	return policyJSON{
-		Source: rp.policySource.Source, Path: rp.policySource.Value,
+		Source: sourceName(rp.policySource, "--policy"), Path: rp.policySource.Value,
 		Mode: rp.eff.EffectiveMode(), Force: rp.eff.Force, Ignored: rp.ignored,
 	}
 }
