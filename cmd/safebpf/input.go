@@ -199,7 +199,7 @@ func checkKernel(k *probe.Kernel) error {
 var arches = map[string]string{
 	"amd64": "amd64", "x86_64": "amd64", "x86-64": "amd64", "x64": "amd64",
 	"arm64": "arm64", "aarch64": "arm64",
-	"386": "386", "i386": "386", "i486": "386", "i586": "386", "i686": "386", "x86": "386",
+	"386": "386", "i386": "386", "i486": "386", "i586": "386", "i686": "386",
 	"arm": "arm", "armhf": "arm", "armel": "arm", "armv6l": "arm", "armv7l": "arm",
 	"riscv64": "riscv64",
 	"ppc64le": "ppc64le", "ppc64el": "ppc64le", "ppc64": "ppc64",
