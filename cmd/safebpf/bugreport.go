@@ -211,15 +211,30 @@ func (a *app) stdinReader() io.Reader {
 func readDecisions(path string, stdin io.Reader) (bugDecisions, error) {
 	d := bugDecisions{Source: path, Records: []json.RawMessage{}}
 	var r io.Reader = stdin
+	partial := false
 	if path != "-" {
-		f, err := openInput(path, inLog)
+		f, err := openRegular(path, inLog)
 		if err != nil {
 			return d, err
 		}
 		defer f.Close()
+		// A long-lived agent's log can be big: its newest records are
+		// at the end, so read the end.
+		if fi, err := f.Stat(); err == nil && fi.Size() > inLog.limit {
+			if _, err := f.Seek(fi.Size()-inLog.limit, io.SeekStart); err != nil {
+				return d, fmt.Errorf("read %s: %w", path, err)
+			}
+			partial = true
+			d.Note = fmt.Sprintf("read the last %s of the log", size(inLog.limit))
+		}
 		r = f
 	}
 	br := bufio.NewReaderSize(io.LimitReader(r, inLog.limit), 64<<10)
+	if partial {
+		if _, err := readLine(br); err != nil && !errors.Is(err, errLongLine) && !errors.Is(err, io.EOF) {
+			return d, fmt.Errorf("read %s: %w", path, err)
+		}
+	}
 	var keep [][]byte
 	for {
 		line, err := readLine(br)
@@ -248,7 +263,7 @@ func readDecisions(path string, stdin io.Reader) (bugDecisions, error) {
 		d.Records = append(d.Records, rec)
 	}
 	if len(keep) == 0 {
-		d.Note = "no safebpf record in the log: is the agent's Logger (loader.Options.Logger) writing to it?"
+		d.Note = strings.TrimPrefix(d.Note+"; no safebpf record in the log: is the agent's Logger (loader.Options.Logger) writing to it?", "; ")
 	}
 	return d, nil
 }

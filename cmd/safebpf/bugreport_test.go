@@ -211,3 +211,36 @@ func TestBugreportRecordsBadPolicy(t *testing.T) {
 		t.Errorf("exit %d, policy %+v", r.code, bu.Policy)
 	}
 }
+
+// TestBugreportLogTail: of a log larger than the limit, the newest part is
+// read (a long-lived agent's newest decisions are at its end), starting at
+// a whole line.
+func TestBugreportLogTail(t *testing.T) {
+	var log strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&log, `{"level":"WARN","msg":"safebpf decision","requested":"fentry","n":%d}`+"\n", i)
+	}
+	path := filepath.Join(t.TempDir(), "agent.log")
+	if err := os.WriteFile(path, []byte(log.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := inLog.limit
+	inLog.limit = int64(log.Len() / 5) // about ten lines
+	defer func() { inLog.limit = old }()
+	d, err := readDecisions(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(d.Records); n < 8 || n > 10 || !strings.Contains(d.Note, "last") {
+		t.Fatalf("%d records, note %q", n, d.Note)
+	}
+	for i, rec := range d.Records {
+		var r struct{ N int }
+		if err := json.Unmarshal(rec, &r); err != nil {
+			t.Fatalf("record %d is not whole: %s", i, rec)
+		}
+		if want := 50 - len(d.Records) + i; r.N != want {
+			t.Errorf("record %d is line %d, want %d", i, r.N, want)
+		}
+	}
+}

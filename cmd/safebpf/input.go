@@ -38,8 +38,22 @@ var (
 
 // openInput opens path for reading as a regular file of kind k, without
 // blocking on a FIFO or reading a device: it opens with O_NONBLOCK and
-// refuses anything but a regular file, naming it and what is wanted.
+// refuses anything but a regular file, naming it and what is wanted, and
+// a file larger than k's limit.
 func openInput(path string, k inputKind) (*os.File, error) {
+	f, err := openRegular(path, k)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() > k.limit {
+		f.Close()
+		return nil, fmt.Errorf("read %s %s: %d bytes, more than the %s limit for a %s", k.what, path, fi.Size(), size(k.limit), k.what)
+	}
+	return f, nil
+}
+
+// openRegular is openInput without the size check.
+func openRegular(path string, k inputKind) (*os.File, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", k.what, &fs.PathError{Op: "open", Path: path, Err: err})
@@ -53,10 +67,6 @@ func openInput(path string, k inputKind) (*os.File, error) {
 	if !fi.Mode().IsRegular() {
 		f.Close()
 		return nil, fmt.Errorf("read %s %s: not a regular file (%s): want %s", k.what, path, fileType(fi.Mode()), k.hint)
-	}
-	if fi.Size() > k.limit {
-		f.Close()
-		return nil, fmt.Errorf("read %s %s: %d bytes, more than the %s limit for a %s", k.what, path, fi.Size(), size(k.limit), k.what)
 	}
 	return f, nil
 }
