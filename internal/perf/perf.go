@@ -14,8 +14,13 @@ var errInvalidInput = errors.New("invalid input")
 type Event struct {
 	// Hardware selects PERF_TYPE_HARDWARE/PERF_COUNT_HW_CPU_CYCLES (an NMI
 	// on x86). False selects PERF_TYPE_SOFTWARE/PERF_COUNT_SW_CPU_CLOCK
-	// (an hrtimer).
+	// (an hrtimer). Ignored when Type or Config is set.
 	Hardware bool
+	// Type and Config select any other event, as in perf_event_attr
+	// (PERF_TYPE_HARDWARE with PERF_COUNT_HW_CACHE_MISSES, ...). Both zero
+	// means Hardware decides.
+	Type   uint32
+	Config uint64
 	// Frequency is the number of samples per second per CPU. When nonzero
 	// it wins over Period.
 	Frequency uint64
@@ -28,12 +33,34 @@ type Event struct {
 	CPUs []int
 }
 
-// Name returns the event's perf name: "cpu-cycles" or "cpu-clock".
-func (e Event) Name() string {
-	if e.Hardware {
-		return "cpu-cycles"
+// attr returns the event's perf_event_attr type and config.
+func (e Event) attr() (uint32, uint64) {
+	switch {
+	case e.Type != 0 || e.Config != 0:
+		return e.Type, e.Config
+	case e.Hardware:
+		return 0, 0 // PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES
 	}
-	return "cpu-clock"
+	return 1, 0 // PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK
+}
+
+// software reports whether the event is a software event (no PMU).
+func (e Event) software() bool {
+	t, _ := e.attr()
+	return t == 1
+}
+
+// Name returns the event's perf name: "cpu-cycles", "cpu-clock", or
+// "type T config C" for other events.
+func (e Event) Name() string {
+	switch t, c := e.attr(); {
+	case t == 0 && c == 0:
+		return "cpu-cycles"
+	case t == 1 && c == 0:
+		return "cpu-clock"
+	default:
+		return fmt.Sprintf("type %d config %#x", t, c)
+	}
 }
 
 func (e Event) validate() error {

@@ -40,14 +40,12 @@ func Open(ev Event) (*Set, error) {
 	}
 	ev.CPUs = cpus
 
+	typ, config := ev.attr()
 	attr := unix.PerfEventAttr{
-		Type:        unix.PERF_TYPE_SOFTWARE,
-		Config:      unix.PERF_COUNT_SW_CPU_CLOCK,
+		Type:        typ,
+		Config:      config,
 		Sample_type: unix.PERF_SAMPLE_RAW,
 		Bits:        unix.PerfBitDisabled,
-	}
-	if ev.Hardware {
-		attr.Type, attr.Config = unix.PERF_TYPE_HARDWARE, unix.PERF_COUNT_HW_CPU_CYCLES
 	}
 	attr.Size = uint32(unsafe.Sizeof(attr))
 	if ev.Frequency != 0 {
@@ -62,7 +60,7 @@ func Open(ev Event) (*Set, error) {
 		fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
 		if err != nil {
 			_ = set.Close()
-			return nil, fmt.Errorf("open perf event %s on cpu %d: %w", ev.Name(), cpu, classify(err, ev.Hardware))
+			return nil, fmt.Errorf("open perf event %s on cpu %d: %w", ev.Name(), cpu, classify(err, !ev.software()))
 		}
 		set.FDs = append(set.FDs, &FD{fd: fd, cpu: cpu})
 	}
