@@ -27,8 +27,19 @@ type Attach struct {
 	start     time.Time
 	target    string
 	requested probe.Mechanism
+	program   string
 	spanAttrs []attribute.KeyValue
 	ended     atomic.Bool
+}
+
+// SetProgram names the program being attached; its span and log record
+// then carry it. Call it before End.
+func (a *Attach) SetProgram(name string) {
+	if a == nil || name == "" {
+		return
+	}
+	a.program = name
+	a.spanAttrs = append(a.spanAttrs, AttrProgram.String(name))
 }
 
 // StartAttach begins recording an attach of target with the requested
@@ -166,6 +177,9 @@ func (a *Attach) End(d fallback.Decision, err error) {
 	})
 
 	level, msg, logAttrs := s.logRecord(d, err)
+	if a.program != "" {
+		logAttrs = append([]slog.Attr{slog.String("program", a.program)}, logAttrs...)
+	}
 	r.logs.put(func() {
 		ctx := trace.ContextWithSpanContext(context.Background(), parent)
 		h := r.logger.Handler()

@@ -82,7 +82,10 @@ const (
 	AttrDistroID            = attribute.Key("safebpf.distro.id")
 	AttrDistroVersionID     = attribute.Key("safebpf.distro.version_id")
 
-	AttrTarget    = attribute.Key("safebpf.target")
+	AttrTarget = attribute.Key("safebpf.target")
+	// AttrProgram is the name of the program attached (collection-level
+	// attaches; absent for per-attachment calls).
+	AttrProgram   = attribute.Key("safebpf.program")
 	AttrRequested = attribute.Key("safebpf.mechanism.requested")
 	AttrChosen    = attribute.Key("safebpf.mechanism.chosen")
 	AttrAction    = attribute.Key("safebpf.action")
@@ -265,6 +268,26 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// FlushLogs waits until every log record enqueued before the call has
+// been handed to the logger, or ctx is done. The loader calls it, with a
+// short deadline, before returning a refusal or a failed attach, so that
+// an agent which exits right after (log.Fatal) still has the record.
+func (r *Recorder) FlushLogs(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	if err := r.logs.putWait(ctx, func() { close(done) }); err != nil {
+		return fmt.Errorf("flush logs: %w", err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("flush logs: %w", ctx.Err())
+	}
 }
 
 // Shutdown stops accepting records, unregisters the observable callbacks
