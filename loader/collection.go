@@ -4,39 +4,50 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/elfscan"
 	"github.com/safebpf/safebpf/probe"
 )
 
 // Collection is a loaded and attached CollectionSpec. Close it to detach
-// every link and free every program and map.
+// every link and free every program and map it still owns.
 type Collection struct {
-	// Maps and Programs are the loaded objects by name, as in
-	// ebpf.Collection. Programs holds only the chosen alternatives. Both
-	// are empty in audit mode.
-	Maps     map[string]*ebpf.Map
-	Programs map[string]*ebpf.Program
-	// Links holds the attachment of every attached program, by program name.
+	// Maps, Programs and Variables are the loaded objects by name, as in
+	// ebpf.Collection. Programs holds the chosen alternatives and the
+	// programs that are not attached (socket filters, Manual, ...), not
+	// the unchosen alternatives or skipped optional programs. They are
+	// loaded in audit mode too.
+	Maps      map[string]*ebpf.Map
+	Programs  map[string]*ebpf.Program
+	Variables map[string]*ebpf.Variable
+	// Links holds the attachment of every attached program, by program
+	// name. Empty in audit mode.
 	Links map[string]*Link
-	// Decisions holds one decision per group of alternatives (a program
-	// without alternatives is its own group), in Plans order.
+	// Decisions holds the decision of every chosen program (one per
+	// program: a kprobe and kretprobe standing in for an fexit have one
+	// each), then of every refused or skipped group, in Plans order.
 	Decisions []fallback.Decision
 	// Plans describes every program of the spec: what it is, its
 	// alternatives, what was chosen and why.
 	Plans []ProgramPlan
 
-	coll   *ebpf.Collection
-	closed bool
+	coll       *ebpf.Collection
+	loader     *Loader
+	registered []*ebpf.Program
+	closed     bool
 }
 
-// Close detaches every link, then frees programs and maps. Calling it
-// twice is safe.
+// Close detaches every link, then frees the programs and maps the
+// Collection still owns (not those moved out by Assign). Calling it twice
+// is safe.
 func (c *Collection) Close() error {
 	if c == nil || c.closed {
 		return nil
@@ -54,11 +65,14 @@ func (c *Collection) Close() error {
 	if c.coll != nil {
 		c.coll.Close()
 	}
+	if c.loader != nil {
+		c.loader.forget(c.registered)
+	}
 	return errors.Join(errs...)
 }
 
 // Decision returns the decision that covered the named program, whether
-// it was chosen or removed as an unchosen alternative.
+// it was chosen, refused, or removed as an unchosen alternative.
 func (c *Collection) Decision(program string) (fallback.Decision, bool) {
 	for _, p := range c.Plans {
 		if p.Program == program && p.Decision != nil {
@@ -68,20 +82,140 @@ func (c *Collection) Decision(program string) (fallback.Decision, bool) {
 	return fallback.Decision{}, false
 }
 
-// LoadAndAttach plans every program of spec that has an attach point in its
-// section name, chooses one program per group of alternatives, removes the
-// unchosen ones from a copy of spec (the verifier never sees them), loads
-// the copy and attaches every chosen program with the planned mechanism and
-// settings. spec is not modified.
+// Assign fills the ebpf-tagged fields of the struct to points to (as
+// bpf2go's objects and ebpf.Collection.Assign do) with the Collection's
+// maps, programs and variables. A program of the spec that was not
+// loaded (an unchosen alternative, a skipped optional program) leaves its
+// field nil; a name the spec does not have is an error. As with
+// ebpf.Collection.Assign, the assigned maps, programs and variables move
+// to the caller, who closes them; the Collection keeps its links, so
+// Close it to detach.
+func (c *Collection) Assign(to any) error {
+	inSpec := map[string]bool{}
+	for _, p := range c.Plans {
+		inSpec[p.Program] = true
+	}
+	type assigned struct {
+		kind string
+		name string
+	}
+	var done []assigned
+	err := assignFields(to, func(t reflect.Type, name string) (reflect.Value, error) {
+		switch t {
+		case reflect.TypeFor[*ebpf.Program]():
+			if p := c.Programs[name]; p != nil {
+				done = append(done, assigned{"program", name})
+				return reflect.ValueOf(p), nil
+			}
+			if inSpec[name] {
+				return reflect.Zero(t), nil
+			}
+			return reflect.Value{}, fmt.Errorf("missing program %q", name)
+		case reflect.TypeFor[*ebpf.Map]():
+			if m := c.Maps[name]; m != nil {
+				done = append(done, assigned{"map", name})
+				return reflect.ValueOf(m), nil
+			}
+			return reflect.Value{}, fmt.Errorf("missing map %q", name)
+		case reflect.TypeFor[*ebpf.Variable]():
+			if v := c.Variables[name]; v != nil {
+				done = append(done, assigned{"variable", name})
+				return reflect.ValueOf(v), nil
+			}
+			return reflect.Value{}, fmt.Errorf("missing variable %q", name)
+		}
+		return reflect.Value{}, fmt.Errorf("unsupported type %s", t)
+	})
+	if err != nil {
+		return fmt.Errorf("assign: %w", err)
+	}
+	for _, a := range done {
+		switch a.kind {
+		case "program":
+			delete(c.Programs, a.name)
+		case "map":
+			delete(c.Maps, a.name)
+		case "variable":
+			delete(c.Variables, a.name)
+		}
+	}
+	return nil
+}
+
+// assignFields sets every field of *to tagged `ebpf:"name"` (also in
+// embedded and nested structs, as cilium/ebpf does) to get's value.
+func assignFields(to any, get func(reflect.Type, string) (reflect.Value, error)) error {
+	v := reflect.ValueOf(to)
+	if !v.IsValid() || v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("%T is not a non-nil pointer to a struct", to)
+	}
+	seen := map[string]string{}
+	var walk func(s reflect.Value, visited map[reflect.Type]bool) error
+	walk = func(s reflect.Value, visited map[reflect.Type]bool) error {
+		t := s.Type()
+		if visited[t] {
+			return fmt.Errorf("recursion on type %s", t)
+		}
+		visited[t] = true
+		defer delete(visited, t)
+		for i := 0; i < t.NumField(); i++ {
+			f, fv := t.Field(i), s.Field(i)
+			tag := f.Tag.Get("ebpf")
+			if tag == "" {
+				switch {
+				case f.Type.Kind() == reflect.Struct:
+					if err := walk(fv, visited); err != nil {
+						return fmt.Errorf("field %s: %w", f.Name, err)
+					}
+				case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+					if fv.IsNil() {
+						return fmt.Errorf("field %s: nil pointer to %s", f.Name, f.Type.Elem())
+					}
+					if err := walk(fv.Elem(), visited); err != nil {
+						return fmt.Errorf("field %s: %w", f.Name, err)
+					}
+				}
+				continue
+			}
+			if strings.Contains(tag, ",") {
+				return fmt.Errorf("field %s: ebpf tag contains a comma", f.Name)
+			}
+			key := f.Type.String() + "/" + tag
+			if other, ok := seen[key]; ok {
+				return fmt.Errorf("field %s: object %q was already assigned to %s", f.Name, tag, other)
+			}
+			val, err := get(f.Type, tag)
+			if err != nil {
+				return fmt.Errorf("field %s: %w", f.Name, err)
+			}
+			if !fv.CanSet() {
+				return fmt.Errorf("field %s: can't set value", f.Name)
+			}
+			fv.Set(val)
+			seen[key] = f.Name
+		}
+		return nil
+	}
+	return walk(v.Elem(), map[reflect.Type]bool{})
+}
+
+// LoadAndAttach plans every tracing program of spec, chooses one
+// alternative per group, removes the unchosen ones from a copy of spec
+// (the verifier never sees them), loads the copy and attaches every
+// chosen program with the planned mechanism and settings. spec is not
+// modified.
 //
-// In enforce mode a refusal fails the call with an error matching
-// ErrRefused, before anything is loaded. In warn mode programs attach as
-// requested and the decisions record what enforce would have done. In
-// audit mode nothing is loaded or attached: the returned Collection holds
-// only Plans and Decisions.
+// In enforce mode a refusal of a group that is not optional fails the
+// call with an error matching ErrRefused that names the refused program,
+// before anything is loaded; an optional group is skipped. In warn mode
+// programs attach as requested and the decisions record what enforce
+// would have done. In audit mode maps and programs are loaded (so an
+// agent runs) and nothing is attached.
 //
-// On any failure, everything the call created (programs, maps, links, perf
-// events, tracefs events) is closed before it returns.
+// On any failure, everything the call created (programs, maps, links,
+// perf events, tracefs events) is closed before it returns, and the log
+// records of its decisions have reached the Logger (waiting at most
+// refusalLogWait).
 func (l *Loader) LoadAndAttach(spec *ebpf.CollectionSpec, opts *CollectionOptions) (*Collection, error) {
 	return l.LoadAndAttachContext(context.Background(), spec, opts)
 }
@@ -95,199 +229,244 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 	if spec == nil {
 		return nil, fmt.Errorf("load and attach: nil spec: %w", errInvalidInput)
 	}
-	infos, groups, err := analyse(spec, groupsOf(opts), opts)
+	an, err := analyse(spec, opts, l.resolver())
 	if err != nil {
 		return nil, fmt.Errorf("load and attach: %w", err)
 	}
-
-	// Plan every group; keep the attempts open until the attach outcome is known.
-	type planned struct {
-		g      *group
-		a      *attempt
-		chosen *progInfo
+	plans := make([]*groupPlan, len(an.groups))
+	for i, g := range an.groups {
+		plans[i] = planGroup(l.kernel, l.catalog, &l.policy, g, opts)
 	}
-	var plans []planned
-	finishAll := func(err error) {
-		for _, p := range plans {
-			if p.a != nil {
-				p.a.finish(err)
-			}
+	c := &Collection{Maps: map[string]*ebpf.Map{}, Programs: map[string]*ebpf.Program{}, Links: map[string]*Link{}, loader: l}
+	c.addPlans(an, plans)
+	audit := l.policy.Mode == hazards.Audit
+
+	// A refused group that is not optional fails the call: each refusal is
+	// reported on its own program. Nothing else was attached, so nothing
+	// else is recorded.
+	var refused []error
+	for _, gp := range plans {
+		if tr, ok := gp.refusal(); ok && !gp.g.optional && !audit {
+			err := &AttachError{Program: tr.prog.name, Op: "plan", Decision: tr.d, Err: tr.err}
+			l.record(ctx, tr.d, tr.prog.name).finish(err)
+			refused = append(refused, err)
 		}
 	}
-	c := &Collection{Maps: map[string]*ebpf.Map{}, Programs: map[string]*ebpf.Program{}, Links: map[string]*Link{}}
-	var refusals []error
-	for _, g := range groups {
-		req := l.request(g, opts)
-		a, err := l.plan(ctx, req)
-		if err != nil {
-			if l.policy.Mode == hazards.Audit {
-				c.addPlans(g, a.d, nil, err)
+	if len(refused) > 0 {
+		l.settle()
+		return nil, errors.Join(refused...)
+	}
+	// Skipped optional groups (and refusals in audit mode) are recorded
+	// as refused, on the program refused.
+	for _, gp := range plans {
+		if tr, ok := gp.refusal(); ok {
+			l.record(ctx, tr.d, tr.prog.name).finish(&AttachError{Program: tr.prog.name, Op: "plan", Decision: tr.d, Err: tr.err})
+		}
+	}
+
+	cp := loadSpec(spec, an, plans)
+	coll, err := l.load(cp, opts)
+	if err != nil {
+		for _, gp := range plans {
+			if gp.chosen == nil {
 				continue
 			}
-			refusals = append(refusals, fmt.Errorf("plan group %s: %w", g.describe(), err))
-			continue
-		}
-		chosen := l.chosenMember(g, a.d)
-		if chosen == nil {
-			err := &AttachError{Program: g.members[0].name, Op: "choose program", Decision: a.d,
-				Err: fmt.Errorf("the planner chose %s but the spec has no program for it: %w", a.d.Chosen, ErrNotSupported)}
-			a.finish(err)
-			refusals = append(refusals, err)
-			continue
-		}
-		plans = append(plans, planned{g: g, a: a, chosen: chosen})
-		c.addPlans(g, a.d, chosen, nil)
-	}
-	c.addUnattached(infos)
-	for _, p := range c.Plans {
-		if p.Decision != nil && p.Chosen {
-			c.Decisions = append(c.Decisions, *p.Decision)
-		} else if p.Decision != nil && p.Refusal != "" && p.isPrimary {
-			c.Decisions = append(c.Decisions, *p.Decision)
-		}
-	}
-	if len(refusals) > 0 {
-		err := errors.Join(refusals...)
-		finishAll(err)
-		return nil, err
-	}
-	if l.policy.Mode == hazards.Audit {
-		finishAll(nil)
-		return c, nil
-	}
-
-	// Remove the unchosen alternatives before the verifier sees them.
-	cp := spec.Copy()
-	for _, p := range plans {
-		for _, m := range p.g.members {
-			if m != p.chosen {
-				delete(cp.Programs, m.name)
+			for _, p := range gp.chosen.progs {
+				l.record(ctx, gp.decisions[p], p.name).finish(err)
 			}
 		}
-	}
-	fail := func(err error) (*Collection, error) {
-		finishAll(err)
-		c.Close()
+		l.settle()
 		return nil, err
 	}
-	if err := l.step("load"); err != nil {
-		return fail(err)
-	}
-	coll, err := ebpf.NewCollectionWithOptions(cp, opts.collection())
-	if err != nil {
-		return fail(&AttachError{Op: "load collection", Err: err})
-	}
 	c.coll = coll
-	c.Maps = coll.Maps
-	c.Programs = coll.Programs
+	c.Maps, c.Programs, c.Variables = coll.Maps, coll.Programs, coll.Variables
+	l.remember(c, an, cp)
 
-	execs := map[string]*link.Executable{}
-	for _, p := range plans {
-		pi := p.chosen
-		if err := ctx.Err(); err != nil {
-			return fail(err)
-		}
-		if err := l.step("attach:" + pi.name); err != nil {
-			return fail(err)
-		}
-		w, err := l.whereFor(pi, opts, execs)
-		if err != nil {
-			return fail(&AttachError{Program: pi.name, Op: "attach", Decision: p.a.d, Err: err})
-		}
-		lk, err := l.attachChosen(ctx, p.a.d.Chosen, coll.Programs[pi.name], w, p.a.d)
-		if err != nil {
-			return fail(&AttachError{Program: pi.name, Op: "attach", Decision: p.a.d, Err: err})
-		}
-		c.Links[pi.name] = lk
-		if err := l.step("attached:" + pi.name); err != nil {
-			return fail(err)
-		}
+	type pending struct {
+		name string
+		a    *attempt
 	}
-	finishAll(nil)
+	var done []pending
+	fail := func(failed string, err error) (*Collection, error) {
+		for _, p := range done {
+			p.a.finish(&rolledBack{cause: fmt.Sprintf("program %q", failed)})
+		}
+		c.Close()
+		l.settle()
+		return nil, err
+	}
+	execs := map[string]*link.Executable{}
+	for _, gp := range plans {
+		if gp.chosen == nil {
+			continue
+		}
+		var mine []pending
+		var lks []string
+		for _, p := range gp.chosen.progs {
+			d := gp.decisions[p]
+			a := l.record(ctx, d, p.name)
+			if audit {
+				mine = append(mine, pending{p.name, a})
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				a.finish(err)
+				return fail(p.name, err)
+			}
+			lk, err := l.attachProgram(ctx, p, coll.Programs[p.name], d, opts, execs)
+			if err != nil {
+				err = &AttachError{Program: p.name, Op: "attach", Decision: d, Err: err}
+				a.finish(err)
+				if gp.g.optional {
+					// Skip the whole alternative: a kprobe without its
+					// kretprobe would leave half a measurement.
+					for _, n := range lks {
+						c.Links[n].Close()
+						delete(c.Links, n)
+					}
+					for _, m := range mine {
+						m.a.finish(&rolledBack{cause: fmt.Sprintf("program %q", p.name)})
+					}
+					mine = nil
+					c.markError(p.name, err)
+					break
+				}
+				return fail(p.name, err)
+			}
+			c.Links[p.name] = lk
+			lks = append(lks, p.name)
+			mine = append(mine, pending{p.name, a})
+			if err := l.step("attached:" + p.name); err != nil {
+				return fail(p.name, err)
+			}
+		}
+		done = append(done, mine...)
+	}
+	for _, p := range done {
+		p.a.finish(nil)
+	}
 	return c, nil
 }
 
-func groupsOf(o *CollectionOptions) [][]string {
-	if o == nil {
-		return nil
+// load loads cp, after the test hook.
+func (l *Loader) load(cp *ebpf.CollectionSpec, opts *CollectionOptions) (*ebpf.Collection, error) {
+	if err := l.step("load"); err != nil {
+		return nil, err
 	}
-	return o.Groups
+	coll, err := ebpf.NewCollectionWithOptions(cp, opts.collection())
+	if err != nil {
+		return nil, &AttachError{Op: "load collection", Err: err}
+	}
+	return coll, nil
 }
 
-func (o *CollectionOptions) collection() ebpf.CollectionOptions {
-	if o == nil {
-		return ebpf.CollectionOptions{}
+// loadSpec returns the copy of spec to load: the chosen alternatives (a
+// multi program chosen as single probes is loaded as such), the programs
+// that are not attached, and nothing else.
+func loadSpec(spec *ebpf.CollectionSpec, an *analysis, plans []*groupPlan) *ebpf.CollectionSpec {
+	cp := spec.Copy()
+	chosen := map[string]*progInfo{}
+	for _, gp := range plans {
+		if gp.chosen != nil {
+			for _, p := range gp.chosen.progs {
+				chosen[p.name] = p
+			}
+		}
 	}
-	return o.Collection
+	for _, pi := range an.infos {
+		_, skipped := an.skipped[pi]
+		if !pi.attaches() && !skipped {
+			continue
+		}
+		p, ok := chosen[pi.name]
+		if !ok {
+			delete(cp.Programs, pi.name)
+			continue
+		}
+		if p.spec != spec.Programs[pi.name] {
+			// A variant, or a hand-built spec completed by analyse.
+			cp.Programs[pi.name] = p.spec.Copy()
+		}
+		// Trampoline programs load against their target: carry over a
+		// target inherited from a retargeted alternative.
+		if k := p.mech(); k == probe.Fentry || k == probe.Fexit || k == probe.FmodRet {
+			cp.Programs[pi.name].AttachTo = p.class.ap.symbol
+		}
+	}
+	return cp
 }
 
-// request builds the planner's request for a group: the most preferred
-// member is requested, the others are offered as alternatives.
-func (l *Loader) request(g *group, opts *CollectionOptions) fallback.Request {
-	primary := g.members[0]
-	req := fallback.Request{
-		Mechanism:       primary.ap.mech,
-		Target:          primary.ap.target,
-		Pinned:          opts.pinned(primary.name),
-		ReadsUserMemory: g.readsUserMemory(),
-		Seccomp:         opts.seccomp(primary.name),
-		Targets:         1,
+// attachProgram attaches one chosen program of a collection.
+func (l *Loader) attachProgram(ctx context.Context, p *progInfo, prog *ebpf.Program, d fallback.Decision, opts *CollectionOptions, execs map[string]*link.Executable) (*Link, error) {
+	if err := l.step("attach:" + p.name); err != nil {
+		return nil, err
 	}
-	for _, m := range g.members[1:] {
-		req.Alternatives = append(req.Alternatives, m.ap.mech)
-		req.Pinned = req.Pinned || opts.pinned(m.name)
-		req.Seccomp = req.Seccomp || opts.seccomp(m.name)
-	}
-	switch primary.ap.mech {
-	case probe.Kretprobe, probe.Fexit:
-		req.MaxActive = opts.maxActive()
-	case probe.PerfEventHardware, probe.PerfEventSoftware:
-		ev := opts.perfEvent(primary.name)
-		req.PerfEvent = &fallback.PerfEvent{Hardware: ev.Hardware, Frequency: ev.Frequency, Period: ev.Period}
-	}
-	return req
-}
-
-// chosenMember maps the planner's choice to a program of the group. In
-// warn mode the planner's Chosen is the requested mechanism.
-func (l *Loader) chosenMember(g *group, d fallback.Decision) *progInfo {
-	if d.Chosen == "" {
-		return nil
-	}
-	return g.member(d.Chosen)
-}
-
-func (g *group) describe() string {
-	if len(g.members) == 1 {
-		return fmt.Sprintf("program %q", g.members[0].name)
-	}
-	names := make([]string, len(g.members))
-	for i, m := range g.members {
-		names[i] = m.name
-	}
-	return fmt.Sprintf("of alternatives %q", names)
-}
-
-// whereFor resolves a program's attach point to what the attach primitive
-// needs, opening (and caching per call) executables for uprobes.
-func (l *Loader) whereFor(pi *progInfo, opts *CollectionOptions, execs map[string]*link.Executable) (where, error) {
-	w := where{symbol: pi.ap.symbol, group: pi.ap.group, name: pi.ap.name, tpBTF: pi.ap.tpBTF, path: pi.ap.path}
-	switch pi.ap.mech {
-	case probe.Uprobe, probe.Uretprobe, probe.UprobeMulti:
-		t, _ := opts.uprobe(pi.name)
+	w := where{ap: p.class.ap}
+	switch p.mech() {
+	case probe.Uprobe, probe.Uretprobe, probe.UprobeMulti, probe.UretprobeMulti:
+		t, _ := opts.uprobe(p.name)
 		w.uprobe = t.Options
-		ex, ok := execs[pi.ap.path]
+		ex, ok := execs[w.ap.path]
 		if !ok {
 			var err error
-			ex, err = link.OpenExecutable(pi.ap.path)
+			ex, err = link.OpenExecutable(w.ap.path)
 			if err != nil {
-				return w, fmt.Errorf("open executable %q: %w", pi.ap.path, err)
+				return nil, fmt.Errorf("open executable %q: %w", w.ap.path, err)
 			}
-			execs[pi.ap.path] = ex
+			execs[w.ap.path] = ex
 		}
 		w.ex = ex
 	case probe.PerfEventHardware, probe.PerfEventSoftware:
-		w.perf = opts.perfEvent(pi.name)
+		w.perf, _ = opts.perfEvent(p.name)
 	}
-	return w, nil
+	return l.attachChosen(ctx, d.Chosen, prog, w, d)
+}
+
+// loadedProgram is what the Loader remembers of a program it loaded, for
+// the per-attachment calls: its spec and what its instructions do.
+type loadedProgram struct {
+	spec *ebpf.ProgramSpec
+	scan elfscan.Result
+}
+
+// remember records the programs of c, loaded from cp, for later
+// per-attachment calls.
+func (l *Loader) remember(c *Collection, an *analysis, cp *ebpf.CollectionSpec) {
+	byName := map[string]*progInfo{}
+	for _, pi := range an.infos {
+		byName[pi.name] = pi
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.loaded == nil {
+		l.loaded = map[*ebpf.Program]loadedProgram{}
+	}
+	for name, prog := range c.Programs {
+		pi := byName[name]
+		if pi == nil {
+			continue
+		}
+		lp := loadedProgram{spec: cp.Programs[name], scan: pi.scan}
+		if !pi.attaches() {
+			lp.scan = elfscan.Program(pi.spec, cp.Programs)
+		}
+		l.loaded[prog] = lp
+		c.registered = append(c.registered, prog)
+	}
+}
+
+func (l *Loader) forget(progs []*ebpf.Program) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range progs {
+		delete(l.loaded, p)
+	}
+}
+
+// lookup returns what the Loader remembers of prog.
+func (l *Loader) lookup(prog *ebpf.Program) (loadedProgram, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	lp, ok := l.loaded[prog]
+	return lp, ok
 }

@@ -3,11 +3,13 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/probe"
 )
 
 // Sentinel errors, shared by value with the packages that define them so
@@ -58,13 +60,93 @@ func (e *AttachError) Error() string {
 // Unwrap returns the underlying error.
 func (e *AttachError) Unwrap() error { return e.Err }
 
-// ErrorType is a stable, low-cardinality name for telemetry.
+// ErrorType is a stable, low-cardinality name for telemetry: the
+// refusal's own type ("refused.<hazard>", "refused.unavailable"),
+// "not_found" for a missing target, "not_supported", or "attach_failed".
 func (e *AttachError) ErrorType() string {
-	if errors.Is(e.Err, ErrNotSupported) {
+	var r *fallback.RefusedError
+	switch {
+	case errors.As(e.Err, &r):
+		return r.ErrorType()
+	case errors.Is(e.Err, os.ErrNotExist):
+		return "not_found"
+	case errors.Is(e.Err, ErrNotSupported):
 		return "not_supported"
 	}
 	return "attach_failed"
 }
+
+// refusal is a request the loader did not carry out because nothing safe
+// and available was left (a *fallback.RefusedError) or because its target
+// does not exist. It matches ErrRefused, and the sentinel cilium/ebpf's
+// own call would have matched on this kernel: ErrNotSupported when every
+// obstacle was a mechanism the kernel lacks (no hazard), os.ErrNotExist
+// (through the wrapped error) when the target is missing.
+type refusal struct{ err error }
+
+func newRefusal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &refusal{err: err}
+}
+
+func (e *refusal) Error() string { return e.err.Error() }
+func (e *refusal) Unwrap() error { return e.err }
+
+// Is matches ErrRefused always. When the planner refused only for
+// mechanisms the kernel conclusively lacks (no hazard), it matches what
+// cilium/ebpf's own call fails with on such a kernel: ErrNotSupported,
+// and for kprobes, uprobes and tracepoints also os.ErrNotExist (without
+// their perf PMU cilium/ebpf falls back to tracefs and finds no
+// kprobe_events, uprobe_events or event directory).
+func (e *refusal) Is(target error) bool {
+	switch target {
+	case ErrRefused:
+		return true
+	case ErrNotSupported, os.ErrNotExist:
+		var r *fallback.RefusedError
+		if !errors.As(e.err, &r) || len(r.Blockers) > 0 || len(r.Missing) == 0 {
+			return false
+		}
+		tracefsBacked := false
+		for _, m := range r.Missing {
+			if m.Undecided {
+				return false
+			}
+			switch m.Mechanism {
+			case probe.Kprobe, probe.Kretprobe, probe.Uprobe, probe.Uretprobe, probe.Tracepoint:
+				tracefsBacked = true
+			}
+		}
+		return target == ErrNotSupported || tracefsBacked
+	}
+	return false
+}
+
+// ErrorType delegates to the refusal's type.
+func (e *refusal) ErrorType() string {
+	var r *fallback.RefusedError
+	if errors.As(e.err, &r) {
+		return r.ErrorType()
+	}
+	if errors.Is(e.err, os.ErrNotExist) {
+		return "refused.not_found"
+	}
+	return "refused"
+}
+
+// rolledBack is the outcome recorded for a program that was planned, or
+// attached, and then rolled back because another program of the same
+// call failed: the failure belongs to that program, not to this one.
+type rolledBack struct{ cause string }
+
+func (e *rolledBack) Error() string {
+	return fmt.Sprintf("not attached: rolled back because %s failed", e.cause)
+}
+
+// ErrorType is "rolled_back".
+func (e *rolledBack) ErrorType() string { return "rolled_back" }
 
 // Explain summarises a decision in one clause: what was requested, what was
 // chosen and which hazard or missing feature drove each step. Its text is
@@ -109,9 +191,9 @@ func Explain(d fallback.Decision) string {
 			s = append(s, fmt.Sprintf("paced every %s", st.Pacing.Interval))
 		}
 		if p := st.PerfEvent; p != nil {
-			kind := "software cpu-clock"
+			kind := "software event"
 			if p.Hardware {
-				kind = "hardware cycles"
+				kind = "hardware event"
 			}
 			if p.Frequency != 0 {
 				s = append(s, fmt.Sprintf("%s at %d Hz", kind, p.Frequency))

@@ -123,7 +123,7 @@ func ExampleLoader_AttachPerfEvent() {
 		log.Fatal(err)
 	}
 	defer prog.Close()
-	lk, err := l.AttachPerfEvent(prog, loader.PerfEventOptions{Hardware: true, Frequency: 99, Spec: spec})
+	lk, err := l.AttachPerfEvent(prog, loader.PerfEventOptions{Hardware: true, Frequency: 99}, &loader.Extra{Spec: spec})
 	if err != nil {
 		log.Fatal(err)
 	}

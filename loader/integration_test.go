@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/safebpf/safebpf/fallback"
@@ -36,8 +37,8 @@ func TestUprobeUretprobeHits(t *testing.T) {
 		// The target runs without seccomp: uretprobes are fine even where
 		// uretprobe-seccomp-kill applies.
 		Uprobes: map[string]UprobeTarget{
-			"on_enter":  {Options: &UprobeOptions{NoSeccomp: true}},
-			"on_return": {Binary: bin.Path, Symbol: bin.Symbol, Options: &UprobeOptions{NoSeccomp: true}},
+			"on_enter":  {NoSeccomp: true},
+			"on_return": {Binary: bin.Path, Symbol: bin.Symbol, NoSeccomp: true},
 		},
 	})
 	if err != nil {
@@ -107,12 +108,19 @@ func TestPerAttachUprobe(t *testing.T) {
 	if got := readCount(t, coll.Maps["counts"], 2); got != 3 {
 		t.Errorf("hits = %d, want 3", got)
 	}
-	unbound, err := OpenExecutable(bin.Path)
+	// cilium/ebpf's own *link.Executable is accepted too.
+	cex, err := link.OpenExecutable(bin.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := unbound.Uprobe(bin.Symbol, coll.Programs["p"], nil); !errors.Is(err, errInvalidInput) {
-		t.Errorf("uprobe on an unbound executable: got %v, want errInvalidInput", err)
+	lk2, err := l.Uprobe(cex, bin.Symbol, coll.Programs["p"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk2.Close()
+	runTarget(t, bin, 2)
+	if got := readCount(t, coll.Maps["counts"], 2); got != 3+2*2 {
+		t.Errorf("hits with two uprobes = %d, want %d", got, 3+2*2)
 	}
 }
 
@@ -215,10 +223,32 @@ func TestFentryKprobeRefused(t *testing.T) {
 	if diff := cmp.Diff(before, kernelFDs(t)); diff != "" {
 		t.Errorf("kernel fds changed by a refused call (-before +after):\n%s", diff)
 	}
-	// The same through the per-attachment API.
-	_, err = l.AttachTracing(TracingOptions{Symbol: "do_unlinkat", Kprobe: nil})
-	if !errors.Is(err, ErrRefused) {
-		t.Errorf("AttachTracing: got %v, want ErrRefused", err)
+	// A refusal for missing mechanisms only matches what cilium/ebpf's
+	// own error matches here.
+	if !errors.Is(err, ErrNotSupported) {
+		t.Errorf("refusal %v does not match ErrNotSupported", err)
+	}
+	// The same through the per-attachment API, with a kprobe program
+	// (which loads here).
+	coll, err := ebpf.NewCollection(spec(counterProg("kp", "kprobe/do_unlinkat", ebpf.Kprobe, 0, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	_, err = l.Kprobe("do_unlinkat", coll.Programs["kp"], nil)
+	if !errors.Is(err, ErrRefused) || !errors.Is(err, ErrNotSupported) {
+		t.Errorf("Kprobe: got %v, want ErrRefused and ErrNotSupported", err)
+	}
+	// Ground truth: whatever sentinel cilium/ebpf's own call matches on
+	// this kernel, safebpf's refusal matches too.
+	_, ciliumErr := link.Kprobe("do_unlinkat", coll.Programs["kp"], nil)
+	if ciliumErr == nil {
+		t.Fatal("cilium/ebpf attached a kprobe on a kernel said to lack kprobes")
+	}
+	for _, sentinel := range []error{ErrNotSupported, os.ErrNotExist} {
+		if errors.Is(ciliumErr, sentinel) && !errors.Is(err, sentinel) {
+			t.Errorf("cilium/ebpf's error (%v) matches %v, safebpf's (%v) does not", ciliumErr, sentinel, err)
+		}
 	}
 }
 
@@ -239,7 +269,7 @@ func TestRollback(t *testing.T) {
 	)
 	copts := &CollectionOptions{
 		PerfEvents: map[string]PerfEventOptions{"perf": {Frequency: 10}},
-		Uprobes:    map[string]UprobeTarget{"uret": {Options: &UprobeOptions{NoSeccomp: true}}},
+		Uprobes:    map[string]UprobeTarget{"uret": {NoSeccomp: true}},
 	}
 
 	// Warm up caches (feature probes, kernel BTF) so they do not count.
@@ -286,7 +316,8 @@ func TestRollback(t *testing.T) {
 	}
 }
 
-// TestModes checks audit (nothing loaded) and warn (attached as requested).
+// TestModes checks audit (loaded, nothing attached) and warn (attached as
+// requested).
 func TestModes(t *testing.T) {
 	bin := buildTarget(t)
 	cs := spec(counterProg("up", "uprobe/"+bin.Path+":"+bin.Symbol, ebpf.Kprobe, 0, 0))
@@ -298,11 +329,18 @@ func TestModes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(c.Programs) != 0 || len(c.Links) != 0 || len(c.Decisions) != 1 {
-			t.Errorf("audit loaded %d programs, %d links, %d decisions; want 0, 0, 1", len(c.Programs), len(c.Links), len(c.Decisions))
+		if len(c.Programs) != 1 || len(c.Maps) != 1 || len(c.Links) != 0 || len(c.Decisions) != 1 {
+			t.Errorf("audit loaded %d programs, %d maps, %d links, %d decisions; want 1, 1, 0, 1",
+				len(c.Programs), len(c.Maps), len(c.Links), len(c.Decisions))
 		}
+		// Nothing attached: running the target counts nothing.
+		runTarget(t, bin, 3)
+		if got := readCount(t, c.Maps["counts"], 0); got != 0 {
+			t.Errorf("audit mode counted %d hits: something was attached", got)
+		}
+		c.Close()
 		if diff := cmp.Diff(before, kernelFDs(t)); diff != "" {
-			t.Errorf("audit created kernel objects (-before +after):\n%s", diff)
+			t.Errorf("audit left kernel objects after Close (-before +after):\n%s", diff)
 		}
 		if c.Decisions[0].Mode != hazards.Audit {
 			t.Errorf("decision mode %q, want audit", c.Decisions[0].Mode)
@@ -462,12 +500,12 @@ func TestPerAttachEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tp.Close()
-	raw, err := l.AttachRawTracepoint(RawTracepointOptions{Name: "sys_enter", Program: coll.Programs["raw"]})
+	raw, err := l.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_enter", Program: coll.Programs["raw"]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	pe, err := l.AttachPerfEvent(coll.Programs["pe"], PerfEventOptions{Hardware: true, Period: 10_000_000, Spec: perfSpec})
+	pe, err := l.AttachPerfEvent(coll.Programs["pe"], PerfEventOptions{Hardware: true, Period: 10_000_000}, &Extra{Spec: perfSpec})
 	if err != nil {
 		t.Fatal(err)
 	}

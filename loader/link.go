@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -40,6 +41,30 @@ type Link struct {
 }
 
 var _ link.Link = (*Link)(nil)
+
+// add records lk: the first link is the one the Link embeds, later ones
+// (one kprobe per function of a glob attached as single probes) are
+// closed with it. A nil lk is ignored.
+func (l *Link) add(lk link.Link) {
+	if lk == nil {
+		return
+	}
+	if l.Link == nil {
+		l.Link = lk
+		return
+	}
+	l.extra = append(l.extra, lk)
+}
+
+// PerfEvent returns the perf event of the attachment, as cilium/ebpf's
+// link.PerfEvent does for kprobe, uprobe and tracepoint links. It returns
+// an error matching ErrNotSupported for attachments without one.
+func (l *Link) PerfEvent() (*os.File, error) {
+	if pe, ok := l.Link.(link.PerfEvent); ok {
+		return pe.PerfEvent()
+	}
+	return nil, fmt.Errorf("attachment has no perf event: %w", ErrNotSupported)
+}
 
 // Decision returns the planner's decision for this attachment.
 func (l *Link) Decision() fallback.Decision { return l.decision }
@@ -125,4 +150,21 @@ func (c *closers) closeAll() error {
 	}
 	*c = nil
 	return errors.Join(errs...)
+}
+
+// Iter is an attached BPF iterator: a Link whose Open creates an instance
+// of the iterator, as cilium/ebpf's *link.Iter.
+type Iter struct {
+	*Link
+	it *link.Iter
+}
+
+// Open creates a new instance of the iterator; reading it runs the
+// program. It returns an error matching ErrNotSupported when nothing was
+// attached (audit mode).
+func (it *Iter) Open() (io.ReadCloser, error) {
+	if it.it == nil {
+		return nil, errNoLink
+	}
+	return it.it.Open()
 }

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -65,6 +68,9 @@ type Loader struct {
 
 	mu     sync.RWMutex
 	closed bool
+	// loaded remembers the programs LoadAndAttach loaded, for the
+	// per-attachment calls (what a program is, what it reads).
+	loaded map[*ebpf.Program]loadedProgram
 
 	// hook, when set by tests, is called before each step and may inject
 	// a failure. Steps: "load", "attach:<prog>", "attached:<prog>",
@@ -200,17 +206,29 @@ type attempt struct {
 
 // plan asks the planner and starts the telemetry record. On success the
 // caller must call finish exactly once; on error the attempt (holding the
-// planner's decision) is already finished.
+// planner's decision) is already finished, with the refusal wrapped so
+// that it also matches the sentinel cilium/ebpf's call would have.
 func (l *Loader) plan(ctx context.Context, req fallback.Request) (*attempt, error) {
-	ctx, end := l.rec.start(ctx, l.kernel, req.Target, req.Mechanism)
+	ctx, end := l.rec.start(ctx, l.kernel, req.Target, req.Mechanism, "")
 	a := &attempt{ctx: ctx, end: end}
 	d, err := planWith(l.kernel, l.catalog, req, &l.policy)
 	a.d = d
 	if err != nil {
+		err = newRefusal(err)
 		a.finish(err)
 		return a, err
 	}
 	return a, nil
+}
+
+// record starts the telemetry record of a decision already planned, for
+// the named program.
+func (l *Loader) record(ctx context.Context, d fallback.Decision, program string) *attempt {
+	a := &attempt{ctx: ctx, d: d}
+	if l.rec != nil {
+		a.ctx, a.end = l.rec.start(ctx, l.kernel, d.Target, d.Requested, program)
+	}
+	return a
 }
 
 func (a *attempt) finish(err error) {
@@ -218,6 +236,34 @@ func (a *attempt) finish(err error) {
 		a.end(a.d, err)
 		a.end = nil
 	}
+}
+
+// refusalLogWait bounds how long a failing call waits for its log
+// records to reach the Logger.
+const refusalLogWait = time.Second
+
+// settle is called before a call returns a refusal or a failure: it
+// waits (at most refusalLogWait) until the log records of the call have
+// reached the Logger, so that an agent that exits right after the error
+// (log.Fatal, as cilium/ebpf's examples do) still has them.
+func (l *Loader) settle() {
+	if l.rec == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), refusalLogWait)
+	defer cancel()
+	_ = l.rec.flushLogs(ctx)
+}
+
+// resolver returns the resolver for this machine.
+func (l *Loader) resolver() resolver {
+	return newHostResolver(func() (string, error) {
+		fs, err := l.tracefsFS()
+		if err != nil {
+			return "", err
+		}
+		return fs.Path(), nil
+	})
 }
 
 // planWith calls the planner and fills in what it leaves empty.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
@@ -148,7 +149,7 @@ func TestKretprobeMaxActivePerAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer coll.Close()
-	lk, err := l.Kretprobe("do_unlinkat", coll.Programs["kr"], &KprobeOptions{RetprobeMaxActive: 16})
+	lk, err := l.Kretprobe("do_unlinkat", coll.Programs["kr"], &link.KprobeOptions{RetprobeMaxActive: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,11 @@ func TestKprobePerAttachWithFentry(t *testing.T) {
 		defer feColl.Close()
 		fe = feColl.Programs["fe"]
 	}
-	lk, err := l.Kprobe("do_unlinkat", kpColl.Programs["kp"], &KprobeOptions{Fentry: fe})
+	var extra *Extra
+	if fe != nil {
+		extra = &Extra{Variants: map[probe.Mechanism]*ebpf.Program{probe.Fentry: fe}}
+	}
+	lk, err := l.Kprobe("do_unlinkat", kpColl.Programs["kp"], nil, extra)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/safebpf/safebpf/probe"
 )
@@ -15,19 +17,33 @@ type CollectionOptions struct {
 	// Collection is passed to ebpf.NewCollectionWithOptions. The zero value
 	// is cilium/ebpf's default.
 	Collection ebpf.CollectionOptions
-	// Groups lists explicit groups of alternative programs, by program name;
-	// one program of each group is attached, the others are removed from the
-	// spec before loading. Programs not in any group are grouped
-	// automatically by section name (fentry/X with kprobe/X, fexit/X with
-	// kretprobe/X). Empty means automatic grouping only.
-	Groups [][]string
-	// Pinned lists programs whose mechanism must not change: hazards then
-	// only refuse or warn. Empty means every program may be moved.
-	Pinned []string
-	// Uprobes gives, per program name, the binary and symbol of programs in
-	// a plain "uprobe" or "uretprobe" section, and extra options for every
-	// uprobe program (PID, offset, cookie). Sections of the form
-	// "uprobe//path/to/bin:symbol" need no entry.
+	// Groups lists explicit groups of alternatives, by program name: at
+	// most one alternative of each group attaches, the first (in the
+	// caller's order) the planner does not refuse; the others are removed
+	// from the spec before loading. Programs not in any group are grouped
+	// automatically (see the package documentation). Empty means
+	// automatic grouping only.
+	Groups []Group
+	// KeepMechanism lists programs whose mechanism must not change: a
+	// hazard then only refuses or warns, and no variant stands in for the
+	// program. Empty means every program may be moved.
+	KeepMechanism []string
+	// Optional lists programs that may be left out: when a program listed
+	// here (or its whole group of alternatives) is refused, its target is
+	// missing, or its attach fails, it is skipped with its Decision and
+	// the rest attaches. A group is optional when any of its programs is
+	// listed, and so is a program whose section name starts with "?"
+	// (libbpf's mark for programs not loaded by default). Empty means
+	// every refusal fails LoadAndAttach.
+	Optional []string
+	// Manual lists tracing programs the caller attaches itself (with the
+	// per-attachment calls): they are loaded and never attached. Empty
+	// means LoadAndAttach attaches every tracing program.
+	Manual []string
+	// Uprobes gives, per program name, the binary and symbol of uprobe
+	// programs whose section does not name both ("uprobe",
+	// "uretprobe/readline"), and options for any uprobe program.
+	// Sections of the form "uprobe//path/to/bin:symbol" need no entry.
 	Uprobes map[string]UprobeTarget
 	// PerfEvents gives, per program name, the perf event a program in a
 	// "perf_event" section attaches to. Such a program without an entry
@@ -38,6 +54,28 @@ type CollectionOptions struct {
 	KretprobeMaxActive int
 }
 
+// Group is a set of alternatives: ways of tracing the same thing, in order
+// of preference. Each alternative is one program, or several programs
+// attached together (a kprobe and its kretprobe standing in for one
+// fexit). At most one alternative attaches.
+type Group struct {
+	// Alternatives lists the alternatives by program name.
+	Alternatives [][]string
+	// Optional: when every alternative is refused or its target is
+	// missing, the group is skipped and the rest attaches.
+	Optional bool
+}
+
+// Alternatives returns a group whose alternatives are the named programs,
+// one program each, in order of preference.
+func Alternatives(programs ...string) Group {
+	g := Group{}
+	for _, p := range programs {
+		g.Alternatives = append(g.Alternatives, []string{p})
+	}
+	return g
+}
+
 // UprobeTarget says where a uprobe program attaches.
 type UprobeTarget struct {
 	// Binary is the path of the executable or library. Empty means the one
@@ -45,13 +83,29 @@ type UprobeTarget struct {
 	Binary string
 	// Symbol is the function symbol. Empty means the one in the section name.
 	Symbol string
-	// Options are passed to the uprobe (PID, offset, address, cookie).
+	// Options are passed to cilium/ebpf (PID, offset, address, cookie).
 	// Nil means defaults.
-	Options *UprobeOptions
+	Options *link.UprobeOptions
+	// NoSeccomp states that the traced processes run without a seccomp
+	// filter. False means unknown, which counts as seccomp: on kernels with
+	// uretprobe-seccomp-kill a uretprobe is then refused.
+	NoSeccomp bool
 }
 
-func (o *CollectionOptions) pinned(name string) bool {
-	return o != nil && slices.Contains(o.Pinned, name)
+func (o *CollectionOptions) has(list func(*CollectionOptions) []string, name string) bool {
+	return o != nil && slices.Contains(list(o), name)
+}
+
+func (o *CollectionOptions) keep(name string) bool {
+	return o.has(func(o *CollectionOptions) []string { return o.KeepMechanism }, name)
+}
+
+func (o *CollectionOptions) optional(name string) bool {
+	return o.has(func(o *CollectionOptions) []string { return o.Optional }, name)
+}
+
+func (o *CollectionOptions) manual(name string) bool {
+	return o.has(func(o *CollectionOptions) []string { return o.Manual }, name)
 }
 
 func (o *CollectionOptions) uprobe(name string) (UprobeTarget, bool) {
@@ -66,7 +120,7 @@ func (o *CollectionOptions) uprobe(name string) (UprobeTarget, bool) {
 // under seccomp (unknown counts as yes).
 func (o *CollectionOptions) seccomp(name string) bool {
 	t, ok := o.uprobe(name)
-	return !ok || t.Options == nil || !t.Options.NoSeccomp
+	return !ok || !t.NoSeccomp
 }
 
 func (o *CollectionOptions) maxActive() int {
@@ -76,146 +130,140 @@ func (o *CollectionOptions) maxActive() int {
 	return o.KretprobeMaxActive
 }
 
-// fillTarget completes the attach point of a section that carries no
-// target from the options.
+func (o *CollectionOptions) groups() []Group {
+	if o == nil {
+		return nil
+	}
+	return o.Groups
+}
+
+func (o *CollectionOptions) collection() ebpf.CollectionOptions {
+	if o == nil {
+		return ebpf.CollectionOptions{}
+	}
+	return o.Collection
+}
+
+func (o *CollectionOptions) perfEvent(name string) (PerfEventOptions, bool) {
+	if o == nil || o.PerfEvents == nil {
+		return PerfEventOptions{}, false
+	}
+	ev, ok := o.PerfEvents[name]
+	return ev, ok
+}
+
+// fillTarget completes, from the options, the attach point of a section
+// that does not name its target.
 func (o *CollectionOptions) fillTarget(pi *progInfo) error {
-	switch pi.ap.mech {
+	ap := &pi.class.ap
+	switch ap.mech {
 	case probe.PerfEventHardware, probe.PerfEventSoftware:
-		var ev PerfEventOptions
-		ok := false
-		if o != nil && o.PerfEvents != nil {
-			ev, ok = o.PerfEvents[pi.name]
-		}
+		ev, ok := o.perfEvent(pi.name)
 		if !ok {
 			return fmt.Errorf("attach program %q in section %q: no perf event given (set CollectionOptions.PerfEvents[%q]): %w",
-				pi.name, pi.section, pi.name, errInvalidInput)
+				pi.name, pi.section(), pi.name, errInvalidInput)
 		}
-		if ev.Hardware {
-			pi.ap.mech = probe.PerfEventHardware
-			pi.ap.target = "hardware-cycles"
-		} else {
-			pi.ap.mech = probe.PerfEventSoftware
-			pi.ap.target = "software-cpu-clock"
+		if err := ev.validate(); err != nil {
+			return fmt.Errorf("attach program %q: %w", pi.name, err)
 		}
+		ap.mech, ap.target = ev.mechanism(), ev.name()
+		ap.needsTarget = ""
 		return nil
-	default: // uprobes
+	case probe.Uprobe, probe.Uretprobe, probe.UprobeMulti, probe.UretprobeMulti:
 		t, _ := o.uprobe(pi.name)
 		if t.Binary != "" {
-			pi.ap.path = t.Binary
+			ap.path = t.Binary
 		}
 		if t.Symbol != "" {
-			pi.ap.symbol = t.Symbol
+			ap.symbol = t.Symbol
+			ap.glob = (ap.mech == probe.UprobeMulti || ap.mech == probe.UretprobeMulti) && containsGlob(t.Symbol)
 		}
-		if pi.ap.path == "" || pi.ap.symbol == "" {
-			return fmt.Errorf("attach program %q in section %q: no binary and symbol given (set CollectionOptions.Uprobes[%q]): %w",
-				pi.name, pi.section, pi.name, errInvalidInput)
+		if ap.path == "" || ap.symbol == "" {
+			if ap.needsTarget == "" {
+				return nil
+			}
+			return fmt.Errorf("attach program %q in section %q: no binary and symbol given (set CollectionOptions.Uprobes[%q], or list it in CollectionOptions.Manual): %w",
+				pi.name, pi.section(), pi.name, errInvalidInput)
 		}
-		pi.ap.target = pi.ap.path + ":" + pi.ap.symbol
+		ap.target = ap.path + ":" + ap.symbol
+		ap.needsTarget = ""
 		return nil
 	}
-}
-
-func (o *CollectionOptions) perfEvent(name string) PerfEventOptions {
-	if o == nil || o.PerfEvents == nil {
-		return PerfEventOptions{}
+	if ap.needsTarget != "" {
+		return fmt.Errorf("attach program %q in section %q: no %s to attach to (set ProgramSpec.AttachTo, or list it in CollectionOptions.Manual): %w",
+			pi.name, pi.section(), ap.needsTarget, errInvalidInput)
 	}
-	return o.PerfEvents[name]
+	return nil
 }
 
-// KprobeOptions configures Kprobe and Kretprobe. A nil *KprobeOptions
-// selects every default. The fields shared with cilium/ebpf's
-// link.KprobeOptions mean the same.
-type KprobeOptions struct {
-	// Cookie is readable with bpf_get_attach_cookie(). Needs kernel 5.15+.
-	Cookie uint64
-	// Offset of the probe from the symbol. Zero means the entry.
-	Offset uint64
-	// RetprobeMaxActive is the kretprobe maxactive the caller asks for.
-	// Zero means the kernel default; a hazard cap may set or lower it.
-	RetprobeMaxActive int
-	// Fentry is the fentry variant of the program (for Kprobe) or the fexit
-	// variant (for Kretprobe), loaded with AttachTo set to the symbol. Nil
-	// means the request cannot be moved to a trampoline.
-	Fentry *ebpf.Program
-	// Pinned forbids changing the mechanism: hazards only refuse or warn.
-	Pinned bool
-}
-
-func (o *KprobeOptions) get() KprobeOptions {
-	if o == nil {
-		return KprobeOptions{}
+func containsGlob(s string) bool {
+	for _, c := range s {
+		if c == '*' || c == '?' {
+			return true
+		}
 	}
-	return *o
+	return false
 }
 
-// TracingOptions configures AttachTracing. The fields shared with
-// cilium/ebpf's link.TracingOptions mean the same.
-type TracingOptions struct {
-	// Program is an fentry or fexit program.
-	Program *ebpf.Program
-	// AttachType is ebpf.AttachTraceFEntry or ebpf.AttachTraceFExit. Zero
-	// means fentry.
-	AttachType ebpf.AttachType
-	// Cookie is readable with bpf_get_attach_cookie().
-	Cookie uint64
-	// Symbol is the kernel function Program is loaded for. Needed only
-	// when Kprobe is set, to attach the variant.
-	Symbol string
-	// Kprobe is the kprobe variant (for fentry) or kretprobe variant (for
-	// fexit) of Program. Nil means the request cannot be moved off the
-	// trampoline.
-	Kprobe *ebpf.Program
-	// RetprobeMaxActive is the maxactive for a kretprobe variant. Zero means
-	// the kernel default.
-	RetprobeMaxActive int
-	// Pinned forbids changing the mechanism.
-	Pinned bool
-}
-
-// TracepointOptions configures Tracepoint. A nil *TracepointOptions selects
-// every default.
-type TracepointOptions struct {
-	// Cookie is readable with bpf_get_attach_cookie(). Needs kernel 5.15+.
-	Cookie uint64
-}
-
-// RawTracepointOptions configures AttachRawTracepoint, as in cilium/ebpf.
-type RawTracepointOptions struct {
-	// Name is the tracepoint name ("sched_switch").
-	Name string
-	// Program is a raw tracepoint program.
-	Program *ebpf.Program
-}
-
-// UprobeOptions configures Uprobe and Uretprobe. A nil *UprobeOptions
-// selects every default. The fields mean the same as in cilium/ebpf's
-// link.UprobeOptions.
-type UprobeOptions struct {
-	// Address of the symbol; zero means look it up in the executable.
-	Address uint64
-	// Offset from the symbol's address.
-	Offset uint64
-	// PID limits the probe to one process; zero means every process.
-	PID int
-	// RefCtrOffset is the offset of an SDT semaphore; zero means none.
-	RefCtrOffset uint64
-	// Cookie is readable with bpf_get_attach_cookie(). Needs kernel 5.15+.
-	Cookie uint64
-	// NoSeccomp states that the traced processes run without a seccomp
-	// filter. False means unknown, which counts as seccomp: on kernels with
-	// uretprobe-seccomp-kill a uretprobe is then refused.
+// Extra holds what safebpf adds to a per-attachment call beyond
+// cilium/ebpf's own options; pass it as the optional last argument. A nil
+// *Extra means none of it.
+type Extra struct {
+	// Variants are the same program built for other mechanisms, by
+	// mechanism: the fentry variant of a kprobe program (loaded with
+	// AttachTo set to the symbol), the kretprobe variant of an fexit
+	// program, the tp_btf variant of a raw tracepoint program. The planner
+	// may move the request to any of them. Nil means the request stays on
+	// its mechanism or is refused.
+	Variants map[probe.Mechanism]*ebpf.Program
+	// Spec is the program's spec: its instructions are scanned for helpers
+	// that read user memory, and its AttachType and AttachTo say what a
+	// tracing program is and where its variants attach. Nil means the
+	// spec the Loader kept when it loaded the program (LoadAndAttach),
+	// else unknown: the program counts as reading user memory.
+	Spec *ebpf.ProgramSpec
+	// KeepMechanism forbids moving the request to another mechanism:
+	// hazards then only refuse or warn.
+	KeepMechanism bool
+	// NoSeccomp states that the processes a uprobe traces run without a
+	// seccomp filter. False means unknown, which counts as seccomp: on
+	// kernels with uretprobe-seccomp-kill a uretprobe is then refused.
 	NoSeccomp bool
-	// Pinned forbids changing the mechanism.
-	Pinned bool
+}
+
+func extraOf(extra []*Extra) (Extra, error) {
+	switch len(extra) {
+	case 0:
+		return Extra{}, nil
+	case 1:
+		if extra[0] == nil {
+			return Extra{}, nil
+		}
+		return *extra[0], nil
+	}
+	return Extra{}, fmt.Errorf("got %d *Extra arguments, want at most one: %w", len(extra), errInvalidInput)
 }
 
 // PerfEventOptions says which perf event a perf_event program samples on.
+//
+// The event is the CPU-cycles hardware event when Hardware is set, the
+// event named by Type and Config when either is non-zero (as in
+// perf_event_attr: unix.PERF_TYPE_HARDWARE with
+// unix.PERF_COUNT_HW_CACHE_MISSES, unix.PERF_TYPE_SOFTWARE with
+// unix.PERF_COUNT_SW_TASK_CLOCK, PERF_TYPE_HW_CACHE, PERF_TYPE_RAW, or a
+// PMU's dynamic type), and otherwise the software cpu-clock event.
+//
+// Only the CPU-cycles hardware event may be moved, to the software
+// cpu-clock event with the same frequency or period, when hardware events
+// are unavailable; every other event is kept as asked (refused if the
+// kernel cannot give it).
 type PerfEventOptions struct {
 	// Hardware asks for the CPU-cycles hardware event (an NMI on x86).
-	// False asks for the software cpu-clock event. A hardware request may
-	// be moved to cpu-clock with the same frequency or period when hardware
-	// events are unavailable or hazardous for the program.
 	Hardware bool
+	// Type and Config select any other event. Both zero means Hardware
+	// decides.
+	Type   uint32
+	Config uint64
 	// Frequency samples this many times a second. Exactly one of Frequency
 	// and Period must be non-zero.
 	Frequency uint64
@@ -224,17 +272,96 @@ type PerfEventOptions struct {
 	Period uint64
 	// CPUs lists the CPUs to sample on. Empty means every online CPU.
 	CPUs []int
-	// Spec is the program's spec, scanned for helpers that read user memory
-	// (AttachPerfEvent only; LoadAndAttach scans its own spec). Nil means
-	// unknown, which counts as reading user memory.
-	Spec *ebpf.ProgramSpec
-	// Pinned forbids moving a hardware request to software.
-	Pinned bool
+	// KeepMechanism forbids moving a CPU-cycles request to cpu-clock.
+	KeepMechanism bool
 }
+
+func (p PerfEventOptions) custom() bool { return p.Type != 0 || p.Config != 0 }
 
 func (p PerfEventOptions) validate() error {
 	if (p.Frequency == 0) == (p.Period == 0) {
 		return fmt.Errorf("perf event: want exactly one of Frequency (%d) and Period (%d): %w", p.Frequency, p.Period, errInvalidInput)
 	}
+	if p.custom() && p.Hardware {
+		return fmt.Errorf("perf event: Hardware asks for CPU cycles, Type %d and Config %d for another event: set one of them: %w", p.Type, p.Config, errInvalidInput)
+	}
+	switch p.Type {
+	case unix.PERF_TYPE_TRACEPOINT:
+		return fmt.Errorf("perf event: type PERF_TYPE_TRACEPOINT: attach tracepoints with Loader.Tracepoint: %w", errInvalidInput)
+	case unix.PERF_TYPE_BREAKPOINT:
+		return fmt.Errorf("perf event: type PERF_TYPE_BREAKPOINT is not a sampling event safebpf attaches: %w", errInvalidInput)
+	}
 	return nil
+}
+
+// eventType returns the perf_event_attr type and config of the event.
+func (p PerfEventOptions) eventType() (uint32, uint64) {
+	switch {
+	case p.custom():
+		return p.Type, p.Config
+	case p.Hardware:
+		return unix.PERF_TYPE_HARDWARE, unix.PERF_COUNT_HW_CPU_CYCLES
+	}
+	return unix.PERF_TYPE_SOFTWARE, unix.PERF_COUNT_SW_CPU_CLOCK
+}
+
+// mechanism is the mechanism of the event: software events are
+// perf-event-software; every other event uses the PMU (an NMI on x86).
+func (p PerfEventOptions) mechanism() probe.Mechanism {
+	if t, _ := p.eventType(); t == unix.PERF_TYPE_SOFTWARE {
+		return probe.PerfEventSoftware
+	}
+	return probe.PerfEventHardware
+}
+
+// movable reports whether the planner may move the event to cpu-clock:
+// only CPU cycles, which cpu-clock approximates.
+func (p PerfEventOptions) movable() bool {
+	t, c := p.eventType()
+	return !p.KeepMechanism && t == unix.PERF_TYPE_HARDWARE && c == unix.PERF_COUNT_HW_CPU_CYCLES
+}
+
+// name names the event for decisions and messages.
+func (p PerfEventOptions) name() string {
+	t, c := p.eventType()
+	switch t {
+	case unix.PERF_TYPE_HARDWARE:
+		if n, ok := hardwareNames[c]; ok {
+			return "hardware-" + n
+		}
+		return fmt.Sprintf("hardware-%#x", c)
+	case unix.PERF_TYPE_SOFTWARE:
+		if n, ok := softwareNames[c]; ok {
+			return "software-" + n
+		}
+		return fmt.Sprintf("software-%#x", c)
+	case unix.PERF_TYPE_HW_CACHE:
+		return fmt.Sprintf("hw-cache-%#x", c)
+	case unix.PERF_TYPE_RAW:
+		return fmt.Sprintf("raw-%#x", c)
+	}
+	return fmt.Sprintf("pmu-%d-%#x", t, c)
+}
+
+var hardwareNames = map[uint64]string{
+	unix.PERF_COUNT_HW_CPU_CYCLES:              "cycles",
+	unix.PERF_COUNT_HW_INSTRUCTIONS:            "instructions",
+	unix.PERF_COUNT_HW_CACHE_REFERENCES:        "cache-references",
+	unix.PERF_COUNT_HW_CACHE_MISSES:            "cache-misses",
+	unix.PERF_COUNT_HW_BRANCH_INSTRUCTIONS:     "branch-instructions",
+	unix.PERF_COUNT_HW_BRANCH_MISSES:           "branch-misses",
+	unix.PERF_COUNT_HW_BUS_CYCLES:              "bus-cycles",
+	unix.PERF_COUNT_HW_STALLED_CYCLES_FRONTEND: "stalled-cycles-frontend",
+	unix.PERF_COUNT_HW_STALLED_CYCLES_BACKEND:  "stalled-cycles-backend",
+	unix.PERF_COUNT_HW_REF_CPU_CYCLES:          "ref-cycles",
+}
+
+var softwareNames = map[uint64]string{
+	unix.PERF_COUNT_SW_CPU_CLOCK:        "cpu-clock",
+	unix.PERF_COUNT_SW_TASK_CLOCK:       "task-clock",
+	unix.PERF_COUNT_SW_PAGE_FAULTS:      "page-faults",
+	unix.PERF_COUNT_SW_CONTEXT_SWITCHES: "context-switches",
+	unix.PERF_COUNT_SW_CPU_MIGRATIONS:   "cpu-migrations",
+	unix.PERF_COUNT_SW_PAGE_FAULTS_MIN:  "minor-faults",
+	unix.PERF_COUNT_SW_PAGE_FAULTS_MAJ:  "major-faults",
 }

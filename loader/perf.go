@@ -22,7 +22,8 @@ func (l *Loader) attachPerf(out *Link, prog *ebpf.Program, ev PerfEventOptions) 
 	if err := l.step("perf-open"); err != nil {
 		return err
 	}
-	set, err := perf.Open(perf.Event{Hardware: ev.Hardware, Frequency: ev.Frequency, Period: ev.Period, CPUs: ev.CPUs})
+	typ, config := ev.eventType()
+	set, err := perf.Open(perf.Event{Type: typ, Config: config, Frequency: ev.Frequency, Period: ev.Period, CPUs: ev.CPUs})
 	if err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func attachTraceEvent(out *Link, prog *ebpf.Program, ev *tracefs.Event) error {
 	// Close runs in reverse, so the attachment removes ev first and ev's
 	// own Close is then a no-op.
 	out.extra = append(out.extra, ev, a)
-	if raw := a.Link(); raw != nil { // nil in ioctl mode (kernels before 5.15)
+	if raw := a.Link(); raw != nil && out.Link == nil { // nil in ioctl mode (kernels before 5.15)
 		out.Link = raw
 	}
 	out.attached = true

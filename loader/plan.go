@@ -2,6 +2,7 @@ package loader
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/cilium/ebpf"
@@ -17,40 +18,176 @@ type ProgramPlan struct {
 	// Program is the program's name in the spec; Section its ELF section.
 	Program string `json:"program"`
 	Section string `json:"section"`
-	// Attaches is false for programs with no attach point in their section
-	// name (loaded, never attached); the fields below are then empty.
+	// Attaches is false for programs LoadAndAttach loads but never
+	// attaches (socket filters, XDP, struct_ops, CollectionOptions.Manual,
+	// ...); Note then says why and the fields below are empty.
 	Attaches bool `json:"attaches"`
-	// Mechanism and Target are what the section asks for.
+	// Mechanism and Target are what the program is built for and where
+	// (the section, or ProgramSpec.AttachTo when the caller retargeted
+	// it); Targets counts the functions or symbols a glob matched.
 	Mechanism probe.Mechanism `json:"mechanism,omitempty"`
 	Target    string          `json:"target,omitempty"`
-	// Group names the group of alternatives ("entry:do_unlinkat" for an
-	// automatic group, the joined program names for an explicit one).
+	Targets   int             `json:"targets,omitempty"`
+	// Group names the group of alternatives ("entry:do_unlinkat",
+	// "call:vfs_read" for an fexit against a kprobe+kretprobe pair, the
+	// joined program names for an explicit group, "program:NAME" for a
+	// program on its own).
 	Group string `json:"group,omitempty"`
 	// Alternatives lists the other programs of the group.
 	Alternatives []string `json:"alternatives,omitempty"`
+	// Optional is set when the program's group may be skipped.
+	Optional bool `json:"optional,omitempty"`
 	// ReadsUserMemory is the instruction scan's answer (unknown counts as
 	// true); UserMemoryReasons says what it found.
 	ReadsUserMemory   bool     `json:"reads_user_memory"`
 	UserMemoryReasons []string `json:"user_memory_reasons,omitempty"`
-	// Chosen is true when this program is the one its group attaches.
+	// Chosen is true when this program is one its group attaches.
 	Chosen bool `json:"chosen"`
-	// Decision is the planner's decision for the group (shared by its
-	// members); nil for programs that do not attach.
+	// Decision is the planner's decision for this program when it is
+	// chosen, for the alternative it belongs to when that was refused,
+	// and otherwise for the group; nil for programs that do not attach.
 	Decision *fallback.Decision `json:"decision,omitempty"`
-	// Refusal is the refusal's message when the group was refused.
+	// Refusal is the refusal's message when this program's alternative
+	// was refused or its target is missing.
 	Refusal string `json:"refusal,omitempty"`
+	// Error is the attach failure of a chosen optional program, which was
+	// then skipped.
+	Error string `json:"error,omitempty"`
+	// Note says why a program is not attached (not a tracing program,
+	// Manual, or an optional program skipped before planning).
+	Note string `json:"note,omitempty"`
+}
 
-	isPrimary bool
+// addPlans records the plan of every program.
+func (c *Collection) addPlans(an *analysis, plans []*groupPlan) {
+	for _, gp := range plans {
+		g := gp.g
+		var names []string
+		for _, p := range g.programs() {
+			if !slices.Contains(names, p.name) {
+				names = append(names, p.name)
+			}
+		}
+		var groupDecision *fallback.Decision
+		refusal := ""
+		if gp.chosen != nil {
+			d := gp.decisions[gp.chosen.progs[0]]
+			groupDecision = &d
+		} else if tr, ok := gp.refusal(); ok {
+			d := tr.d
+			groupDecision = &d
+			refusal = tr.err.Error()
+		}
+		seen := map[string]bool{}
+		for _, alt := range g.alts {
+			for _, p := range alt.progs {
+				orig := p
+				if p.variantOf != nil {
+					orig = p.variantOf
+				}
+				if seen[orig.name] && p.variantOf == nil {
+					continue
+				}
+				pl := ProgramPlan{
+					Program:           orig.name,
+					Section:           orig.section(),
+					Attaches:          true,
+					Mechanism:         orig.mech(),
+					Target:            orig.class.ap.target,
+					Targets:           len(orig.class.ap.symbols),
+					Group:             g.key,
+					Optional:          g.optional,
+					ReadsUserMemory:   orig.scan.ReadsUserMemory,
+					UserMemoryReasons: orig.scan.Reasons,
+					Decision:          groupDecision,
+					Refusal:           refusal,
+				}
+				for _, n := range names {
+					if n != orig.name {
+						pl.Alternatives = append(pl.Alternatives, n)
+					}
+				}
+				if gp.chosen == alt {
+					d := gp.decisions[p]
+					pl.Chosen, pl.Decision = true, &d
+				} else {
+					for _, tr := range gp.tried {
+						if tr.alt == alt {
+							d := tr.d
+							pl.Decision, pl.Refusal = &d, tr.err.Error()
+						}
+					}
+				}
+				if seen[orig.name] {
+					// The variant of a program already listed: it
+					// replaces the plan when it is the one chosen.
+					if pl.Chosen {
+						c.replacePlan(pl)
+					}
+					continue
+				}
+				seen[orig.name] = true
+				c.Plans = append(c.Plans, pl)
+			}
+		}
+	}
+	for _, pi := range an.infos {
+		if err, ok := an.skipped[pi]; ok {
+			c.Plans = append(c.Plans, ProgramPlan{Program: pi.name, Section: pi.section(), Attaches: true, Optional: true,
+				Mechanism: pi.mech(), Note: "optional program skipped: " + err.Error()})
+			continue
+		}
+		if !pi.attaches() {
+			c.Plans = append(c.Plans, ProgramPlan{Program: pi.name, Section: pi.section(), Note: pi.class.why})
+		}
+	}
+	sort.SliceStable(c.Plans, func(i, j int) bool { return c.Plans[i].Program < c.Plans[j].Program })
+	refusedGroups := map[string]bool{}
+	for _, p := range c.Plans {
+		switch {
+		case p.Chosen && p.Decision != nil:
+			c.Decisions = append(c.Decisions, *p.Decision)
+		case p.Decision != nil && p.Refusal != "" && !refusedGroups[p.Group] && !groupChosen(c.Plans, p.Group):
+			refusedGroups[p.Group] = true
+			c.Decisions = append(c.Decisions, *p.Decision)
+		}
+	}
+}
+
+func groupChosen(plans []ProgramPlan, group string) bool {
+	return slices.ContainsFunc(plans, func(p ProgramPlan) bool { return p.Group == group && p.Chosen })
+}
+
+func (c *Collection) replacePlan(pl ProgramPlan) {
+	for i := range c.Plans {
+		if c.Plans[i].Program == pl.Program {
+			c.Plans[i] = pl
+			return
+		}
+	}
+}
+
+// markError records the attach failure of a skipped optional program.
+func (c *Collection) markError(program string, err error) {
+	for i := range c.Plans {
+		if c.Plans[i].Program == program {
+			c.Plans[i].Error = err.Error()
+		}
+	}
 }
 
 // PlanSpec analyses spec and plans every group of alternatives for kernel
 // k without loading anything: the function behind `safebpf plan OBJECT.o`.
 // opts supplies the catalog, policy, mode and force list (Kernel,
-// providers and Logger are ignored); nil means defaults. Sections that
-// carry no target are planned with a stand-in: plain "uprobe" sections with
-// target "?:?", "perf_event" sections as a 99 Hz hardware event (the case
-// hazards concern). Refusals are reported in the plans, not as an error;
-// the error is for invalid options.
+// providers and Logger are ignored); nil means defaults. Nothing about
+// the machine is read: targets are taken as they are written (a ksyscall
+// section names the wrapper a kernel with syscall wrappers has, a glob
+// counts as one target). Sections that carry no target are planned with a
+// stand-in: uprobes without a binary on "?", "perf_event" sections as a
+// 99 Hz CPU-cycles event (the case hazards concern), and other tracing
+// sections without a target are listed as attached by the agent itself.
+// Refusals are reported in the plans, not as an error; the error is for
+// invalid options and sections safebpf cannot attach as written.
 func PlanSpec(spec *ebpf.CollectionSpec, k *probe.Kernel, opts *Options) ([]ProgramPlan, error) {
 	if spec == nil {
 		return nil, fmt.Errorf("plan spec: nil spec: %w", errInvalidInput)
@@ -66,23 +203,21 @@ func PlanSpec(spec *ebpf.CollectionSpec, k *probe.Kernel, opts *Options) ([]Prog
 	if err != nil {
 		return nil, err
 	}
+	arch := ""
+	if k != nil {
+		arch = k.Arch
+	}
 	copts := placeholderTargets(spec)
-	infos, groups, err := analyse(spec, groupsOf(copts), copts)
+	an, err := analyse(spec, copts, offlineResolver{arch: arch})
 	if err != nil {
 		return nil, fmt.Errorf("plan spec: %w", err)
 	}
-	l := &Loader{kernel: k, catalog: cat, policy: pol}
 	c := &Collection{}
-	for _, g := range groups {
-		req := l.request(g, copts)
-		d, err := planWith(k, cat, req, &pol)
-		var chosen *progInfo
-		if err == nil {
-			chosen = l.chosenMember(g, d)
-		}
-		c.addPlans(g, d, chosen, err)
+	plans := make([]*groupPlan, len(an.groups))
+	for i, g := range an.groups {
+		plans[i] = planGroup(k, cat, &pol, g, copts)
 	}
-	c.addUnattached(infos)
+	c.addPlans(an, plans)
 	return c.Plans, nil
 }
 
@@ -91,57 +226,23 @@ func PlanSpec(spec *ebpf.CollectionSpec, k *probe.Kernel, opts *Options) ([]Prog
 func placeholderTargets(spec *ebpf.CollectionSpec) *CollectionOptions {
 	o := &CollectionOptions{Uprobes: map[string]UprobeTarget{}, PerfEvents: map[string]PerfEventOptions{}}
 	for n, ps := range spec.Programs {
-		ap, ok := parseSection(ps.SectionName)
-		if !ok || !ap.needsOptions {
+		c, err := classify(ps)
+		if err != nil || c.use != useAttach || c.ap.needsTarget == "" {
 			continue
 		}
-		switch ap.mech {
+		switch c.ap.mech {
 		case probe.PerfEventHardware:
 			// The section does not say; plan the riskier hardware event.
 			o.PerfEvents[n] = PerfEventOptions{Hardware: true, Frequency: 99}
+		case probe.Uprobe, probe.Uretprobe, probe.UprobeMulti, probe.UretprobeMulti:
+			t := UprobeTarget{Binary: "?"}
+			if c.ap.symbol == "" {
+				t.Symbol = "?"
+			}
+			o.Uprobes[n] = t
 		default:
-			o.Uprobes[n] = UprobeTarget{Binary: "?", Symbol: "?"}
+			o.Manual = append(o.Manual, n)
 		}
 	}
 	return o
-}
-
-// addPlans records the plan of every member of g.
-func (c *Collection) addPlans(g *group, d fallback.Decision, chosen *progInfo, err error) {
-	for i, m := range g.members {
-		dd := d
-		p := ProgramPlan{
-			Program:           m.name,
-			Section:           m.section,
-			Attaches:          true,
-			Mechanism:         m.ap.mech,
-			Target:            m.ap.target,
-			Group:             g.key,
-			ReadsUserMemory:   m.scan.ReadsUserMemory,
-			UserMemoryReasons: m.scan.Reasons,
-			Chosen:            m == chosen,
-			Decision:          &dd,
-			isPrimary:         i == 0,
-		}
-		if err != nil {
-			p.Refusal = err.Error()
-		}
-		for _, o := range g.members {
-			if o != m {
-				p.Alternatives = append(p.Alternatives, o.name)
-			}
-		}
-		c.Plans = append(c.Plans, p)
-	}
-}
-
-// addUnattached records programs without an attach point and sorts Plans
-// by program name.
-func (c *Collection) addUnattached(infos []*progInfo) {
-	for _, pi := range infos {
-		if !pi.attaches {
-			c.Plans = append(c.Plans, ProgramPlan{Program: pi.name, Section: pi.section})
-		}
-	}
-	sort.SliceStable(c.Plans, func(i, j int) bool { return c.Plans[i].Program < c.Plans[j].Program })
 }

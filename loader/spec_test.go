@@ -14,143 +14,6 @@ import (
 	"github.com/safebpf/safebpf/probe"
 )
 
-func TestParseSection(t *testing.T) {
-	tests := []struct {
-		section string
-		want    attachPoint
-		ok      bool
-	}{
-		{"kprobe/do_unlinkat", attachPoint{mech: probe.Kprobe, target: "do_unlinkat", symbol: "do_unlinkat"}, true},
-		{"kretprobe/vfs_read", attachPoint{mech: probe.Kretprobe, target: "vfs_read", symbol: "vfs_read"}, true},
-		{"fentry/do_unlinkat", attachPoint{mech: probe.Fentry, target: "do_unlinkat", symbol: "do_unlinkat"}, true},
-		{"fexit/vfs_read", attachPoint{mech: probe.Fexit, target: "vfs_read", symbol: "vfs_read"}, true},
-		{"kprobe.multi/vfs_read", attachPoint{mech: probe.KprobeMulti, target: "vfs_read", symbol: "vfs_read"}, true},
-		{"uprobe//usr/bin/bash:readline", attachPoint{mech: probe.Uprobe, target: "/usr/bin/bash:readline", path: "/usr/bin/bash", symbol: "readline"}, true},
-		{"uretprobe//lib/libc.so.6:malloc", attachPoint{mech: probe.Uretprobe, target: "/lib/libc.so.6:malloc", path: "/lib/libc.so.6", symbol: "malloc"}, true},
-		{"uprobe", attachPoint{mech: probe.Uprobe, needsOptions: true}, true},
-		{"uretprobe", attachPoint{mech: probe.Uretprobe, needsOptions: true}, true},
-		{"tracepoint/syscalls/sys_enter_openat", attachPoint{mech: probe.Tracepoint, target: "syscalls/sys_enter_openat", group: "syscalls", name: "sys_enter_openat"}, true},
-		{"tp/sched/sched_switch", attachPoint{mech: probe.Tracepoint, target: "sched/sched_switch", group: "sched", name: "sched_switch"}, true},
-		{"raw_tp/sched_switch", attachPoint{mech: probe.RawTracepoint, target: "sched_switch", name: "sched_switch"}, true},
-		{"raw_tracepoint/sys_enter", attachPoint{mech: probe.RawTracepoint, target: "sys_enter", name: "sys_enter"}, true},
-		{"tp_btf/sched_switch", attachPoint{mech: probe.RawTracepoint, target: "sched_switch", name: "sched_switch", tpBTF: true}, true},
-		{"perf_event", attachPoint{mech: probe.PerfEventHardware, needsOptions: true}, true},
-		{"kprobe", attachPoint{}, false},
-		{"tracepoint/onlygroup", attachPoint{}, false},
-		{"socket", attachPoint{}, false},
-		{"xdp", attachPoint{}, false},
-		{".text", attachPoint{}, false},
-	}
-	for _, tt := range tests {
-		got, ok := parseSection(tt.section)
-		if ok != tt.ok {
-			t.Errorf("parseSection(%q) ok = %v, want %v", tt.section, ok, tt.ok)
-			continue
-		}
-		if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(attachPoint{})); diff != "" {
-			t.Errorf("parseSection(%q) (-want +got):\n%s", tt.section, diff)
-		}
-	}
-}
-
-func TestAnalyseGroups(t *testing.T) {
-	cs := spec(
-		counterProg("fe", "fentry/do_unlinkat", ebpf.Tracing, 0, 0),
-		counterProg("kp", "kprobe/do_unlinkat", ebpf.Kprobe, 0, 0),
-		counterProg("fx", "fexit/vfs_read", ebpf.Tracing, 0, 0),
-		counterProg("kr", "kretprobe/vfs_read", ebpf.Kprobe, 0, 0),
-		// Two kprobes on one function are companions, not alternatives.
-		counterProg("k1", "kprobe/vfs_write", ebpf.Kprobe, 0, 0),
-		counterProg("k2", "kprobe/vfs_write", ebpf.Kprobe, 0, 0),
-		counterProg("tp", "tracepoint/sched/sched_switch", ebpf.TracePoint, 0, 0),
-		counterProg("raw", "raw_tp/sched_switch", ebpf.RawTracepoint, 0, 0),
-		&ebpf.ProgramSpec{Name: "sock", Type: ebpf.SocketFilter, SectionName: "socket", Instructions: asmReturn0("sock")},
-	)
-	members := func(groups []*group) map[string][]string {
-		out := map[string][]string{}
-		for _, g := range groups {
-			for _, m := range g.members {
-				out[g.key] = append(out[g.key], m.name)
-			}
-		}
-		return out
-	}
-	_, groups, err := analyse(cs, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][]string{
-		"entry:do_unlinkat": {"fe", "kp"},
-		"exit:vfs_read":     {"fx", "kr"},
-		"program:k1":        {"k1"},
-		"program:k2":        {"k2"},
-		"program:tp":        {"tp"},
-		"program:raw":       {"raw"},
-	}
-	if diff := cmp.Diff(want, members(groups)); diff != "" {
-		t.Errorf("automatic groups (-want +got):\n%s", diff)
-	}
-
-	// An explicit group takes its programs out of the automatic ones.
-	_, groups, err = analyse(cs, [][]string{{"tp", "raw"}, {"k1", "kp"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want = map[string][]string{
-		"tp|raw":            {"raw", "tp"}, // sorted by preference: raw tracepoint first
-		"k1|kp":             {"k1", "kp"},
-		"entry:do_unlinkat": {"fe"},
-		"exit:vfs_read":     {"fx", "kr"},
-		"entry:vfs_write":   {"k2"},
-	}
-	if diff := cmp.Diff(want, members(groups)); diff != "" {
-		t.Errorf("explicit groups (-want +got):\n%s", diff)
-	}
-
-	for _, bad := range [][][]string{
-		{{"nope"}},
-		{{"sock"}},
-		{{"tp"}, {"tp", "raw"}},
-		{{}},
-	} {
-		if _, _, err := analyse(cs, bad, nil); !errors.Is(err, errInvalidInput) {
-			t.Errorf("groups %q: got %v, want errInvalidInput", bad, err)
-		}
-	}
-}
-
-func TestTargetsFromOptions(t *testing.T) {
-	cs := spec(
-		counterProg("up", "uprobe", ebpf.Kprobe, 0, 0),
-		counterProg("pe", "perf_event", ebpf.PerfEvent, 0, 0),
-	)
-	if _, err := New(&Options{Kernel: &probe.Kernel{}}); err != nil {
-		t.Fatal(err)
-	}
-	_, _, err := analyse(cs, nil, &CollectionOptions{PerfEvents: map[string]PerfEventOptions{"pe": {Frequency: 1}}})
-	if !errors.Is(err, errInvalidInput) {
-		t.Errorf("uprobe without a target: got %v, want errInvalidInput", err)
-	}
-	infos, _, err := analyse(cs, nil, &CollectionOptions{
-		Uprobes:    map[string]UprobeTarget{"up": {Binary: "/bin/true", Symbol: "main"}},
-		PerfEvents: map[string]PerfEventOptions{"pe": {Hardware: true, Frequency: 99}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]attachPoint{}
-	for _, pi := range infos {
-		got[pi.name] = pi.ap
-	}
-	want := map[string]attachPoint{
-		"pe": {mech: probe.PerfEventHardware, target: "hardware-cycles", needsOptions: true},
-		"up": {mech: probe.Uprobe, target: "/bin/true:main", path: "/bin/true", symbol: "main", needsOptions: true},
-	}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(attachPoint{})); diff != "" {
-		t.Errorf("targets (-want +got):\n%s", diff)
-	}
-}
-
 func describe(tb testing.TB, d probe.Description) *probe.Kernel {
 	tb.Helper()
 	k, err := probe.Describe(d)
@@ -370,24 +233,25 @@ func TestUretprobeSeccomp(t *testing.T) {
 	if plans[0].Chosen || plans[0].Refusal == "" {
 		t.Errorf("uretprobe under unknown seccomp: chosen %v refusal %q, want refused", plans[0].Chosen, plans[0].Refusal)
 	}
-	l := &Loader{kernel: k, catalog: hazards.Builtin(), policy: hazards.Policy{Mode: hazards.Enforce}}
-	_, groups, err := analyse(cs, nil, nil)
+	pol := hazards.Policy{Mode: hazards.Enforce}
+	an, err := analyse(cs, nil, offlineResolver{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := an.groups[0].alts[0].single()
 	for _, tt := range []struct {
 		opts    *CollectionOptions
 		seccomp bool
 	}{
 		{nil, true},
 		{&CollectionOptions{Uprobes: map[string]UprobeTarget{"ret": {}}}, true},
-		{&CollectionOptions{Uprobes: map[string]UprobeTarget{"ret": {Options: &UprobeOptions{NoSeccomp: true}}}}, false},
+		{&CollectionOptions{Uprobes: map[string]UprobeTarget{"ret": {NoSeccomp: true}}}, false},
 	} {
-		req := l.request(groups[0], tt.opts)
+		req := requestFor(p, nil, nil, tt.opts.seccomp(p.name), tt.opts)
 		if req.Seccomp != tt.seccomp {
 			t.Errorf("request seccomp = %v, want %v", req.Seccomp, tt.seccomp)
 		}
-		d, err := planWith(k, l.catalog, req, &l.policy)
+		d, err := planWith(k, hazards.Builtin(), req, &pol)
 		if refused := errors.Is(err, ErrRefused); refused != tt.seccomp {
 			t.Errorf("seccomp %v: refused = %v (%s), want %v", tt.seccomp, refused, Explain(d), tt.seccomp)
 		}

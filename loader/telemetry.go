@@ -16,7 +16,12 @@ import (
 // recorder is what the loader needs from telemetry: one record per
 // decision, started before planning and ended after the attach.
 type recorder interface {
-	start(ctx context.Context, k *probe.Kernel, target string, requested probe.Mechanism) (context.Context, func(fallback.Decision, error))
+	// start begins the record of one attach; program is empty for the
+	// per-attachment calls.
+	start(ctx context.Context, k *probe.Kernel, target string, requested probe.Mechanism, program string) (context.Context, func(fallback.Decision, error))
+	// flushLogs waits, at most until ctx is done, for the log records
+	// already ended to reach the logger.
+	flushLogs(ctx context.Context) error
 	registerMissed(fn func() []telemetry.Missed)
 	close() error
 }
@@ -38,10 +43,13 @@ func newRecorder(tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.
 	return otelRecorder{r}, nil
 }
 
-func (o otelRecorder) start(ctx context.Context, k *probe.Kernel, target string, requested probe.Mechanism) (context.Context, func(fallback.Decision, error)) {
+func (o otelRecorder) start(ctx context.Context, k *probe.Kernel, target string, requested probe.Mechanism, program string) (context.Context, func(fallback.Decision, error)) {
 	ctx, a := o.r.StartAttach(ctx, k, target, requested)
+	a.SetProgram(program)
 	return ctx, a.End
 }
+
+func (o otelRecorder) flushLogs(ctx context.Context) error { return o.r.FlushLogs(ctx) }
 
 func (o otelRecorder) registerMissed(fn func() []telemetry.Missed) { o.r.RegisterMissed(fn) }
 

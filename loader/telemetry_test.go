@@ -26,7 +26,7 @@ func TestDecisionsReachProviders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lk, err := l.AttachTracing(TracingOptions{Symbol: "do_unlinkat", Kprobe: nil})
+	lk, err := l.Kprobe("do_unlinkat", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,7 +199,7 @@ func attachPerfEvent(l *loader.Loader, hardware bool, stderr io.Writer) error {
 		return fmt.Errorf("load perf_event program: %w", err)
 	}
 	defer prog.Close()
-	lk, err := l.AttachPerfEvent(prog, loader.PerfEventOptions{Hardware: hardware, Frequency: 99, Spec: spec})
+	lk, err := l.AttachPerfEvent(prog, loader.PerfEventOptions{Hardware: hardware, Frequency: 99}, &loader.Extra{Spec: spec})
 	if err != nil {
 		return fmt.Errorf("attach perf event: %w", err)
 	}

@@ -25,6 +25,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/cilium/ebpf/link"
+
 	"github.com/safebpf/safebpf/examples/explain"
 	"github.com/safebpf/safebpf/loader"
 )
@@ -62,7 +64,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	}
 	l, coll, err := explain.Start(out, c.safebpf, c.verbose, spec, &loader.CollectionOptions{
 		Uprobes: map[string]loader.UprobeTarget{
-			"readline_ret": {Binary: c.binary, Symbol: c.symbol, Options: &loader.UprobeOptions{PID: c.pid}},
+			"readline_ret": {Binary: c.binary, Symbol: c.symbol, Options: &link.UprobeOptions{PID: c.pid}},
 		},
 	})
 	if err != nil {

@@ -1,0 +1,550 @@
+package loader
+
+import (
+	"bufio"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/safebpf/safebpf/probe"
+)
+
+// errTargetNotFound wraps os.ErrNotExist for an attach point whose target
+// the running kernel or binary does not have: a kernel function missing
+// from kallsyms or BTF, a tracepoint missing from tracefs, a user symbol
+// missing from the binary, a glob that matches nothing. cilium/ebpf's own
+// attach calls match os.ErrNotExist in these cases.
+var errTargetNotFound = fmt.Errorf("target not found: %w", os.ErrNotExist)
+
+// notFound returns an error matching os.ErrNotExist.
+func notFound(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, errTargetNotFound)...)
+}
+
+// resolver completes attach points against the machine the programs will
+// run on: syscall wrappers, globs, and whether targets exist. Every answer
+// is three-valued: resolved, not found (an error matching os.ErrNotExist), or
+// unknown (nil error, attach point unchanged), when the facts cannot be
+// read; an unknown target is left to the kernel to refuse at load or
+// attach time.
+type resolver interface {
+	resolve(ap *attachPoint) error
+}
+
+// syscallPrefix is the arch prefix of syscall wrappers ("__x64_sys_bpf"),
+// as libbpf's arch_specific_syscall_pfx; "" for arches without wrappers.
+func syscallPrefix(goarch string) string {
+	switch goarch {
+	case "amd64":
+		return "__x64_"
+	case "386":
+		return "__ia32_"
+	case "arm64":
+		return "__arm64_"
+	case "arm":
+		return "__arm_"
+	case "s390x":
+		return "__s390x_"
+	case "riscv64":
+		return "__riscv_"
+	case "mips", "mipsle", "mips64", "mips64le":
+		return "__mips_"
+	case "ppc64", "ppc64le":
+		return "__powerpc64_"
+	}
+	return ""
+}
+
+// offlineResolver resolves for a described kernel (PlanSpec): nothing can
+// be checked, syscall wrappers are named as on a kernel with wrappers.
+type offlineResolver struct{ arch string }
+
+func (r offlineResolver) resolve(ap *attachPoint) error {
+	if ap.syscall != "" {
+		ap.symbol = syscallPrefix(r.arch) + "sys_" + ap.syscall
+		if syscallPrefix(r.arch) == "" {
+			ap.symbol = "__se_sys_" + ap.syscall
+		}
+	}
+	return nil
+}
+
+// hostResolver resolves against this machine: /proc/kallsyms, tracefs's
+// available_filter_functions(_addrs) and events, kernel and module BTF,
+// and the ELF symbols of user binaries. It reads each source at most once.
+type hostResolver struct {
+	tracefs func() (string, error)
+
+	symOnce sync.Once
+	syms    map[string]uintptr // kallsyms text symbols, first address
+	symErr  error
+
+	btfOnce sync.Once
+	vmlinux *btf.Spec
+	btfErr  error
+	modules []string
+}
+
+func newHostResolver(tracefs func() (string, error)) *hostResolver {
+	return &hostResolver{tracefs: tracefs}
+}
+
+func (r *hostResolver) kallsyms() (map[string]uintptr, error) {
+	r.symOnce.Do(func() {
+		f, err := os.Open("/proc/kallsyms")
+		if err != nil {
+			r.symErr = err
+			return
+		}
+		defer f.Close()
+		r.syms, r.symErr = parseKallsyms(f)
+	})
+	return r.syms, r.symErr
+}
+
+// parseKallsyms reads the text (function) symbols of a kallsyms listing:
+// "ADDRESS TYPE NAME [MODULE]", types t, T, w and W.
+func parseKallsyms(rd io.Reader) (map[string]uintptr, error) {
+	syms := make(map[string]uintptr, 1<<16)
+	sc := bufio.NewScanner(rd)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		// "ffffffff81000000 T _stext" and optionally "\t[module]".
+		sp1 := indexByte(line, ' ')
+		if sp1 < 0 || sp1+3 > len(line) || line[sp1+2] != ' ' {
+			continue
+		}
+		switch line[sp1+1] {
+		case 't', 'T', 'w', 'W':
+		default:
+			continue
+		}
+		name := line[sp1+3:]
+		if i := indexByte(name, '\t'); i >= 0 {
+			name = name[:i]
+		}
+		if _, ok := syms[string(name)]; ok {
+			continue
+		}
+		addr, _ := strconv.ParseUint(string(line[:sp1]), 16, 64)
+		syms[string(name)] = uintptr(addr)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read kallsyms: %w", err)
+	}
+	if len(syms) == 0 {
+		return nil, errors.New("read kallsyms: no function symbols")
+	}
+	return syms, nil
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *hostResolver) resolve(ap *attachPoint) error {
+	switch ap.mech {
+	case probe.Kprobe, probe.Kretprobe:
+		return r.kernelFunction(ap)
+	case probe.KprobeMulti, probe.KretprobeMulti:
+		return r.kernelPattern(ap)
+	case probe.Fentry, probe.Fexit, probe.FmodRet:
+		return r.btfFunc(ap, ap.symbol, ap.symbol)
+	case probe.LSM:
+		return r.btfFunc(ap, "bpf_lsm_"+ap.name, "LSM hook "+ap.name)
+	case probe.Iter:
+		return r.btfFunc(ap, "bpf_iter_"+ap.name, "iterator "+ap.name)
+	case probe.TpBTF:
+		return r.rawTracepoint(ap)
+	case probe.RawTracepoint:
+		return r.rawTracepoint(ap)
+	case probe.Tracepoint:
+		return r.tracepoint(ap)
+	case probe.Uprobe, probe.Uretprobe, probe.UprobeMulti, probe.UretprobeMulti:
+		return r.userSymbol(ap)
+	}
+	return nil
+}
+
+// kernelFunction resolves a kprobe's function, as cilium/ebpf's
+// link.Kprobe would find it: the name itself, else with the arch's
+// syscall prefix ("sys_execve" is "__x64_sys_execve"). A ksyscall
+// section resolves as libbpf's bpf_program__attach_ksyscall: the
+// wrapper "__x64_sys_NAME" when the kernel has syscall wrappers,
+// "__se_sys_NAME" otherwise.
+func (r *hostResolver) kernelFunction(ap *attachPoint) error {
+	syms, err := r.kallsyms()
+	if err != nil {
+		if ap.syscall != "" {
+			offlineResolver{arch: runtime.GOARCH}.resolve(ap)
+		}
+		return nil // unknown: the kernel decides
+	}
+	pfx := syscallPrefix(runtime.GOARCH)
+	if ap.syscall != "" {
+		if _, wrappers := syms[pfx+"sys_bpf"]; wrappers && pfx != "" {
+			ap.symbol = pfx + "sys_" + ap.syscall
+		} else {
+			ap.symbol = "__se_sys_" + ap.syscall
+		}
+		if _, ok := syms[ap.symbol]; !ok {
+			return notFound("syscall %s: no %s in /proc/kallsyms", ap.syscall, ap.symbol)
+		}
+		return nil
+	}
+	if _, ok := syms[ap.symbol]; ok {
+		return nil
+	}
+	if _, ok := syms[pfx+ap.symbol]; ok && pfx != "" {
+		ap.symbol = pfx + ap.symbol
+		return nil
+	}
+	return notFound("kernel function %s: not in /proc/kallsyms", ap.symbol)
+}
+
+// kernelPattern resolves a kprobe.multi pattern as libbpf's
+// bpf_program__attach_kprobe_multi_opts: an exact name is passed as is;
+// a glob is matched against available_filter_functions_addrs when the
+// kernel has it (6.5+), else against kallsyms restricted to the names in
+// available_filter_functions.
+func (r *hostResolver) kernelPattern(ap *attachPoint) error {
+	if !ap.glob {
+		if err := r.kernelFunction(ap); err != nil {
+			return err
+		}
+		ap.symbols = []string{ap.symbol}
+		return nil
+	}
+	dir, err := r.tracefs()
+	if err != nil {
+		return nil // unknown
+	}
+	names, addrs, err := matchFilterFunctionsAddrs(filepath.Join(dir, "available_filter_functions_addrs"), ap.symbol)
+	if errors.Is(err, os.ErrNotExist) {
+		var avail map[string]bool
+		avail, err = matchFilterFunctions(filepath.Join(dir, "available_filter_functions"), ap.symbol)
+		if err == nil {
+			syms, kerr := r.kallsyms()
+			if kerr != nil {
+				return nil // unknown
+			}
+			names, addrs = nil, nil
+			for name, addr := range syms {
+				if avail[name] && globMatch(name, ap.symbol) {
+					names = append(names, name)
+					addrs = append(addrs, addr)
+				}
+			}
+		}
+	}
+	if err != nil {
+		return nil // unknown (e.g. EPERM reading tracefs)
+	}
+	if len(names) == 0 {
+		return notFound("pattern %s: no traceable kernel function matches", ap.symbol)
+	}
+	sortTogether(names, addrs)
+	ap.symbols, ap.addrs = names, addrs
+	return nil
+}
+
+// sortTogether sorts names and, in step, addrs by name.
+func sortTogether(names []string, addrs []uintptr) {
+	idx := make([]int, len(names))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+	n2 := make([]string, len(names))
+	a2 := make([]uintptr, len(addrs))
+	for i, j := range idx {
+		n2[i] = names[j]
+		if j < len(addrs) {
+			a2[i] = addrs[j]
+		}
+	}
+	copy(names, n2)
+	copy(addrs, a2)
+}
+
+func matchFilterFunctionsAddrs(path, pattern string) ([]string, []uintptr, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	var names []string
+	var addrs []uintptr
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || !globMatch(fields[1], pattern) {
+			continue
+		}
+		a, err := strconv.ParseUint(fields[0], 16, 64)
+		if err != nil {
+			continue
+		}
+		names = append(names, fields[1])
+		addrs = append(addrs, uintptr(a))
+	}
+	return names, addrs, sc.Err()
+}
+
+func matchFilterFunctions(path, pattern string) (map[string]bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 1 && globMatch(fields[0], pattern) {
+			out[fields[0]] = true
+		}
+	}
+	return out, sc.Err()
+}
+
+// kernelBTF loads vmlinux BTF and lists the modules with BTF, once.
+func (r *hostResolver) kernelBTF() (*btf.Spec, []string, error) {
+	r.btfOnce.Do(func() {
+		r.vmlinux, r.btfErr = btf.LoadKernelSpec()
+		if ents, err := os.ReadDir("/sys/kernel/btf"); err == nil {
+			for _, e := range ents {
+				if e.Name() != "vmlinux" {
+					r.modules = append(r.modules, e.Name())
+				}
+			}
+		}
+	})
+	return r.vmlinux, r.modules, r.btfErr
+}
+
+// btfHas reports whether kernel or module BTF has a type named name for
+// which keep returns true. It returns an error when BTF cannot be read.
+func (r *hostResolver) btfHas(name string, keep func(btf.Type) bool) (bool, error) {
+	spec, modules, err := r.kernelBTF()
+	if err != nil {
+		return false, err
+	}
+	has := func(s *btf.Spec) bool {
+		types, err := s.AnyTypesByName(name)
+		if err != nil {
+			return false
+		}
+		return slices.ContainsFunc(types, keep)
+	}
+	if has(spec) {
+		return true, nil
+	}
+	for _, m := range modules {
+		ms, err := btf.LoadKernelModuleSpec(m)
+		if err != nil {
+			return false, err // a module we cannot read might have it
+		}
+		if has(ms) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func isFunc(t btf.Type) bool { _, ok := t.(*btf.Func); return ok }
+
+func isTypedef(t btf.Type) bool { _, ok := t.(*btf.Typedef); return ok }
+
+// btfFunc checks that a trampoline, LSM or iterator target exists as a BTF
+// function, where cilium/ebpf will look for it when loading.
+func (r *hostResolver) btfFunc(ap *attachPoint, fn, what string) error {
+	ok, err := r.btfHas(fn, isFunc)
+	if err != nil || ok {
+		return nil
+	}
+	return notFound("%s: no function %s in kernel or module BTF", what, fn)
+}
+
+// rawTracepoint checks a raw or BTF tracepoint: its "btf_trace_NAME"
+// typedef in BTF, else (kernels without BTF, raw_tp only) a tracefs event
+// of that name in any group.
+func (r *hostResolver) rawTracepoint(ap *attachPoint) error {
+	ok, err := r.btfHas("btf_trace_"+ap.name, isTypedef)
+	if err == nil {
+		if ok {
+			return nil
+		}
+		return notFound("tracepoint %s: no btf_trace_%s in kernel or module BTF", ap.name, ap.name)
+	}
+	if ap.mech == probe.TpBTF {
+		return nil // unknown without BTF: the load will say
+	}
+	dir, err := r.tracefs()
+	if err != nil {
+		return nil
+	}
+	matches, err := filepath.Glob(filepath.Join(dir, "events", "*", ap.name))
+	if err != nil || len(matches) > 0 {
+		return nil
+	}
+	return notFound("raw tracepoint %s: no event of that name in %s/events", ap.name, dir)
+}
+
+func (r *hostResolver) tracepoint(ap *attachPoint) error {
+	dir, err := r.tracefs()
+	if err != nil {
+		return nil // unknown: tracefs not mounted
+	}
+	if _, err := os.Stat(filepath.Join(dir, "events", ap.group, ap.name)); errors.Is(err, os.ErrNotExist) {
+		return notFound("tracepoint %s/%s: not in %s/events", ap.group, ap.name, dir)
+	}
+	return nil
+}
+
+// userSymbol resolves a uprobe's binary as libbpf does (a name without '/'
+// is searched in PATH, or for libraries in LD_LIBRARY_PATH and the system
+// library directories) and checks its symbol, or expands a uprobe.multi
+// glob to the matching function symbols (.symtab first, .dynsym when
+// .symtab has none, as libbpf's elf_resolve_pattern_offsets).
+func (r *hostResolver) userSymbol(ap *attachPoint) error {
+	if ap.path == "" || ap.symbol == "" {
+		return nil
+	}
+	path, err := resolveBinary(ap.path)
+	if err != nil {
+		return err
+	}
+	ap.path = path
+	syms, err := elfFunctions(path)
+	if err != nil {
+		return nil // unknown: cilium/ebpf will say why it cannot read it
+	}
+	if ap.glob {
+		var names []string
+		for _, table := range syms {
+			for _, s := range table {
+				if globMatch(s, ap.symbol) && !slices.Contains(names, s) {
+					names = append(names, s)
+				}
+			}
+			if len(names) > 0 {
+				break
+			}
+		}
+		if len(names) == 0 {
+			return notFound("pattern %s: no function symbol of %s matches", ap.symbol, path)
+		}
+		slices.Sort(names)
+		ap.symbols = names
+		return nil
+	}
+	for _, table := range syms {
+		if slices.Contains(table, ap.symbol) {
+			if ap.mech == probe.UprobeMulti || ap.mech == probe.UretprobeMulti {
+				ap.symbols = []string{ap.symbol}
+			}
+			return nil
+		}
+	}
+	return notFound("symbol %s: not a function symbol of %s", ap.symbol, path)
+}
+
+// resolveBinary is libbpf's resolve_full_path.
+func resolveBinary(file string) (string, error) {
+	if strings.Contains(file, "/") {
+		if _, err := os.Stat(file); err != nil {
+			return "", notFound("binary %s: %v", file, err)
+		}
+		return file, nil
+	}
+	var dirs []string
+	mode := uint32(4) // R_OK
+	if strings.HasSuffix(file, ".so") || strings.Contains(file, ".so.") {
+		dirs = append(filepath.SplitList(os.Getenv("LD_LIBRARY_PATH")), "/usr/lib64", "/usr/lib")
+		if d := archLibDir(runtime.GOARCH); d != "" {
+			dirs = append(dirs, d)
+		}
+	} else {
+		dirs = append(filepath.SplitList(os.Getenv("PATH")), "/usr/bin", "/usr/sbin")
+		mode |= 1 // X_OK
+	}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		p := filepath.Join(d, file)
+		if access(p, mode) {
+			return p, nil
+		}
+	}
+	return "", notFound("binary %s: not found in the search path", file)
+}
+
+func archLibDir(goarch string) string {
+	switch goarch {
+	case "amd64":
+		return "/lib/x86_64-linux-gnu"
+	case "386":
+		return "/lib/i386-linux-gnu"
+	case "arm64":
+		return "/lib/aarch64-linux-gnu"
+	case "s390x":
+		return "/lib/s390x-linux-gnu"
+	case "ppc64le":
+		return "/lib/powerpc64le-linux-gnu"
+	case "riscv64":
+		return "/lib/riscv64-linux-gnu"
+	}
+	return ""
+}
+
+func access(path string, mode uint32) bool {
+	fi, err := os.Stat(path)
+	if err != nil || fi.IsDir() {
+		return false
+	}
+	if mode&1 != 0 && fi.Mode()&0o111 == 0 {
+		return false
+	}
+	return true
+}
+
+// elfFunctions returns the defined function symbols of an ELF file:
+// [0] from .symtab, [1] from .dynsym.
+func elfFunctions(path string) ([2][]string, error) {
+	var out [2][]string
+	f, err := elf.Open(path)
+	if err != nil {
+		return out, err
+	}
+	defer f.Close()
+	for i, read := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
+		syms, err := read()
+		if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
+			return out, err
+		}
+		for _, s := range syms {
+			if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Section != elf.SHN_UNDEF {
+				out[i] = append(out[i], s.Name)
+			}
+		}
+	}
+	return out, nil
+}
