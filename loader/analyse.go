@@ -229,6 +229,9 @@ type triedAlt struct {
 	prog *progInfo
 	d    fallback.Decision
 	err  error
+	// loadFailed is set when the alternative was chosen and the kernel
+	// would not load prog (err is then the load error).
+	loadFailed bool
 }
 
 // refusal returns the group's refusal: the first alternative's.
@@ -247,8 +250,33 @@ func (gp *groupPlan) refusal() (triedAlt, bool) {
 // asked again. The programs of a several-program alternative are planned
 // one by one and must all be allowed.
 func planGroup(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, g *group, opts *CollectionOptions) *groupPlan {
-	gp := &groupPlan{g: g}
-	considered := map[*alternative]bool{}
+	return planGroupFrom(k, cat, pol, g, opts, &groupPlan{g: g}, map[*alternative]bool{})
+}
+
+// replanAfterLoadFailure moves gp past its chosen alternative, which the
+// kernel would not load (loadErr names the program), to the next
+// alternatives. It returns false when gp had no chosen alternative.
+func replanAfterLoadFailure(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, gp *groupPlan, failed *progInfo, loadErr error, opts *CollectionOptions) bool {
+	if gp.chosen == nil {
+		return false
+	}
+	d := gp.decisions[failed]
+	skip := map[*alternative]bool{}
+	for _, a := range gp.g.alts {
+		skip[a] = true
+		if a == gp.chosen {
+			break
+		}
+	}
+	next := &groupPlan{g: gp.g, tried: append(gp.tried, triedAlt{alt: gp.chosen, prog: failed, d: d, err: loadErr, loadFailed: true})}
+	*gp = *planGroupFrom(k, cat, pol, gp.g, opts, next, skip)
+	return true
+}
+
+// planGroupFrom plans the alternatives of g not in considered, adding to
+// gp.
+func planGroupFrom(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, g *group, opts *CollectionOptions, gp *groupPlan, considered map[*alternative]bool) *groupPlan {
+	gp.chosen, gp.decisions = nil, nil
 	for i, alt := range g.alts {
 		if considered[alt] {
 			continue
@@ -277,6 +305,13 @@ func planGroup(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, g *gr
 			}
 			req := requestFor(p, mechs, scans, seccomp, opts)
 			d, err := planWith(k, cat, req, pol)
+			if err == nil && d.Chosen != p.mech() && !samePerf(d.Chosen, p.mech()) && variants[d.Chosen] == nil {
+				// The planner moved the request to an alternative already
+				// ruled out (batching single probes back into a multi
+				// link that did not load): keep this one's mechanism.
+				req.Pinned = true
+				d, err = planWith(k, cat, req, pol)
+			}
 			if err == nil {
 				chosen := alt
 				if d.Chosen != p.mech() && !samePerf(d.Chosen, p.mech()) {
@@ -383,6 +418,12 @@ func chainDecision(first triedAlt, d fallback.Decision) fallback.Decision {
 	out.Requested = first.prog.mech()
 	step := fallback.Step{From: first.prog.mech(), To: d.Chosen, Action: fallback.Downgrade}
 	reason := fmt.Sprintf("alternative %s (%s) not attached", first.alt, first.prog.mech())
+	if first.loadFailed {
+		step.Reason = fmt.Sprintf("alternative %s (%s) did not load: %v", first.alt, first.prog.mech(), first.err)
+		out.Steps = append([]fallback.Step{step}, d.Steps...)
+		out.Action = fallback.Downgrade
+		return out
+	}
 	for _, st := range first.d.Steps {
 		if st.Action == fallback.Refuse {
 			step.Hazard, step.Missing = st.Hazard, st.Missing

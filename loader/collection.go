@@ -264,8 +264,33 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 		}
 	}
 
-	cp := loadSpec(spec, an, plans)
-	coll, err := l.load(cp, opts)
+	// Load. A program the kernel will not load (a sleepable fentry on a
+	// function that may not sleep, a target without BTF, ...) gives way
+	// to the next alternative of its group, as libbpf-tools' "try fentry,
+	// else kprobe" does; each retry removes one alternative.
+	var cp *ebpf.CollectionSpec
+	var coll *ebpf.Collection
+	for {
+		cp = loadSpec(spec, an, plans)
+		coll, err = l.load(cp, opts)
+		if err == nil {
+			break
+		}
+		gp, p := failedAlternative(err, plans)
+		if gp == nil || !replanAfterLoadFailure(l.kernel, l.catalog, &l.policy, gp, p, err, opts) {
+			break
+		}
+		c = &Collection{Maps: map[string]*ebpf.Map{}, Programs: map[string]*ebpf.Program{}, Links: map[string]*Link{}, loader: l}
+		c.addPlans(an, plans)
+		if tr, ok := gp.refusal(); ok {
+			aerr := &AttachError{Program: tr.prog.name, Op: "load", Decision: tr.d, Err: tr.err}
+			l.record(ctx, tr.d, tr.prog.name).finish(aerr)
+			if !gp.g.optional {
+				l.settle()
+				return nil, aerr
+			}
+		}
+	}
 	if err != nil {
 		for _, gp := range plans {
 			if gp.chosen == nil {
@@ -346,6 +371,32 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 		p.a.finish(nil)
 	}
 	return c, nil
+}
+
+// failedAlternative finds, in a load error of cilium/ebpf ("program NAME:
+// ..."), the chosen program the kernel would not load, when its group has
+// alternatives left to try.
+func failedAlternative(err error, plans []*groupPlan) (*groupPlan, *progInfo) {
+	msg := err.Error()
+	i := strings.Index(msg, "program ")
+	if i < 0 {
+		return nil, nil
+	}
+	name, rest, ok := strings.Cut(msg[i+len("program "):], ": ")
+	if !ok || strings.HasPrefix(rest, "map ") {
+		return nil, nil // a map failed to load: no alternative helps
+	}
+	for _, gp := range plans {
+		if gp.chosen == nil {
+			continue
+		}
+		for _, p := range gp.chosen.progs {
+			if p.name == name && gp.chosen != gp.g.alts[len(gp.g.alts)-1] {
+				return gp, p
+			}
+		}
+	}
+	return nil, nil
 }
 
 // load loads cp, after the test hook.

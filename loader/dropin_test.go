@@ -638,3 +638,43 @@ func TestRetargetPlaceholder(t *testing.T) {
 		t.Errorf("%d calls, %d returns summing %d; want %d, %d summing %d", calls, rets, sum, n, n, n*pgid)
 	}
 }
+
+// TestLoadFailureFallsBack: when the kernel will not load the chosen
+// alternative, the next one of its group is loaded instead, and its
+// Decision says why. The failure is injected at the first load (on a real
+// kernel: a sleepable fentry on a function that may not sleep).
+func TestLoadFailureFallsBack(t *testing.T) {
+	l := newHostLoader(t, nil)
+	tg := hitTarget(t)
+	if !l.Kernel().Support(probe.UprobeMulti).Yes() || !l.Kernel().Support(probe.Uprobe).Yes() {
+		t.Skip("needs uprobe_multi and uprobes")
+	}
+	spec := object(t, "glob")
+	retarget(spec, tg.Path)
+	loads := 0
+	l.hook = func(step string) error {
+		if step == "load" {
+			loads++
+			if loads == 1 {
+				return errors.New("program hits_entry: load program: invalid argument: injected")
+			}
+		}
+		return nil
+	}
+	defer func() { l.hook = nil }()
+	c, err := l.LoadAndAttach(spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d, _ := c.Decision("hits_entry")
+	t.Log(Explain(d))
+	if loads != 2 || d.Requested != probe.UprobeMulti || d.Chosen != probe.Uprobe || !strings.Contains(d.Steps[0].Reason, "did not load") {
+		t.Fatalf("loads %d, decision %s: want the single-uprobe variant after the injected load failure", loads, Explain(d))
+	}
+	const n = 3
+	runTarget(t, tg, n)
+	if got := readCount(t, c.Maps["counts"], slotCalls); got != 2*n {
+		t.Errorf("counted %d calls, want %d", got, 2*n)
+	}
+}

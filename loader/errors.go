@@ -173,6 +173,8 @@ func Explain(d fallback.Decision) string {
 			w += " for hazard " + string(s.Hazard)
 		case s.Missing != "":
 			w += " because " + string(s.Missing) + " is unavailable"
+		case s.Reason != "":
+			w += " (" + s.Reason + ")"
 		}
 		if s.Forced {
 			w += " (forced)"
