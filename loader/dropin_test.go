@@ -12,10 +12,12 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -676,5 +678,87 @@ func TestLoadFailureFallsBack(t *testing.T) {
 	runTarget(t, tg, n)
 	if got := readCount(t, c.Maps["counts"], slotCalls); got != 2*n {
 		t.Errorf("counted %d calls, want %d", got, 2*n)
+	}
+}
+
+// TestAuditModeAgentRuns: in audit mode the maps and programs are loaded,
+// so an agent written like the README's (ringbuf.NewReader on a map of
+// the collection, bpf2go objects filled by Assign) runs; nothing is
+// attached.
+func TestAuditModeAgentRuns(t *testing.T) {
+	l := newHostLoader(t, &Options{Mode: hazards.Audit})
+	spec := object(t, "tp")
+	spec.Maps["events"] = &ebpf.MapSpec{Name: "events", Type: ebpf.RingBuf, MaxEntries: 4096}
+	c, err := l.LoadAndAttach(spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rd, err := ringbuf.NewReader(c.Maps["events"])
+	if err != nil {
+		t.Fatalf("ringbuf.NewReader on the audit-mode collection: %v", err)
+	}
+	rd.Close()
+	if len(c.Links) != 0 {
+		t.Errorf("audit mode attached %v", linked(c))
+	}
+	for range 5 {
+		unix.Getpid()
+	}
+	if got := readCount(t, c.Maps["counts"], slotCalls); got != 0 {
+		t.Errorf("audit mode counted %d events", got)
+	}
+}
+
+// TestAssign fills bpf2go-style objects from a Collection: chosen
+// programs and maps are set, an unchosen alternative is nil (as libbpf
+// leaves a program it did not load), a name the spec lacks is an error,
+// and ownership moves to the objects as with ebpf.Collection.Assign.
+func TestAssign(t *testing.T) {
+	l := newHostLoader(t, nil)
+	mountTracefs(t)
+	spec := object(t, "tp")
+	lockThread(t, spec)
+	c, err := l.LoadAndAttach(spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	type programs struct {
+		Btf *ebpf.Program `ebpf:"sys_enter_btf"`
+		Raw *ebpf.Program `ebpf:"sys_enter_raw"`
+		Tp  *ebpf.Program `ebpf:"sys_enter_tp"`
+	}
+	var objs struct {
+		programs
+		Counts   *ebpf.Map      `ebpf:"counts"`
+		TargetID *ebpf.Variable `ebpf:"target_tid"`
+	}
+	if err := c.Assign(&objs); err != nil {
+		t.Fatal(err)
+	}
+	chosen := linked(c)[0]
+	set := map[string]bool{"sys_enter_btf": objs.Btf != nil, "sys_enter_raw": objs.Raw != nil, "sys_enter_tp": objs.Tp != nil}
+	for name, ok := range set {
+		if ok != (name == chosen) {
+			t.Errorf("%s assigned %v; chosen is %s", name, ok, chosen)
+		}
+	}
+	if objs.Counts == nil || objs.TargetID == nil {
+		t.Fatal("map or variable not assigned")
+	}
+	if _, ok := c.Maps["counts"]; ok {
+		t.Error("the assigned map is still owned by the Collection")
+	}
+	defer objs.Counts.Close()
+	unix.Getpid()
+	if got := readCount(t, objs.Counts, slotCalls); got != 1 {
+		t.Errorf("through the assigned map: %d events, want 1", got)
+	}
+	var bad struct {
+		X *ebpf.Program `ebpf:"no_such_program"`
+	}
+	if err := c.Assign(&bad); err == nil || !strings.Contains(err.Error(), "no_such_program") {
+		t.Errorf("assigning a missing program: %v", err)
 	}
 }
