@@ -13,27 +13,50 @@
 // # Two ways in
 //
 // Collection level, for agents built with bpf2go: [Loader.LoadAndAttach]
-// takes an *ebpf.CollectionSpec. Programs that target the same kernel
-// function with different mechanisms are alternatives — "fentry/do_unlinkat"
-// beside "kprobe/do_unlinkat", "fexit/vfs_read" beside "kretprobe/vfs_read"
-// — and [CollectionOptions.Groups] names further groups. One program per
-// group is chosen; the others are deleted from a copy of the spec before
-// loading, so the verifier never sees a program that cannot load here. Every
-// chosen program with an attach point in its section name is attached:
+// takes an *ebpf.CollectionSpec and attaches every tracing program of it;
+// [Collection.Assign] then fills the bpf2go objects. Each program is
+// classified from what cilium/ebpf parsed — ProgramSpec.Type, AttachType,
+// Flags and AttachTo, and the section prefix only where cilium/ebpf gives
+// several sections the same type (kprobe/ and kretprobe/, kprobe/ and
+// uprobe/) — and attached with its own mechanism, or the call fails naming
+// its section; docs/sections.md lists every section cilium/ebpf parses.
+// AttachTo is the target: a caller may retarget a placeholder program
+// before loading. Targets are resolved as libbpf resolves them (syscall
+// wrappers, kprobe.multi and uprobe.multi globs, "FUNC+OFFSET"); a target
+// that does not exist matches os.ErrNotExist.
 //
-//	kprobe/SYM  kretprobe/SYM  fentry/SYM  fexit/SYM  kprobe.multi/SYM
-//	uprobe//path/to/bin:SYM  uretprobe//path:SYM  uprobe (target in options)
-//	tracepoint/GROUP/NAME  tp/GROUP/NAME  raw_tp/NAME  raw_tracepoint/NAME  tp_btf/NAME
-//	perf_event (event in CollectionOptions.PerfEvents)
+// Programs that trace the same thing through different mechanisms are
+// alternatives: the entry of a function (fentry/F, kprobe/F), its return
+// (fexit/F, kretprobe/F), one fexit/F against the pair kprobe/F +
+// kretprobe/F, and one tracepoint (tp_btf/E, raw_tp/E, tracepoint/G/E).
+// [CollectionOptions.Groups] names further groups, whose alternatives may
+// be sets of programs. One alternative per group attaches: the first (in
+// order of preference) the planner does not refuse; the others are
+// deleted from a copy of the spec before loading, so the verifier never
+// sees a program that cannot load here, and an alternative the kernel
+// will not load gives way to the next. A multi program is also offered as
+// single probes where the kernel has no multi links. An optional program
+// or group ([CollectionOptions.Optional], a "?" section) that is refused,
+// missing or fails to attach is skipped with its Decision while the rest
+// attaches.
 //
-// Per attachment, mirroring cilium/ebpf's link package so that migrating is
-// a rename: [Loader.Kprobe], [Loader.Kretprobe], [Loader.AttachTracing],
-// [Loader.Tracepoint], [Loader.AttachRawTracepoint], [Executable.Uprobe] and
-// [Executable.Uretprobe] (from [Loader.OpenExecutable]), and
-// [Loader.AttachPerfEvent]. Each returns a [*Link], which implements
-// link.Link and carries its Decision. Option structs may carry the other
-// variant of a program (KprobeOptions.Fentry, TracingOptions.Kprobe) so a
-// single call can switch mechanism too.
+// Per attachment, migrating from cilium/ebpf's link package is a rename:
+// [Loader.Kprobe], [Loader.Kretprobe], [Loader.KprobeMulti],
+// [Loader.KretprobeMulti], [Loader.AttachTracing], [Loader.AttachLSM],
+// [Loader.AttachIter], [Loader.Tracepoint], [Loader.AttachRawTracepoint],
+// the uprobe methods of [Executable] (from [Loader.OpenExecutable]) or
+// [Loader.Uprobe] on cilium/ebpf's *link.Executable, and
+// [Loader.AttachPerfEvent]. They take cilium/ebpf's own option types and
+// return a [*Link], which implements link.Link and carries its Decision
+// ([*Iter] for iterators). An optional trailing [*Extra] carries program
+// variants for other mechanisms, the program's spec, KeepMechanism and
+// NoSeccomp.
+//
+// A refusal matches [ErrRefused] and, when the only obstacle was a
+// mechanism the kernel lacks, the sentinel cilium/ebpf's own call matches
+// on that kernel (ErrNotSupported, os.ErrNotExist). Its error, span and
+// refusal counter name the program refused, never its neighbours, and its
+// log record has reached the Logger when the call returns.
 //
 // # Program behaviour
 //
@@ -42,17 +65,18 @@
 // read user memory (bpf_probe_read_user and _str, legacy bpf_probe_read and
 // _str, bpf_copy_from_user and _task, bpf_get_stack/bpf_get_stackid/
 // bpf_get_task_stack with BPF_F_USER_STACK or a flag it cannot resolve).
-// Unknown means "reads". Per-attachment calls have no instructions to scan
-// (the kernel's dump of a loaded program hides helper IDs), so they count as
-// reading unless [PerfEventOptions.Spec] is given.
+// Unknown means "reads". Per-attachment calls scan the spec in [Extra.Spec],
+// or the one the Loader kept when LoadAndAttach loaded the program; other
+// programs count as reading (the kernel's dump of a loaded program hides
+// helper IDs).
 //
 // # Modes
 //
 // Enforce (the default) applies decisions. Warn attaches as requested and
 // records what enforce would have done (Decision.WouldChoose). Audit
-// attaches nothing: LoadAndAttach returns a Collection holding only Plans
-// and Decisions, and the per-attachment calls return a Link with only a
-// Decision (Link.Attached reports false).
+// attaches nothing: LoadAndAttach loads the maps and programs (so an agent
+// runs) and returns a Collection without links, and the per-attachment
+// calls return a Link with only a Decision (Link.Attached reports false).
 //
 // # Guarantees
 //
