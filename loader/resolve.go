@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bufio"
+	"bytes"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf/btf"
 
@@ -80,40 +82,80 @@ func (r offlineResolver) resolve(ap *attachPoint) error {
 }
 
 // hostResolver resolves against this machine: /proc/kallsyms, tracefs's
-// available_filter_functions(_addrs) and events, kernel and module BTF,
-// and the ELF symbols of user binaries. It reads each source at most once.
+// available_filter_functions(_addrs) and events, kernel BTF (iterators
+// only), and the ELF symbols of user binaries.
 type hostResolver struct {
 	tracefs func() (string, error)
-
-	symOnce sync.Once
-	syms    map[string]uintptr // kallsyms text symbols, first address
-	symErr  error
-
-	btfOnce sync.Once
-	vmlinux *btf.Spec
-	btfErr  error
-	modules []string
 }
 
 func newHostResolver(tracefs func() (string, error)) *hostResolver {
 	return &hostResolver{tracefs: tracefs}
 }
 
-func (r *hostResolver) kallsyms() (map[string]uintptr, error) {
-	r.symOnce.Do(func() {
-		f, err := os.Open("/proc/kallsyms")
-		if err != nil {
-			r.symErr = err
-			return
-		}
-		defer f.Close()
-		r.syms, r.symErr = parseKallsyms(f)
-	})
-	return r.syms, r.symErr
+// symbolTable is /proc/kallsyms, read once per process and read again
+// when a lookup misses and the copy is more than symbolTableMaxAge old
+// (a module loaded since may have added the symbol).
+var symbolTable struct {
+	sync.Mutex
+	syms map[string]uintptr
+	err  error
+	read time.Time
 }
 
-// parseKallsyms reads the text (function) symbols of a kallsyms listing:
-// "ADDRESS TYPE NAME [MODULE]", types t, T, w and W.
+const symbolTableMaxAge = 2 * time.Second
+
+func (r *hostResolver) kallsyms() (map[string]uintptr, error) {
+	symbolTable.Lock()
+	defer symbolTable.Unlock()
+	if symbolTable.syms == nil && symbolTable.err == nil {
+		symbolTable.syms, symbolTable.err = readKallsyms()
+		symbolTable.read = time.Now()
+	}
+	return symbolTable.syms, symbolTable.err
+}
+
+// has looks name up in kallsyms, reading it again on a miss when the copy
+// is old. ok is false when kallsyms cannot be read.
+func (r *hostResolver) has(names ...string) (found string, ok bool) {
+	syms, err := r.kallsyms()
+	if err != nil {
+		return "", false
+	}
+	for _, n := range names {
+		if _, hit := syms[n]; hit {
+			return n, true
+		}
+	}
+	symbolTable.Lock()
+	stale := time.Since(symbolTable.read) > symbolTableMaxAge
+	if stale {
+		if fresh, err := readKallsyms(); err == nil {
+			symbolTable.syms, symbolTable.read = fresh, time.Now()
+			syms = fresh
+		}
+	}
+	symbolTable.Unlock()
+	for _, n := range names {
+		if _, hit := syms[n]; hit {
+			return n, true
+		}
+	}
+	return "", true
+}
+
+func readKallsyms() (map[string]uintptr, error) {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseKallsyms(f)
+}
+
+// parseKallsyms reads the text (function) symbols of a kallsyms listing,
+// "ADDRESS TYPE NAME [MODULE]" with types t, T, w and W, and the
+// tracepoint data symbols "__tracepoint_NAME" (present only with
+// CONFIG_KALLSYMS_ALL).
 func parseKallsyms(rd io.Reader) (map[string]uintptr, error) {
 	syms := make(map[string]uintptr, 1<<16)
 	sc := bufio.NewScanner(rd)
@@ -125,14 +167,18 @@ func parseKallsyms(rd io.Reader) (map[string]uintptr, error) {
 		if sp1 < 0 || sp1+3 > len(line) || line[sp1+2] != ' ' {
 			continue
 		}
-		switch line[sp1+1] {
-		case 't', 'T', 'w', 'W':
-		default:
-			continue
-		}
 		name := line[sp1+3:]
 		if i := indexByte(name, '\t'); i >= 0 {
 			name = name[:i]
+		}
+		switch line[sp1+1] {
+		case 't', 'T', 'w', 'W':
+		case 'd', 'D':
+			if !bytes.HasPrefix(name, []byte("__tracepoint_")) {
+				continue
+			}
+		default:
+			continue
 		}
 		if _, ok := syms[string(name)]; ok {
 			continue
@@ -165,14 +211,14 @@ func (r *hostResolver) resolve(ap *attachPoint) error {
 	case probe.KprobeMulti, probe.KretprobeMulti:
 		return r.kernelPattern(ap)
 	case probe.Fentry, probe.Fexit, probe.FmodRet:
-		return r.btfFunc(ap, ap.symbol, ap.symbol)
+		// A function without BTF fails to load, and its next
+		// alternative is tried then; kallsyms says whether it exists.
+		return r.symbol(ap.symbol, "kernel function "+ap.symbol)
 	case probe.LSM:
-		return r.btfFunc(ap, "bpf_lsm_"+ap.name, "LSM hook "+ap.name)
+		return r.symbol("bpf_lsm_"+ap.name, "LSM hook "+ap.name)
 	case probe.Iter:
 		return r.btfFunc(ap, "bpf_iter_"+ap.name, "iterator "+ap.name)
-	case probe.TpBTF:
-		return r.rawTracepoint(ap)
-	case probe.RawTracepoint:
+	case probe.TpBTF, probe.RawTracepoint:
 		return r.rawTracepoint(ap)
 	case probe.Tracepoint:
 		return r.tracepoint(ap)
@@ -189,33 +235,43 @@ func (r *hostResolver) resolve(ap *attachPoint) error {
 // wrapper "__x64_sys_NAME" when the kernel has syscall wrappers,
 // "__se_sys_NAME" otherwise.
 func (r *hostResolver) kernelFunction(ap *attachPoint) error {
-	syms, err := r.kallsyms()
-	if err != nil {
-		if ap.syscall != "" {
-			offlineResolver{arch: runtime.GOARCH}.resolve(ap)
-		}
-		return nil // unknown: the kernel decides
-	}
 	pfx := syscallPrefix(runtime.GOARCH)
 	if ap.syscall != "" {
-		if _, wrappers := syms[pfx+"sys_bpf"]; wrappers && pfx != "" {
+		wrappers, ok := r.has(pfx + "sys_bpf")
+		if !ok {
+			return offlineResolver{arch: runtime.GOARCH}.resolve(ap) // unknown: libbpf's guess
+		}
+		if wrappers != "" && pfx != "" {
 			ap.symbol = pfx + "sys_" + ap.syscall
 		} else {
 			ap.symbol = "__se_sys_" + ap.syscall
 		}
-		if _, ok := syms[ap.symbol]; !ok {
+		if found, _ := r.has(ap.symbol); found == "" {
 			return notFound("syscall %s: no %s in /proc/kallsyms", ap.syscall, ap.symbol)
 		}
 		return nil
 	}
-	if _, ok := syms[ap.symbol]; ok {
-		return nil
+	candidates := []string{ap.symbol}
+	if pfx != "" {
+		candidates = append(candidates, pfx+ap.symbol)
 	}
-	if _, ok := syms[pfx+ap.symbol]; ok && pfx != "" {
-		ap.symbol = pfx + ap.symbol
-		return nil
+	found, ok := r.has(candidates...)
+	switch {
+	case !ok:
+		return nil // unknown: the kernel decides
+	case found == "":
+		return notFound("kernel function %s: not in /proc/kallsyms", ap.symbol)
 	}
-	return notFound("kernel function %s: not in /proc/kallsyms", ap.symbol)
+	ap.symbol = found
+	return nil
+}
+
+// symbol checks that a kernel function exists.
+func (r *hostResolver) symbol(name, what string) error {
+	if found, ok := r.has(name); ok && found == "" {
+		return notFound("%s: no %s in /proc/kallsyms", what, name)
+	}
+	return nil
 }
 
 // kernelPattern resolves a kprobe.multi pattern as libbpf's
@@ -324,28 +380,27 @@ func matchFilterFunctions(path, pattern string) (map[string]bool, error) {
 	return out, sc.Err()
 }
 
-// kernelBTF loads vmlinux BTF and lists the modules with BTF, once.
-func (r *hostResolver) kernelBTF() (*btf.Spec, []string, error) {
-	r.btfOnce.Do(func() {
-		r.vmlinux, r.btfErr = btf.LoadKernelSpec()
-		if ents, err := os.ReadDir("/sys/kernel/btf"); err == nil {
-			for _, e := range ents {
-				if e.Name() != "vmlinux" {
-					r.modules = append(r.modules, e.Name())
-				}
-			}
-		}
-	})
-	return r.vmlinux, r.modules, r.btfErr
-}
+// kernelBTF is vmlinux's BTF and the names of the modules with BTF, read
+// once per process (parsing it takes seconds on slow machines).
+var kernelBTF = sync.OnceValues(func() (*btf.Cache, error) {
+	c := btf.NewCache()
+	if _, err := c.Kernel(); err != nil {
+		return nil, err
+	}
+	return c, nil
+})
+
+var kernelBTFMu sync.Mutex // serialises lookups in the shared specs
 
 // btfHas reports whether kernel or module BTF has a type named name for
 // which keep returns true. It returns an error when BTF cannot be read.
 func (r *hostResolver) btfHas(name string, keep func(btf.Type) bool) (bool, error) {
-	spec, modules, err := r.kernelBTF()
+	cache, err := kernelBTF()
 	if err != nil {
 		return false, err
 	}
+	kernelBTFMu.Lock()
+	defer kernelBTFMu.Unlock()
 	has := func(s *btf.Spec) bool {
 		types, err := s.AnyTypesByName(name)
 		if err != nil {
@@ -353,11 +408,22 @@ func (r *hostResolver) btfHas(name string, keep func(btf.Type) bool) (bool, erro
 		}
 		return slices.ContainsFunc(types, keep)
 	}
+	spec, err := cache.Kernel()
+	if err != nil {
+		return false, err
+	}
 	if has(spec) {
 		return true, nil
 	}
-	for _, m := range modules {
-		ms, err := btf.LoadKernelModuleSpec(m)
+	ents, err := os.ReadDir("/sys/kernel/btf")
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		if e.Name() == "vmlinux" {
+			continue
+		}
+		ms, err := cache.Module(e.Name())
 		if err != nil {
 			return false, err // a module we cannot read might have it
 		}
@@ -370,8 +436,6 @@ func (r *hostResolver) btfHas(name string, keep func(btf.Type) bool) (bool, erro
 
 func isFunc(t btf.Type) bool { _, ok := t.(*btf.Func); return ok }
 
-func isTypedef(t btf.Type) bool { _, ok := t.(*btf.Typedef); return ok }
-
 // btfFunc checks that a trampoline, LSM or iterator target exists as a BTF
 // function, where cilium/ebpf will look for it when loading.
 func (r *hostResolver) btfFunc(ap *attachPoint, fn, what string) error {
@@ -382,19 +446,15 @@ func (r *hostResolver) btfFunc(ap *attachPoint, fn, what string) error {
 	return notFound("%s: no function %s in kernel or module BTF", what, fn)
 }
 
-// rawTracepoint checks a raw or BTF tracepoint: its "btf_trace_NAME"
-// typedef in BTF, else (kernels without BTF, raw_tp only) a tracefs event
-// of that name in any group.
+// rawTracepoint checks a raw or BTF tracepoint: its "__tracepoint_NAME"
+// in kallsyms (data symbols: only when kallsyms lists them), else a
+// tracefs event of that name in any group.
 func (r *hostResolver) rawTracepoint(ap *attachPoint) error {
-	ok, err := r.btfHas("btf_trace_"+ap.name, isTypedef)
-	if err == nil {
-		if ok {
+	if syms, err := r.kallsyms(); err == nil && hasTracepointSymbols(syms) {
+		if found, _ := r.has("__tracepoint_" + ap.name); found != "" {
 			return nil
 		}
-		return notFound("tracepoint %s: no btf_trace_%s in kernel or module BTF", ap.name, ap.name)
-	}
-	if ap.mech == probe.TpBTF {
-		return nil // unknown without BTF: the load will say
+		return notFound("tracepoint %s: no __tracepoint_%s in /proc/kallsyms", ap.name, ap.name)
 	}
 	dir, err := r.tracefs()
 	if err != nil {
@@ -404,7 +464,15 @@ func (r *hostResolver) rawTracepoint(ap *attachPoint) error {
 	if err != nil || len(matches) > 0 {
 		return nil
 	}
-	return notFound("raw tracepoint %s: no event of that name in %s/events", ap.name, dir)
+	return notFound("tracepoint %s: no event of that name in %s/events", ap.name, dir)
+}
+
+// hasTracepointSymbols reports whether kallsyms lists tracepoint data
+// symbols at all (CONFIG_KALLSYMS_ALL); without them absence proves
+// nothing.
+func hasTracepointSymbols(syms map[string]uintptr) bool {
+	_, ok := syms["__tracepoint_sched_switch"]
+	return ok
 }
 
 func (r *hostResolver) tracepoint(ap *attachPoint) error {
