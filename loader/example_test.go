@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/loader"
@@ -78,6 +79,68 @@ func ExampleLoader_Kprobe() {
 	}
 	defer lk.Close()
 	fmt.Println(loader.Explain(lk.Decision()))
+}
+
+// cilium/ebpf's fentry example, migrated: link.AttachTracing becomes
+// l.AttachTracing, with the same options (AttachType may stay unset).
+func ExampleLoader_AttachTracing() {
+	l, err := loader.New(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	spec, err := ebpf.LoadCollectionSpec("fentry.o") // bpf2go's loadBpf()
+	if err != nil {
+		log.Fatal(err)
+	}
+	var objs struct {
+		TcpConnect *ebpf.Program `ebpf:"tcp_connect"`
+		Events     *ebpf.Map     `ebpf:"events"`
+	}
+	if err := spec.LoadAndAssign(&objs, nil); err != nil { // bpf2go's loadBpfObjects
+		log.Fatal(err)
+	}
+	defer objs.TcpConnect.Close()
+	defer objs.Events.Close()
+
+	lk, err := l.AttachTracing(link.TracingOptions{Program: objs.TcpConnect}) // was link.AttachTracing
+	if err != nil {
+		log.Fatal(err) // a refusal: errors.Is(err, loader.ErrRefused)
+	}
+	defer lk.Close()
+	fmt.Println(loader.Explain(lk.Decision()))
+}
+
+// The collection way: LoadAndAttach chooses among alternatives, skips an
+// optional program whose symbol is missing, and Assign fills bpf2go's
+// objects.
+func ExampleCollection_Assign() {
+	l, err := loader.New(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	spec, err := ebpf.LoadCollectionSpec("klockstat.o") // bpf2go's loadBpf()
+	if err != nil {
+		log.Fatal(err)
+	}
+	coll, err := l.LoadAndAttach(spec, &loader.CollectionOptions{Optional: []string{"kprobe_mutex_lock_killable"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer coll.Close()
+	var objs struct {
+		Counts *ebpf.Map `ebpf:"counts"`
+	}
+	if err := coll.Assign(&objs); err != nil {
+		log.Fatal(err)
+	}
+	defer objs.Counts.Close()
+	for _, p := range coll.Plans {
+		if p.Refusal != "" {
+			fmt.Printf("%s skipped: %s\n", p.Program, p.Refusal)
+		}
+	}
 }
 
 // Uprobes are opened on an executable bound to the Loader, as with
