@@ -1,8 +1,6 @@
 package loader
 
 import (
-	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -74,17 +72,6 @@ func (g *group) programs() []*progInfo {
 		out = append(out, a.progs...)
 	}
 	return out
-}
-
-func (g *group) describe() string {
-	if len(g.alts) == 1 && len(g.alts[0].progs) == 1 {
-		return fmt.Sprintf("program %q", g.alts[0].progs[0].name)
-	}
-	names := make([]string, len(g.alts))
-	for i, a := range g.alts {
-		names[i] = a.String()
-	}
-	return fmt.Sprintf("of alternatives %q", names)
 }
 
 // preference orders mechanisms within an automatic group: trampolines
@@ -267,10 +254,4 @@ func kernelFunction(m probe.Mechanism) bool {
 		return true
 	}
 	return false
-}
-
-// readsUserMemory is true when any program of the alternatives may read
-// user memory.
-func readsUserMemory(progs ...*progInfo) bool {
-	return slices.ContainsFunc(progs, func(p *progInfo) bool { return p.scan.ReadsUserMemory })
 }
