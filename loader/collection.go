@@ -325,13 +325,12 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 		if gp.chosen == nil {
 			continue
 		}
-		var mine []pending
-		var lks []string
+		first := len(done) // this group's programs are done[first:]
 		for _, p := range gp.chosen.progs {
 			d := gp.decisions[p]
 			a := l.record(ctx, d, p.name)
 			if audit {
-				mine = append(mine, pending{p.name, a})
+				done = append(done, pending{p.name, a})
 				continue
 			}
 			if err := ctx.Err(); err != nil {
@@ -342,30 +341,26 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 			if err != nil {
 				err = &AttachError{Program: p.name, Op: "attach", Decision: d, Err: err}
 				a.finish(err)
-				if gp.g.optional {
-					// Skip the whole alternative: a kprobe without its
-					// kretprobe would leave half a measurement.
-					for _, n := range lks {
-						c.Links[n].Close()
-						delete(c.Links, n)
-					}
-					for _, m := range mine {
-						m.a.finish(&rolledBack{cause: fmt.Sprintf("program %q", p.name)})
-					}
-					mine = nil
-					c.markError(p.name, err)
-					break
+				if !gp.g.optional {
+					return fail(p.name, err)
 				}
-				return fail(p.name, err)
+				// Skip the whole alternative: a kprobe without its
+				// kretprobe would leave half a measurement.
+				for _, m := range done[first:] {
+					c.Links[m.name].Close()
+					delete(c.Links, m.name)
+					m.a.finish(&rolledBack{cause: fmt.Sprintf("program %q", p.name)})
+				}
+				done = done[:first]
+				c.markError(p.name, err)
+				break
 			}
 			c.Links[p.name] = lk
-			lks = append(lks, p.name)
-			mine = append(mine, pending{p.name, a})
+			done = append(done, pending{p.name, a})
 			if err := l.step("attached:" + p.name); err != nil {
 				return fail(p.name, err)
 			}
 		}
-		done = append(done, mine...)
 	}
 	for _, p := range done {
 		p.a.finish(nil)

@@ -779,3 +779,40 @@ func TestAssign(t *testing.T) {
 		t.Errorf("assigning a missing program: %v", err)
 	}
 }
+
+// TestOptionalAttachFailure: an optional program whose attach fails is
+// skipped, its plan saying why, while the others stay attached.
+func TestOptionalAttachFailure(t *testing.T) {
+	l := newHostLoader(t, nil)
+	tg := hitTarget(t)
+	spec := object(t, "optional")
+	retarget(spec, tg.Path)
+	for _, n := range []string{"missing_entry", "missing_function", "getpid_entry"} {
+		delete(spec.Programs, n)
+	}
+	injected := errors.New("injected attach failure")
+	l.hook = func(step string) error {
+		if step == "attach:hit_alt_entry" {
+			return injected
+		}
+		return nil
+	}
+	defer func() { l.hook = nil }()
+	c, err := l.LoadAndAttach(spec, &CollectionOptions{Optional: []string{"hit_alt_entry"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if diff := cmp.Diff([]string{"hit_entry"}, linked(c)); diff != "" {
+		t.Errorf("attached (-want +got):\n%s", diff)
+	}
+	for _, p := range c.Plans {
+		if p.Program == "hit_alt_entry" && !strings.Contains(p.Error, "injected") {
+			t.Errorf("skipped program's plan: %+v", p)
+		}
+	}
+	runTarget(t, tg, 4)
+	if got := counts(t, c.Maps["counts"]); got[slotCalls] != 4 || got[slotExtra] != 0 {
+		t.Errorf("counts %v: want main.hit 4 times, main.hitAlt not traced", got)
+	}
+}
