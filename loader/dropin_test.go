@@ -754,6 +754,11 @@ func TestAssign(t *testing.T) {
 	if err := c.Assign(&objs); err != nil {
 		t.Fatal(err)
 	}
+	// The objects own what was assigned (a program left open here would
+	// be closed by the garbage collector during a later test).
+	for _, p := range []*ebpf.Program{objs.Btf, objs.Raw, objs.Tp} {
+		defer p.Close()
+	}
 	chosen := linked(c)[0]
 	set := map[string]bool{"sys_enter_btf": objs.Btf != nil, "sys_enter_raw": objs.Raw != nil, "sys_enter_tp": objs.Tp != nil}
 	for name, ok := range set {
