@@ -23,9 +23,13 @@ var layers = map[string]int{
 	"internal/kernel":  0,
 	"internal/tracefs": 0,
 	"internal/perf":    0,
-	"probe":            1,
-	"hazards":          2,
-	"fallback":         3,
+	// Witnesses probe runs: machine code reading, live self-tests.
+	"internal/kcode":           0,
+	"internal/kcode/kcodetest": 0,
+	"internal/selftest":        0,
+	"probe":                    1,
+	"hazards":                  2,
+	"fallback":                 3,
 	// Program analysis feeding the planner's requests.
 	"internal/elfscan": 3,
 	"loader":           4,
