@@ -76,8 +76,12 @@
 //	policy.yaml:12: hazards.foo: unknown hazard ID "foo" (known: ...)
 //
 // "all" in force forces every hazard and is accepted only spelled exactly
-// so. When running as root, LoadPolicy refuses a file writable by group or
-// others, because whoever can edit it can force hazards. The JSON Schema of
+// so. Whoever can edit the policy can force hazards, so while the process
+// is privileged (uid 0, or CAP_SYS_ADMIN, CAP_PERFMON or CAP_BPF) LoadPolicy
+// refuses a file that the file's owner, a symbolic link's owner or an
+// ancestor directory lets anyone but root or the process's own user write
+// ([ErrUntrustedFile]); it reads only regular files up to 1 MiB
+// (docs/security.md). The JSON Schema of
 // the file is docs/policy.schema.json; examples/policy/policy.yaml is a
 // commented example. [Catalog.WithPolicy] applies a policy to a catalog;
 // the planner reads Mode, Force and Uprobes from the [Policy] itself.

@@ -2,9 +2,9 @@ package hazards
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"slices"
+
+	"github.com/safebpf/safebpf/internal/trust"
 )
 
 // Mode says what the loader does with its decisions.
@@ -77,37 +77,45 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 	return &p, nil
 }
 
-// LoadPolicy reads and parses the policy file at path. When the process
-// runs as root it refuses a file that is writable by its group or by others:
-// anyone who can edit the policy can force hazards past every check, so the
-// file must be as trusted as the agent itself.
+// ErrUntrustedFile is matched by the error LoadPolicy returns for a file
+// that someone other than root or the process's own user could have
+// written while the process is privileged. It is the same value as the
+// sentinel of the internal trust checks.
+var ErrUntrustedFile = trust.ErrUntrusted
+
+// LoadPolicy reads and parses the policy file at path.
+//
+// Anyone who can edit the policy can force hazards past every check, so
+// while the process is privileged (effective uid 0, or CAP_SYS_ADMIN,
+// CAP_PERFMON or CAP_BPF effective) LoadPolicy refuses, with an error
+// matching [ErrUntrustedFile] that names the offending path and the fix, a
+// file unless the file, every symbolic link followed to it and every
+// directory above it are owned by root or the effective uid and not
+// writable by group or others (a sticky world-writable directory such as
+// /tmp is refused too). It reads only a regular file (a FIFO or a device
+// fails at once, without blocking) of at most 1 MiB. docs/security.md
+// describes the trust model.
 func LoadPolicy(path string) (*Policy, error) {
-	return loadPolicy(path, os.Geteuid() == 0)
+	return loadPolicy(path, trust.Current())
 }
 
-func loadPolicy(path string, asRoot bool) (*Policy, error) {
-	f, err := os.Open(path)
+func loadPolicy(path string, p trust.Process) (*Policy, error) {
+	data, err := readTrusted(p, path, "policy")
 	if err != nil {
-		return nil, fmt.Errorf("open policy: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, &PolicyError{File: path, Msg: "not a regular file"}
-	}
-	if perm := fi.Mode().Perm(); asRoot && perm&0o022 != 0 {
-		return nil, &PolicyError{File: path, Msg: fmt.Sprintf(
-			"refusing a policy file writable by group or others (mode %04o) while running as root: "+
-				"anyone who can edit it can force hazards; chmod go-w %s", perm, path)}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxDocument+1))
-	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
+		return nil, err
 	}
 	return ParsePolicy(path, data)
+}
+
+// readTrusted reads a policy or catalog file (what) for p: a regular file
+// of at most maxDocument bytes that p may trust. Use it for every file that
+// can change what the loader attaches, so the checks are the same.
+func readTrusted(p trust.Process, path, what string) ([]byte, error) {
+	data, err := p.ReadFile(path, maxDocument, what)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", what, err)
+	}
+	return data, nil
 }
 
 // WithPolicy returns a new catalog with p applied to c: p's user rules are

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/safebpf/safebpf/internal/testutil"
+	"github.com/safebpf/safebpf/internal/trust"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -188,18 +190,25 @@ func TestLoadPolicyPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	dir := testutil.TrustedTempDir(t)
+	root := trust.Process{EUID: 0, Privileged: true}
+	capUser := trust.Process{EUID: uint32(os.Geteuid()), Privileged: true}
 	for _, tc := range []struct {
 		mode    os.FileMode
-		asRoot  bool
+		p       trust.Process
 		wantErr string
 	}{
-		{0o644, true, ""},
-		{0o600, true, ""},
-		{0o664, true, "writable by group or others (mode 0664)"},
-		{0o646, true, "writable by group or others (mode 0646)"},
-		{0o666, false, ""}, // not root: nobody gains privileges through it
+		{0o644, root, ""},
+		{0o600, root, ""},
+		{0o664, root, "(owner uid 0, mode 0664) is writable by group;"},
+		{0o646, root, "(owner uid 0, mode 0646) is writable by others;"},
+		{0o666, capUser, "writable by group and others"}, // CAP_BPF without root: same rule
+		{0o666, trust.Process{EUID: 1000}, ""},           // unprivileged: nobody gains privileges through it
 	} {
+		if tc.p.Privileged && os.Geteuid() != 0 {
+			t.Logf("%v %+v: skipped: a trusted directory needs root to create", tc.mode, tc.p)
+			continue
+		}
 		path := filepath.Join(dir, "policy-"+tc.mode.String()+".yaml")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
@@ -207,14 +216,14 @@ func TestLoadPolicyPermissions(t *testing.T) {
 		if err := os.Chmod(path, tc.mode); err != nil {
 			t.Fatal(err)
 		}
-		_, err := loadPolicy(path, tc.asRoot)
+		_, err := loadPolicy(path, tc.p)
 		switch {
 		case tc.wantErr == "" && err != nil:
-			t.Errorf("%v root=%v: %v", tc.mode, tc.asRoot, err)
-		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "can force hazards")):
-			t.Errorf("%v root=%v: got %v, want an error containing %q and saying why", tc.mode, tc.asRoot, err, tc.wantErr)
-		case tc.wantErr != "" && !errors.Is(err, ErrInvalidPolicy):
-			t.Errorf("%v: %v does not match ErrInvalidPolicy", tc.mode, err)
+			t.Errorf("%v %+v: %v", tc.mode, tc.p, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "chmod go-w "+path)):
+			t.Errorf("%v %+v: got %v, want an error containing %q and the fix", tc.mode, tc.p, err, tc.wantErr)
+		case tc.wantErr != "" && !errors.Is(err, ErrUntrustedFile):
+			t.Errorf("%v: %v does not match ErrUntrustedFile", tc.mode, err)
 		}
 	}
 	// The exported entry point applies the check when the test runs as root.
@@ -232,6 +241,13 @@ func TestLoadPolicyPermissions(t *testing.T) {
 	}
 	if _, err := LoadPolicy(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: got %v, want os.ErrNotExist", err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, make([]byte, maxDocument+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPolicy(big); err == nil || !strings.Contains(err.Error(), "1 MiB limit") {
+		t.Errorf("policy over 1 MiB: got %v, want a refusal naming the limit", err)
 	}
 }
 

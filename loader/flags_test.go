@@ -17,6 +17,7 @@ import (
 
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/testutil"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -36,7 +37,7 @@ rules:
 
 func writePolicy(t *testing.T, body string, mode os.FileMode) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "policy.yaml")
+	path := filepath.Join(testutil.TrustedTempDir(t), "policy.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +268,7 @@ func TestPolicyWritableByOthers(t *testing.T) {
 	t.Setenv(EnvPolicy, path)
 	var f *Flags // nil: environment only
 	err := f.Apply(&Options{})
-	if err == nil || !errors.Is(err, hazards.ErrInvalidPolicy) || !strings.Contains(err.Error(), "writable by group or others") {
+	if err == nil || !errors.Is(err, hazards.ErrUntrustedFile) || !strings.Contains(err.Error(), "writable by group and others") {
 		t.Fatalf("Apply = %v, want a refusal of a world-writable policy", err)
 	}
 }

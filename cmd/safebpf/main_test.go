@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/testutil"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -453,7 +454,7 @@ func TestHazardsCommand(t *testing.T) {
 }
 
 func TestPolicyValidate(t *testing.T) {
-	dir := t.TempDir()
+	dir := testutil.TrustedTempDir(t)
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
