@@ -3,6 +3,7 @@ package hazards
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/safebpf/safebpf/internal/trust"
 )
@@ -40,6 +41,32 @@ type KernelAssertion struct {
 	Fixed    []ID   `yaml:"fixed,omitempty" json:"fixed,omitempty"`
 	Affected []ID   `yaml:"affected,omitempty" json:"affected,omitempty"`
 	Reason   string `yaml:"reason,omitempty" json:"reason,omitempty"`
+}
+
+// Bounds on policy and catalog values. Values beyond them are typing
+// mistakes or attacks, never useful settings: a registration interval of
+// 2000000h would stall every uprobe attach for centuries.
+const (
+	// MaxPaceInterval bounds uprobes.interval and params.interval: the
+	// pause between two uprobe registrations.
+	MaxPaceInterval = Duration(10 * time.Second)
+	// MaxPaceConcurrency bounds uprobes.concurrency and params.concurrency:
+	// how many uprobe registrations may run at once.
+	MaxPaceConcurrency = 1024
+	// MaxMinCPUs bounds min_cpus; no kernel supports more possible CPUs
+	// (x86's NR_CPUS tops out at 8192).
+	MaxMinCPUs = 1 << 16
+)
+
+// checkPacing validates an interval and a concurrency found at path.
+func checkPacing(interval Duration, concurrency int, path string, ck *checker) error {
+	if interval < 0 || interval > MaxPaceInterval {
+		return ck.errf(joinKey(path, "interval"), "interval %s out of range: at least 0, at most %s", interval, MaxPaceInterval)
+	}
+	if concurrency < 0 || concurrency > MaxPaceConcurrency {
+		return ck.errf(joinKey(path, "concurrency"), "concurrency %d out of range: at least 0, at most %d", concurrency, MaxPaceConcurrency)
+	}
+	return nil
 }
 
 // UprobePacing configures uprobe registration pacing.

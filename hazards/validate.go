@@ -202,8 +202,8 @@ func compileHazard(h *Hazard, path string, ck *checker) (compiledRule, error) {
 	if c := h.Requires.Context; c != "" && c != ContextNMI {
 		return r, ck.errf(p("requires.context"), "unknown context %q (known: %s)", c, ContextNMI)
 	}
-	if h.Requires.MinCPUs < 0 {
-		return r, ck.errf(p("requires.min_cpus"), "min_cpus must not be negative")
+	if n := h.Requires.MinCPUs; n < 0 || n > MaxMinCPUs {
+		return r, ck.errf(p("requires.min_cpus"), "min_cpus %d out of range: at least 0, at most %d", n, MaxMinCPUs)
 	}
 	if h.Action == "" {
 		return r, ck.errf(p("action"), "missing action (one of %s)", actionList())
@@ -227,13 +227,7 @@ func checkParams(pr Params, path string, ck *checker) error {
 	if pr.MaxActive > 0 && pr.MaxActiveCeiling > 0 && pr.MaxActive > pr.MaxActiveCeiling {
 		return ck.errf(joinKey(path, "maxactive"), "maxactive %d above maxactive_ceiling %d", pr.MaxActive, pr.MaxActiveCeiling)
 	}
-	if pr.PaceInterval < 0 {
-		return ck.errf(joinKey(path, "interval"), "interval must not be negative")
-	}
-	if pr.PaceConcurrency < 0 {
-		return ck.errf(joinKey(path, "concurrency"), "concurrency must not be negative")
-	}
-	return nil
+	return checkPacing(pr.PaceInterval, pr.PaceConcurrency, path, ck)
 }
 
 // compiledPolicy is a validated policy ready to apply to a catalog.
@@ -322,8 +316,8 @@ func validatePolicy(p *Policy, ck *checker, base *Catalog) (*compiledPolicy, err
 		if o.Action != "" && !o.Action.Valid() {
 			return nil, ck.errf(path+".action", "unknown action %q (known: %s)", o.Action, actionList())
 		}
-		if o.MinCPUs < 0 {
-			return nil, ck.errf(path+".min_cpus", "min_cpus must not be negative")
+		if o.MinCPUs < 0 || o.MinCPUs > MaxMinCPUs {
+			return nil, ck.errf(path+".min_cpus", "min_cpus %d out of range: at least 0, at most %d", o.MinCPUs, MaxMinCPUs)
 		}
 		if err := checkParams(o.Params, path+".params", ck); err != nil {
 			return nil, err
@@ -356,11 +350,8 @@ func validatePolicy(p *Policy, ck *checker, base *Catalog) (*compiledPolicy, err
 		}
 		cp.assertions = append(cp.assertions, assertion{re: re, fixed: ka.Fixed, affected: ka.Affected, reason: ka.Reason})
 	}
-	if p.Uprobes.Interval < 0 {
-		return nil, ck.errf("uprobes.interval", "interval must not be negative")
-	}
-	if p.Uprobes.Concurrency < 0 {
-		return nil, ck.errf("uprobes.concurrency", "concurrency must not be negative")
+	if err := checkPacing(p.Uprobes.Interval, p.Uprobes.Concurrency, "uprobes", ck); err != nil {
+		return nil, err
 	}
 	return cp, nil
 }
