@@ -100,14 +100,15 @@ func TypeName(m fs.FileMode) string {
 }
 
 // ReadAll reads r to its end, failing with [ErrTooLarge] when it holds more
-// than limit bytes. what and name (a path) are for messages.
+// than limit bytes. what and name (a path, or "" when unknown) are for
+// messages.
 func ReadAll(r io.Reader, limit int64, what, name string) ([]byte, error) {
 	if limit <= 0 {
-		return nil, fmt.Errorf("read %s %s: limit %d: %w", what, name, limit, ErrTooLarge)
+		return nil, fmt.Errorf("read %s: limit %d: %w", label(what, name), limit, ErrTooLarge)
 	}
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s %s: %w", what, name, err)
+		return nil, fmt.Errorf("read %s: %w", label(what, name), err)
 	}
 	if int64(len(b)) > limit {
 		return nil, tooLarge(what, name, limit, "it has more")
@@ -149,8 +150,16 @@ func (l *limitReader) Read(p []byte) (int, error) {
 }
 
 func tooLarge(what, name string, limit int64, detail string) error {
-	return fmt.Errorf("read %s %s: larger than the %s limit for a %s (%s): %w",
-		what, name, FormatSize(limit), what, detail, ErrTooLarge)
+	return fmt.Errorf("read %s: larger than the %s limit for a %s (%s): %w",
+		label(what, name), FormatSize(limit), what, detail, ErrTooLarge)
+}
+
+// label is "what name", or what alone when the name is unknown (a reader).
+func label(what, name string) string {
+	if name == "" {
+		return what
+	}
+	return what + " " + name
 }
 
 // FormatSize prints n bytes in binary units: "512 B", "64 KiB", and
