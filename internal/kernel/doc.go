@@ -7,7 +7,10 @@
 // pure: they take strings or an io.Reader and never touch the host, so they
 // are tested on fixtures and fuzzed. Host reads go through [Host], whose
 // fs.FS is rooted at "/" (os.DirFS("/") by default) so tests can replay
-// another machine's files.
+// another machine's files. Host reads only regular files (opening never
+// blocks on a FIFO or device) and reads each kind of file through a bound
+// (MaxFileSize, MaxConfigSize also after gunzip, MaxKallsymsSize,
+// MaxMountsSize), via internal/boundedio.
 //
 // Release strings are never handed to a semver library: "5.15.0-91-generic"
 // is not semver (see the module's STYLE.md, rule 17). ParseRelease splits

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/safebpf/safebpf/internal/boundedio"
 )
 
 // Host reads kernel facts from a machine. The zero value reads the real
@@ -41,15 +43,59 @@ func (h *Host) UnameStrings() (release, version string, err error) {
 	return release, version, nil
 }
 
+// Bounds on host files (docs/security.md lists every bound). /proc files
+// report size 0, so the bounds apply while reading.
+const (
+	// MaxFileSize bounds [Host.ReadFile]: /proc/version, os-release, CPU
+	// lists, LSM lists are a few hundred bytes.
+	MaxFileSize = 1 << 20
+	// MaxConfigSize bounds a kernel config, compressed and after
+	// decompression (a distribution config is about 300 KiB).
+	MaxConfigSize = 16 << 20
+	// MaxKallsymsSize bounds /proc/kallsyms (a distribution kernel with
+	// its modules loaded lists 10-20 MiB).
+	MaxKallsymsSize = 256 << 20
+	// MaxMountsSize bounds /proc/self/mounts (nodes with thousands of
+	// container mounts list a few MiB).
+	MaxMountsSize = 64 << 20
+)
+
+// maxKallsyms is MaxKallsymsSize; tests lower it.
+var maxKallsyms int64 = MaxKallsymsSize
+
 // ReadFile reads name (a path relative to the root, without a leading
-// slash, as fs.FS requires).
+// slash, as fs.FS requires): a regular file of at most [MaxFileSize] bytes.
+// Anything else fails without blocking, with an error matching
+// boundedio.ErrNotRegular or boundedio.ErrTooLarge.
 func (h *Host) ReadFile(name string) ([]byte, error) {
-	return fs.ReadFile(h.fsys(), strings.TrimPrefix(name, "/"))
+	return h.readFile(name, MaxFileSize, "host file")
 }
 
-// Open opens name relative to the root.
+func (h *Host) readFile(name string, limit int64, what string) ([]byte, error) {
+	f, err := h.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return boundedio.ReadAll(f, limit, what, "/"+strings.TrimPrefix(name, "/"))
+}
+
+// Open opens name relative to the root, only if it is a regular file (on
+// the real root with O_NONBLOCK, so a FIFO or device fails at once; on
+// another fs.FS, after a stat). Read it through a bound.
 func (h *Host) Open(name string) (fs.File, error) {
-	return h.fsys().Open(strings.TrimPrefix(name, "/"))
+	name = strings.TrimPrefix(name, "/")
+	if h == nil || h.FS == nil {
+		return boundedio.Open("/"+name, "host file")
+	}
+	fi, err := fs.Stat(h.FS, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := boundedio.CheckRegular(fi, "/"+name, "host file"); err != nil {
+		return nil, err
+	}
+	return h.FS.Open(name)
 }
 
 // Exists reports whether name exists (and can be stat'ed).
@@ -107,7 +153,7 @@ func (h *Host) PossibleCPUs() (int, error) {
 func (h *Host) Config(release string) (cfg map[string]string, source string, err error) {
 	var errs []error
 	for _, name := range []string{"proc/config.gz", "boot/config-" + release} {
-		b, err := h.ReadFile(name)
+		b, err := h.readFile(name, MaxConfigSize, "kernel config")
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -119,7 +165,7 @@ func (h *Host) Config(release string) (cfg map[string]string, source string, err
 				errs = append(errs, fmt.Errorf("open /%s: %w", name, err))
 				continue
 			}
-			r = zr
+			r = boundedio.LimitReader(zr, MaxConfigSize, "decompressed kernel config", "/"+name)
 		}
 		cfg, err := ParseConfig(r)
 		if err != nil {
@@ -138,7 +184,7 @@ func (h *Host) Kallsyms(want []string) (KallsymsScan, error) {
 		return KallsymsScan{}, fmt.Errorf("open kallsyms: %w", err)
 	}
 	defer f.Close()
-	return ScanKallsyms(f, want)
+	return ScanKallsyms(boundedio.LimitReader(f, maxKallsyms, "kallsyms", "/proc/kallsyms"), want)
 }
 
 // BTF reports whether the kernel exposes its BTF at /sys/kernel/btf/vmlinux.
@@ -148,7 +194,7 @@ func (h *Host) BTF() bool { return h.Exists("sys/kernel/btf/vmlinux") }
 func (h *Host) Mounts() ([]Mount, error) {
 	var firstErr error
 	for _, name := range []string{"proc/self/mounts", "proc/mounts"} {
-		b, err := h.ReadFile(name)
+		b, err := h.readFile(name, MaxMountsSize, "mount table")
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
