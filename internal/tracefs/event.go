@@ -101,16 +101,19 @@ var counter atomic.Uint64
 
 // Kprobe creates a kprobe or kretprobe event on the kernel symbol, writing
 // "p:GROUP/NAME SYMBOL[+OFF]" or "r[MAXACTIVE]:GROUP/NAME SYMBOL[+OFF]" to
-// kprobe_events. An unknown or unprobeable symbol matches [os.ErrNotExist];
-// a kernel without kprobe events, or too old for maxactive, matches
-// [ebpf.ErrNotSupported].
+// kprobe_events. The symbol must be [MODULE:]SYMBOL made of the characters
+// kernel symbols use ([A-Za-z0-9_.], module [A-Za-z0-9_-]): anything else,
+// such as a newline that would add or delete another tool's event, is
+// refused before anything is written. An unknown or unprobeable symbol
+// matches [os.ErrNotExist]; a kernel without kprobe events, or too old for
+// maxactive, matches [ebpf.ErrNotSupported].
 func (f *FS) Kprobe(symbol string, opts *KprobeOptions) (*Event, error) {
 	var o KprobeOptions
 	if opts != nil {
 		o = *opts
 	}
-	if symbol == "" {
-		return nil, fmt.Errorf("create kprobe: empty symbol: %w", errInvalidInput)
+	if err := checkSymbol(symbol); err != nil {
+		return nil, fmt.Errorf("create kprobe: %w", err)
 	}
 	if o.MaxActive < 0 || o.MaxActive > MaxActiveLimit || (o.MaxActive != 0 && !o.Return) {
 		return nil, fmt.Errorf("create kprobe on %q: maxactive %d: want 0..%d on a kretprobe: %w", symbol, o.MaxActive, MaxActiveLimit, errInvalidInput)
@@ -141,7 +144,10 @@ func (f *FS) Kprobe(symbol string, opts *KprobeOptions) (*Event, error) {
 }
 
 // Uprobe creates a uprobe or uretprobe event at offset in the file at path,
-// writing "p:GROUP/NAME PATH:0xOFFSET" to uprobe_events. A missing file
+// writing "p:GROUP/NAME PATH:0xOFFSET" to uprobe_events. The path must be
+// absolute and free of what the kernel would parse as a separator or a
+// comment (whitespace including the byte 0xa0, control characters, '#'):
+// such a path is refused before anything is written. A missing file
 // matches [os.ErrNotExist]; a kernel without uprobe events matches
 // [ebpf.ErrNotSupported].
 func (f *FS) Uprobe(path string, offset uint64, opts *UprobeOptions) (*Event, error) {
@@ -149,8 +155,8 @@ func (f *FS) Uprobe(path string, offset uint64, opts *UprobeOptions) (*Event, er
 	if opts != nil {
 		o = *opts
 	}
-	if path == "" || !filepath.IsAbs(path) {
-		return nil, fmt.Errorf("create uprobe: path %q is not absolute: %w", path, errInvalidInput)
+	if err := checkPath(path); err != nil {
+		return nil, fmt.Errorf("create uprobe: %w", err)
 	}
 	kind, prefix := Uprobe, "p"
 	if o.Return {
