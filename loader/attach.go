@@ -3,7 +3,6 @@ package loader
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -243,8 +242,8 @@ func (l *Loader) attachUprobe(ctx context.Context, out *Link, m probe.Mechanism,
 }
 
 // kretprobeMaxActive creates a kretprobe with maxactive through tracefs,
-// in a group naming this process ("safebpf_<pid>_<n>"), and attaches prog
-// to it.
+// in a group naming this process ("safebpf_<pidns>_<pid>_<start>_<n>"),
+// and attaches prog to it.
 func (l *Loader) kretprobeMaxActive(out *Link, symbol string, ko link.KprobeOptions, prog *ebpf.Program, n int) error {
 	fs, err := l.tracefsFS()
 	if err != nil {
@@ -253,7 +252,7 @@ func (l *Loader) kretprobeMaxActive(out *Link, symbol string, ko link.KprobeOpti
 	if ko.Cookie != 0 {
 		return fmt.Errorf("kretprobe on %s with maxactive %d: a cookie needs a BPF perf link: %w", symbol, n, errInvalidInput)
 	}
-	ev, err := fs.Kprobe(symbol, &tracefs.KprobeOptions{Offset: ko.Offset, Return: true, MaxActive: n, PID: os.Getpid()})
+	ev, err := fs.Kprobe(symbol, &tracefs.KprobeOptions{Offset: ko.Offset, Return: true, MaxActive: n})
 	if err != nil {
 		return err
 	}

@@ -546,7 +546,8 @@ func TestPerAttachEvents(t *testing.T) {
 }
 
 // TestStaleTracefsCleanup: New removes tracefs events left by a dead
-// safebpf process (group "safebpf_<pid>_<n>").
+// safebpf process (group "safebpf_<pidns>_<pid>_<start>_<n>", owner
+// holding no liveness lock).
 func TestStaleTracefsCleanup(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	mountTracefs(t)
@@ -559,8 +560,13 @@ func TestStaleTracefsCleanup(t *testing.T) {
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
 	}
-	pid := dead.Process.Pid
-	ev, err := fs.Uprobe(bin.Path, 0x1000, &tracefs.UprobeOptions{PID: pid})
+	self, err := tracefs.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := self
+	owner.PID, owner.Start = dead.Process.Pid, self.Start+1
+	ev, err := fs.Uprobe(bin.Path, 0x1000, &tracefs.UprobeOptions{Owner: &owner})
 	if errors.Is(err, ErrNotSupported) {
 		t.Skipf("kernel lacks uprobe_events: %v", err)
 	}

@@ -8,9 +8,11 @@ import (
 )
 
 // start runs the Loader's start-up housekeeping: it removes tracefs events
-// left by dead safebpf processes (group "safebpf_<pid>_<n>"), so an agent
-// that crashed can restart without "file exists" errors or a full event
-// table. Failures are logged, never fatal: tracefs may be absent.
+// whose owner is provably dead (see tracefs.CleanupStale: a safebpf
+// process killed before it could remove them, in this PID namespace or
+// any other), so an agent that crashed restarts with a clean event table.
+// Events it cannot judge are kept and counted. Failures are logged, never
+// fatal: tracefs may be absent.
 func (l *Loader) start() {
 	fs, err := tracefs.Find()
 	if err != nil {
@@ -20,11 +22,27 @@ func (l *Loader) start() {
 		return
 	}
 	l.tracefs = fs
-	stale, err := fs.CleanupStale()
-	for _, s := range stale {
+	res, err := fs.CleanupStale()
+	for _, s := range res.Removed {
 		if s.Err == nil {
 			l.logger.Info("safebpf: removed stale tracefs event",
-				slog.String("group", s.Probe.Group), slog.String("event", s.Probe.Event), slog.Int("dead_pid", s.PID))
+				slog.String("group", s.Probe.Group), slog.String("event", s.Probe.Event),
+				slog.String("owner", s.Owner.String()), slog.String("why", s.Why))
+		}
+	}
+	if len(res.Kept) > 0 {
+		// One record per reason, not per event.
+		counts := map[string]int{}
+		var order []string
+		for _, s := range res.Kept {
+			if counts[s.Why] == 0 {
+				order = append(order, s.Why)
+			}
+			counts[s.Why]++
+		}
+		for _, why := range order {
+			l.logger.Info("safebpf: kept tracefs events whose owner cannot be judged",
+				slog.Int("count", counts[why]), slog.String("why", why))
 		}
 	}
 	if err != nil {

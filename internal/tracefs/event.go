@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/safebpf/safebpf/internal/boundedio"
 )
 
 // Kind is the type of a trace event.
@@ -60,9 +62,10 @@ type KprobeOptions struct {
 	// Zero means the kernel default (max(10, 2*NR_CPUS) on most kernels).
 	// Only valid with Return, at most [MaxActiveLimit]. Needs kernel 4.12+.
 	MaxActive int
-	// PID is the owner recorded in the group name. Zero means os.Getpid().
-	// Events whose owner is dead are removed by [FS.CleanupStale].
-	PID int
+	// Owner is the owner recorded in the group name. Nil means the calling
+	// process ([Self]). Events whose owner is provably dead are removed by
+	// [FS.CleanupStale].
+	Owner *Owner
 }
 
 // UprobeOptions configures [FS.Uprobe]. A nil *UprobeOptions creates an
@@ -70,8 +73,9 @@ type KprobeOptions struct {
 type UprobeOptions struct {
 	// Return creates a uretprobe instead of a uprobe.
 	Return bool
-	// PID is the owner recorded in the group name. Zero means os.Getpid().
-	PID int
+	// Owner is the owner recorded in the group name. Nil means the calling
+	// process ([Self]).
+	Owner *Owner
 }
 
 // Event is a trace event created by this package. Attach to it by opening
@@ -129,7 +133,7 @@ func (f *FS) Kprobe(symbol string, opts *KprobeOptions) (*Event, error) {
 	if o.Offset != 0 {
 		target += "+" + strconv.FormatUint(o.Offset, 10)
 	}
-	ev, err := f.create(kind, prefix, symbol, target, o.PID)
+	ev, err := f.create(kind, prefix, symbol, target, o.Owner)
 	if err != nil && errors.Is(err, syscall.EINVAL) && !errors.Is(err, os.ErrNotExist) {
 		// Kernels up to at least 6.12 answer EINVAL, not ENOENT, for a
 		// symbol they do not know; tell that case apart through kallsyms.
@@ -164,7 +168,7 @@ func (f *FS) Uprobe(path string, offset uint64, opts *UprobeOptions) (*Event, er
 	}
 	base := filepath.Base(path) + "_" + strconv.FormatUint(offset, 16)
 	target := fmt.Sprintf("%s:0x%x", path, offset)
-	ev, err := f.create(kind, prefix, base, target, o.PID)
+	ev, err := f.create(kind, prefix, base, target, o.Owner)
 	if err != nil {
 		return nil, fmt.Errorf("create %s on %s: %w", kind, target, err)
 	}
@@ -172,20 +176,39 @@ func (f *FS) Uprobe(path string, offset uint64, opts *UprobeOptions) (*Event, er
 }
 
 // create writes "<prefix>:GROUP/NAME TARGET" and reads back the event ID.
-func (f *FS) create(kind Kind, prefix, symbol, target string, pid int) (*Event, error) {
-	if pid == 0 {
-		pid = os.Getpid()
+func (f *FS) create(kind Kind, prefix, symbol, target string, owner *Owner) (*Event, error) {
+	if _, err := os.Stat(filepath.Join(f.root, kind.eventsFile())); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", kind.eventsFile(), notSupported(err, kind.eventsFile()))
 	}
-	if pid < 0 {
-		return nil, fmt.Errorf("pid %d: %w", pid, errInvalidInput)
+	var o Owner
+	if owner != nil {
+		o = *owner
+	} else {
+		self, err := Self()
+		if err != nil {
+			return nil, err
+		}
+		// The lock comes first: from now until this process exits, others
+		// can tell its events are not stale, from any PID namespace.
+		if err := f.holdToken(self); err != nil {
+			return nil, err
+		}
+		o = self
 	}
-	// Skip groups that already exist (a leftover of a process that had our
-	// PID); give up after a few tries rather than loop forever.
+	// Names are unique to this process's lifetime, so a group that exists
+	// is another process's doing; skip it, but give up after a few tries
+	// rather than loop forever.
 	var group, name string
 	for attempt := 0; ; attempt++ {
 		n := counter.Add(1) - 1
-		group, name = GroupName(pid, n), EventName(symbol, pid, n)
-		_, err := f.EventID(group, name)
+		var err error
+		if group, err = GroupName(o, n); err != nil {
+			return nil, err
+		}
+		if name, err = EventName(symbol, o, n); err != nil {
+			return nil, err
+		}
+		_, err = f.EventID(group, name)
 		if errors.Is(err, os.ErrNotExist) {
 			break
 		}
@@ -288,15 +311,19 @@ func notSupported(err error, what string) error {
 	return err
 }
 
+// maxKallsyms bounds the read of /proc/kallsyms (as internal/kernel's
+// MaxKallsymsSize does).
+const maxKallsyms = 256 << 20
+
 // kallsymsHas reports whether /proc/kallsyms lists a symbol named sym (in
 // the kernel or a module).
 func kallsymsHas(sym string) (bool, error) {
-	fh, err := os.Open("/proc/kallsyms")
+	fh, err := boundedio.Open("/proc/kallsyms", "kallsyms")
 	if err != nil {
 		return false, err
 	}
 	defer fh.Close()
-	sc := bufio.NewScanner(fh)
+	sc := bufio.NewScanner(boundedio.LimitReader(fh, maxKallsyms, "kallsyms", "/proc/kallsyms"))
 	for sc.Scan() {
 		// "ffffffff81000000 T _stext" or "... t name\t[module]"
 		fields := strings.Fields(sc.Text())

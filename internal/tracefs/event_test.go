@@ -66,9 +66,13 @@ func TestUprobeCreateRemove(t *testing.T) {
 	for _, ret := range []bool{false, true} {
 		ev, err := f.Uprobe(exe, off, &UprobeOptions{Return: ret})
 		testutil.SkipIfNotSupported(t, "uprobe_events", err)
-		pid, _, ok := ParseGroup(ev.Group)
-		if !ok || pid != os.Getpid() {
-			t.Errorf("group %q does not carry our pid %d", ev.Group, os.Getpid())
+		self, err := Self()
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner, _, ok := ParseGroup(ev.Group)
+		if !ok || owner != self || owner.PID != os.Getpid() {
+			t.Errorf("group %q carries %+v; want this process %+v", ev.Group, owner, self)
 		}
 		wantKind := Uprobe
 		if ret {
@@ -117,41 +121,62 @@ func TestUprobeMissingFile(t *testing.T) {
 func TestCleanupStale(t *testing.T) {
 	f := mountTracefs(t)
 	exe, off := testutil.LibcSymbol(t, "__libc_start_main")
+	self, err := Self()
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	dead := deadPID(t)
-	stale, err := f.Uprobe(exe, off, &UprobeOptions{PID: dead})
+	// A process in this namespace that has exited: its pid is gone.
+	dead := self
+	dead.PID, dead.Start = deadPID(t), self.Start+1
+	stale, err := f.Uprobe(exe, off, &UprobeOptions{Owner: &dead})
 	testutil.SkipIfNotSupported(t, "uprobe_events", err)
 	defer stale.Close()
+	// This process's pid with another start time: a predecessor that had
+	// the same pid.
+	reused := self
+	reused.Start = self.Start - 100
+	staleReused, err := f.Uprobe(exe, off, &UprobeOptions{Owner: &reused})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staleReused.Close()
 	live, err := f.Uprobe(exe, off, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Close()
 
-	removed, err := f.CleanupStale()
+	res, err := f.CleanupStale()
 	if err != nil {
 		t.Fatalf("CleanupStale: %v", err)
 	}
-	var found bool
-	for _, r := range removed {
-		if r.PID == os.Getpid() {
+	found := map[string]bool{}
+	for _, r := range res.Removed {
+		if r.Owner == self {
 			t.Errorf("removed an event of the live test process: %+v", r)
 		}
-		if r.Probe.Group == stale.Group && r.Probe.Event == stale.Name {
-			found = true
-			if r.PID != dead || r.File != UprobeEventsFile || r.Err != nil {
-				t.Errorf("removed %+v; want pid %d in %s without error", r, dead, UprobeEventsFile)
-			}
+		found[r.Probe.Group+"/"+r.Probe.Event] = true
+		if r.Probe.Group == stale.Group && (r.Owner != dead || r.File != UprobeEventsFile || r.Err != nil || !strings.Contains(r.Why, "holds no liveness lock")) {
+			t.Errorf("removed %+v; want owner %+v in %s without error, because it holds no liveness lock", r, dead, UprobeEventsFile)
+		}
+		if r.Probe.Group == staleReused.Group && !strings.Contains(r.Why, "holds no liveness lock") {
+			t.Errorf("removed %+v; want the reason that the owner holds no liveness lock", r)
 		}
 	}
-	if !found {
-		t.Errorf("CleanupStale did not report %s/%s of dead pid %d; got %+v", stale.Group, stale.Name, dead, removed)
-	}
-	if _, ok := hasProbe(t, f, UprobeEventsFile, stale.Group, stale.Name); ok {
-		t.Errorf("stale %s/%s still listed", stale.Group, stale.Name)
+	for _, ev := range []*Event{stale, staleReused} {
+		if !found[ev.Group+"/"+ev.Name] {
+			t.Errorf("CleanupStale did not report %s/%s; got %+v", ev.Group, ev.Name, res)
+		}
+		if _, ok := hasProbe(t, f, UprobeEventsFile, ev.Group, ev.Name); ok {
+			t.Errorf("stale %s/%s still listed", ev.Group, ev.Name)
+		}
 	}
 	if _, ok := hasProbe(t, f, UprobeEventsFile, live.Group, live.Name); !ok {
 		t.Errorf("live %s/%s was removed", live.Group, live.Name)
+	}
+	if res.Live < 1 {
+		t.Errorf("Live = %d; want at least this process's event", res.Live)
 	}
 	// The stale event is gone already; closing it is not an error.
 	if err := stale.Close(); err != nil {

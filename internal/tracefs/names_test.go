@@ -7,17 +7,45 @@ import (
 
 func TestGroupNameRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
-		pid int
-		n   uint64
-	}{{1, 0}, {4242, 7}, {4194304, 18446744073709551615}} {
-		g := GroupName(tc.pid, tc.n)
+		o Owner
+		n uint64
+	}{
+		{Owner{PIDNS: 4026531836, PID: 1, Start: 0}, 0},
+		{Owner{PIDNS: 4026532281, PID: 4242, Start: 123456}, 7},
+		// The largest real values: a 32-bit inode, PID_MAX_LIMIT, a
+		// start time of 30 years at 100 Hz, a large counter.
+		{Owner{PIDNS: 1<<32 - 1, PID: 1 << 22, Start: 100 * 3600 * 24 * 365 * 30}, 1<<40 - 1},
+	} {
+		g, err := GroupName(tc.o, tc.n)
+		if err != nil {
+			t.Errorf("GroupName(%+v, %d): %v", tc.o, tc.n, err)
+			continue
+		}
 		if !validIdentifier(g) {
-			t.Errorf("GroupName(%d, %d) = %q: not a valid tracefs identifier", tc.pid, tc.n, g)
+			t.Errorf("GroupName(%+v, %d) = %q: not a valid tracefs identifier", tc.o, tc.n, g)
 		}
-		pid, n, ok := ParseGroup(g)
-		if !ok || pid != tc.pid || n != tc.n {
-			t.Errorf("ParseGroup(%q) = %d, %d, %v; want %d, %d, true", g, pid, n, ok, tc.pid, tc.n)
+		o, n, ok := ParseGroup(g)
+		if !ok || o != tc.o || n != tc.n {
+			t.Errorf("ParseGroup(%q) = %+v, %d, %v; want %+v, %d, true", g, o, n, ok, tc.o, tc.n)
 		}
+		for _, sym := range []string{"do_unlinkat", strings.Repeat("x", 200), ""} {
+			e, err := EventName(sym, tc.o, tc.n)
+			if err != nil || !validIdentifier(e) || !strings.HasSuffix(e, strings.TrimPrefix(g, GroupPrefix)) {
+				t.Errorf("EventName(%.20q, %+v, %d) = %q, %v; want a valid name ending in the group's id", sym, tc.o, tc.n, e, err)
+			}
+		}
+	}
+	if _, err := GroupName(Owner{PID: 12}, 0); err == nil {
+		t.Error("GroupName without a pid namespace succeeded; new names always carry one")
+	}
+}
+
+func TestParseGroupLegacy(t *testing.T) {
+	// Groups of older versions ("safebpf_<pid>_<n>") still parse, without
+	// namespace, so a new agent can judge them.
+	o, n, ok := ParseGroup("safebpf_4242_7")
+	if !ok || o != (Owner{PID: 4242}) || !o.Legacy() || n != 7 {
+		t.Errorf("ParseGroup(legacy) = %+v, %d, %v", o, n, ok)
 	}
 }
 
@@ -25,31 +53,32 @@ func TestParseGroupRejects(t *testing.T) {
 	for _, g := range []string{
 		"", "safebpf_", "safebpf_12", "safebpf_12_", "safebpf__3", "safebpf_0_1",
 		"safebpf_12_x", "safebpf_1_2_3", "ebpf_12_3", "safebpf_-1_2", "kprobes",
-		"safebpf_99999999999999999999_1",
+		"safebpf_99999999999999999999_1", "safebpf_0_1_2_3", "safebpf_1_0_2_3",
+		"safebpf_1_2_3_4_5", "safebpf_012_3", "safebpf_5000000_1",
 	} {
-		if pid, n, ok := ParseGroup(g); ok {
-			t.Errorf("ParseGroup(%q) = %d, %d, true; want not ok", g, pid, n)
+		if o, n, ok := ParseGroup(g); ok {
+			t.Errorf("ParseGroup(%q) = %+v, %d, true; want not ok", g, o, n)
 		}
 	}
 }
 
 func TestEventName(t *testing.T) {
+	o := Owner{PIDNS: 4026532281, PID: 12, Start: 4711}
 	for _, tc := range []struct {
 		symbol string
-		pid    int
 		n      uint64
 		want   string
 	}{
-		{"do_unlinkat", 12, 0, "do_unlinkat_12_0"},
-		{"__x64_sys_execve", 7, 3, "__x64_sys_execve_7_3"},
-		{"tcp_v4_connect.cold", 1, 1, "tcp_v4_connect_cold_1_1"},
-		{"9lives", 1, 1, "e9lives_1_1"},
-		{"", 5, 2, "e_5_2"},
-		{strings.Repeat("a", 100), 4194304, 123, strings.Repeat("a", 63-len("_4194304_123")) + "_4194304_123"},
+		{"do_unlinkat", 0, "do_unlinkat_4026532281_12_4711_0"},
+		{"__x64_sys_execve", 3, "__x64_sys_execve_4026532281_12_4711_3"},
+		{"tcp_v4_connect.cold", 1, "tcp_v4_connect_cold_4026532281_12_4711_1"},
+		{"9lives", 1, "e9lives_4026532281_12_4711_1"},
+		{"", 2, "e_4026532281_12_4711_2"},
+		{strings.Repeat("a", 100), 123, strings.Repeat("a", 63-len("_4026532281_12_4711_123")) + "_4026532281_12_4711_123"},
 	} {
-		got := EventName(tc.symbol, tc.pid, tc.n)
-		if got != tc.want {
-			t.Errorf("EventName(%q, %d, %d) = %q; want %q", tc.symbol, tc.pid, tc.n, got, tc.want)
+		got, err := EventName(tc.symbol, o, tc.n)
+		if err != nil || got != tc.want {
+			t.Errorf("EventName(%q, %d) = %q, %v; want %q", tc.symbol, tc.n, got, err, tc.want)
 		}
 		if !validIdentifier(got) {
 			t.Errorf("EventName(%q, …) = %q: not a valid identifier", tc.symbol, got)

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/safebpf/safebpf/internal/boundedio"
 )
 
 // ErrNotMounted means neither /sys/kernel/tracing nor
@@ -30,6 +32,10 @@ const (
 	UprobeEventsFile  = "uprobe_events"
 	KprobeProfileFile = "kprobe_profile"
 )
+
+// maxEventsList bounds reads of kprobe_events, uprobe_events and
+// kprobe_profile: tens of thousands of events list a few MiB.
+const maxEventsList = 64 << 20
 
 // FS is a mounted tracefs. Its methods are safe for concurrent use: each
 // call opens, writes and closes the kernel file it needs.
@@ -71,7 +77,7 @@ func (f *FS) Profile() (map[string]ProfileEntry, error) {
 		return nil, fmt.Errorf("open %s: %w", KprobeProfileFile, notSupported(err, "kprobe events"))
 	}
 	defer file.Close()
-	entries, err := ParseProfile(file)
+	entries, err := ParseProfile(boundedio.LimitReader(file, maxEventsList, KprobeProfileFile, file.Name()))
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +96,7 @@ func (f *FS) Probes(file string) ([]Probe, error) {
 		return nil, fmt.Errorf("open %s: %w", file, notSupported(err, file))
 	}
 	defer fh.Close()
-	return ParseProbes(fh)
+	return ParseProbes(boundedio.LimitReader(fh, maxEventsList, file, fh.Name()))
 }
 
 func isNotSupported(err error) bool { return errors.Is(err, ebpf.ErrNotSupported) }
