@@ -2,6 +2,7 @@ package loader
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -49,7 +50,11 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	// MeterProvider supplies metrics. Nil means otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
-	// Logger receives one record per decision. Nil discards them.
+	// Logger receives one record per decision. Nil discards them — except
+	// the warn record New writes when a force set is loaded, which then
+	// goes to slog.Default(): that hazard checks are bypassed must always
+	// be findable. Records New writes itself are handed over on a
+	// goroutine, so a handler that blocks cannot stall New.
 	Logger *slog.Logger
 }
 
@@ -65,6 +70,7 @@ type Loader struct {
 	pacer   *pacer
 	missed  *missedProbes // kprobe-family links feeding safebpf.probe.missed
 	tracefs *tracefs.FS   // nil until found; guarded by mu
+	starts  *startLog     // records New wrote, handed over asynchronously
 
 	mu     sync.RWMutex
 	closed bool
@@ -117,7 +123,10 @@ func New(opts *Options) (*Loader, error) {
 	l.rec = rec
 	l.missed = newMissedProbes()
 	rec.registerMissed(l.missed.collect)
+	l.starts = &startLog{}
+	recordForce(l.starts, opts.Logger, opts.MeterProvider, l.policy)
 	l.start()
+	l.starts.flush(l.logger.Handler())
 	return l, nil
 }
 
@@ -178,7 +187,7 @@ func (l *Loader) Close() error {
 		return nil
 	}
 	l.closed = true
-	return l.rec.close()
+	return errors.Join(l.rec.close(), l.starts.pending())
 }
 
 func (l *Loader) check() error {

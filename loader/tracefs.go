@@ -12,12 +12,13 @@ import (
 // process killed before it could remove them, in this PID namespace or
 // any other), so an agent that crashed restarts with a clean event table.
 // Events it cannot judge are kept and counted. Failures are logged, never
-// fatal: tracefs may be absent.
+// fatal: tracefs may be absent. Every record goes through l.starts.
 func (l *Loader) start() {
+	h := l.logger.Handler()
 	fs, err := tracefs.Find()
 	if err != nil {
 		if !errors.Is(err, tracefs.ErrNotMounted) {
-			l.logger.Debug("safebpf: find tracefs", slog.Any("error", err))
+			l.starts.add(h, slog.LevelDebug, "safebpf: find tracefs", slog.Any("error", err))
 		}
 		return
 	}
@@ -25,7 +26,7 @@ func (l *Loader) start() {
 	res, err := fs.CleanupStale()
 	for _, s := range res.Removed {
 		if s.Err == nil {
-			l.logger.Info("safebpf: removed stale tracefs event",
+			l.starts.add(h, slog.LevelInfo, "safebpf: removed stale tracefs event",
 				slog.String("group", s.Probe.Group), slog.String("event", s.Probe.Event),
 				slog.String("owner", s.Owner.String()), slog.String("why", s.Why))
 		}
@@ -41,11 +42,11 @@ func (l *Loader) start() {
 			counts[s.Why]++
 		}
 		for _, why := range order {
-			l.logger.Info("safebpf: kept tracefs events whose owner cannot be judged",
+			l.starts.add(h, slog.LevelInfo, "safebpf: kept tracefs events whose owner cannot be judged",
 				slog.Int("count", counts[why]), slog.String("why", why))
 		}
 	}
 	if err != nil {
-		l.logger.Warn("safebpf: remove stale tracefs events", slog.Any("error", err))
+		l.starts.add(h, slog.LevelWarn, "safebpf: remove stale tracefs events", slog.Any("error", err))
 	}
 }
