@@ -85,8 +85,9 @@
 // safe for concurrent use. Uprobe pacing is Loader-wide: on kernels with
 // uprobe-mmap-lock-stall, registrations through one Loader are serialised
 // and spaced by the policy's interval. Kretprobes with maxactive are created
-// through tracefs in a group naming the owning process ("safebpf_<pid>_<n>");
-// New removes such events left by dead processes.
+// through tracefs in a group naming the owning process, unique across PID
+// namespaces ("safebpf_<pidns>_<pid>_<start>_<n>"); New removes such events
+// whose owner is provably dead, in any PID namespace (docs/security.md).
 //
 // Errors name what was requested, what was decided and why, in one
 // sentence: a refusal is a *fallback.RefusedError (hazard, kernel range,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/tracefs"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -171,7 +172,7 @@ func TestKretprobeMaxActivePerAttach(t *testing.T) {
 }
 
 // assertTracefsGroup checks whether kprobe_events lists a group owned by
-// this process ("safebpf_<pid>_").
+// this process ("safebpf_<pidns>_<pid>_<start>_").
 func assertTracefsGroup(tb testing.TB, l *Loader, want bool) {
 	tb.Helper()
 	fs, err := l.tracefsFS()
@@ -182,7 +183,11 @@ func assertTracefsGroup(tb testing.TB, l *Loader, want bool) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	prefix := fmt.Sprintf(":safebpf_%d_", os.Getpid())
+	self, err := tracefs.Self()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	prefix := fmt.Sprintf(":safebpf_%d_%d_%d_", self.PIDNS, self.PID, self.Start)
 	if got := strings.Contains(string(b), prefix); got != want {
 		tb.Errorf("kprobe_events has a %q group: %v, want %v:\n%s", prefix, got, want, b)
 	}
