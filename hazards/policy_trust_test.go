@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/safebpf/safebpf/internal/testutil"
+	"github.com/safebpf/safebpf/internal/trust"
 )
 
 const forceAllPolicy = "apiVersion: safebpf/v1\nforce: [all]\n"
@@ -110,5 +111,29 @@ func TestLoadPolicyFIFO(t *testing.T) {
 	}
 	if _, err := LoadPolicy("/dev/zero"); err == nil || !strings.Contains(err.Error(), "character device") {
 		t.Errorf("LoadPolicy(/dev/zero) = %v; want a refusal naming a character device", err)
+	}
+}
+
+// TestReadTrustedCatalog: a catalog file goes through the same checks as
+// a policy, and the refusal says which kind of file it was.
+func TestReadTrustedCatalog(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	base := testutil.TrustedTempDir(t)
+	path := filepath.Join(base, "catalog.yaml")
+	if err := os.WriteFile(path, []byte("hazards: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, -1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := readTrusted(trust.Current(), path, "catalog")
+	if !errors.Is(err, ErrUntrustedFile) || !strings.Contains(err.Error(), "refusing catalog "+path) {
+		t.Errorf("readTrusted(nobody's catalog) = %v; want a refusal of the catalog", err)
+	}
+	if err := os.Chown(path, 0, -1); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readTrusted(trust.Current(), path, "catalog"); err != nil || string(b) != "hazards: []\n" {
+		t.Errorf("readTrusted(root's catalog) = %q, %v", b, err)
 	}
 }
