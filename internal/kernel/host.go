@@ -82,20 +82,37 @@ func (h *Host) readFile(name string, limit int64, what string) ([]byte, error) {
 
 // Open opens name relative to the root, only if it is a regular file (on
 // the real root with O_NONBLOCK, so a FIFO or device fails at once; on
-// another fs.FS, after a stat). Read it through a bound.
+// another fs.FS, after a stat when it can stat, else by checking the opened
+// file). Read it through a bound.
 func (h *Host) Open(name string) (fs.File, error) {
 	name = strings.TrimPrefix(name, "/")
 	if h == nil || h.FS == nil {
 		return boundedio.Open("/"+name, "host file")
 	}
-	fi, err := fs.Stat(h.FS, name)
+	if sfs, ok := h.FS.(fs.StatFS); ok {
+		// Stat first: opening a FIFO through os.DirFS would block.
+		fi, err := sfs.Stat(name)
+		if err != nil {
+			return nil, err
+		}
+		if err := boundedio.CheckRegular(fi, "/"+name, "host file"); err != nil {
+			return nil, err
+		}
+		return h.FS.Open(name)
+	}
+	f, err := h.FS.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	if err := boundedio.CheckRegular(fi, "/"+name, "host file"); err != nil {
+	fi, err := f.Stat()
+	if err == nil {
+		err = boundedio.CheckRegular(fi, "/"+name, "host file")
+	}
+	if err != nil {
+		f.Close()
 		return nil, err
 	}
-	return h.FS.Open(name)
+	return f, nil
 }
 
 // Exists reports whether name exists (and can be stat'ed).
