@@ -5,9 +5,13 @@ import (
 	"compress/gzip"
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/safebpf/safebpf/internal/boundedio"
 )
@@ -55,5 +59,40 @@ func TestHostBoundedReads(t *testing.T) {
 	h = &Host{FS: fstest.MapFS{"proc/kallsyms": {Data: big}}}
 	if _, err := h.Kallsyms([]string{"x"}); err == nil || !strings.Contains(err.Error(), "1 MiB") {
 		t.Errorf("Kallsyms over the limit = %v; want an error naming the 1 MiB limit", err)
+	}
+}
+
+// TestHostRootFIFO: a FIFO in a mounted host root fails at once instead
+// of blocking the agent.
+func TestHostRootFIFO(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "etc", "os-release")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // release a reader that wrongly blocks
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+	})
+	root, err := HostRootFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := (&Host{FS: root}).OSRelease()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, boundedio.ErrNotRegular) {
+			t.Errorf("OSRelease from a FIFO in the host root = %v; want ErrNotRegular", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("OSRelease blocked on a FIFO in the host root")
 	}
 }

@@ -66,3 +66,16 @@ func selfFile(name string) bool {
 func kernelWide(name string) bool {
 	return strings.HasPrefix(name, "proc/") || strings.HasPrefix(name, "sys/")
 }
+
+// Stat routes like Open. It lets Host.Open check that a file is regular
+// before opening it: opening a FIFO in the host root would block.
+func (h hostRootFS) Stat(name string) (fs.FileInfo, error) {
+	if selfFile(name) {
+		return fs.Stat(h.local, name)
+	}
+	fi, err := fs.Stat(h.host, name)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) || !kernelWide(name) {
+		return fi, err
+	}
+	return fs.Stat(h.local, name)
+}
