@@ -241,13 +241,14 @@ func knownIDs(cat *hazards.Catalog, pol *hazards.Policy) []hazards.ID {
 // warnUnknownForce logs the force IDs this release does not know, which
 // New ignores. With a nil logger it logs to slog.Default(): an override
 // that does nothing must be findable.
-func warnUnknownForce(logger *slog.Logger, unknown, known []hazards.ID) {
+func warnUnknownForce(s *startLog, logger *slog.Logger, unknown, known []hazards.ID) {
 	if len(unknown) == 0 {
 		return
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger.Warn("safebpf: ignoring force IDs this release does not know (a newer release's?): they force nothing",
+	// Through the start-up log: a blocked handler must not stall New.
+	s.add(logger.Handler(), slog.LevelWarn, "safebpf: ignoring force IDs this release does not know (a newer release's?): they force nothing",
 		slog.Any("ids", unknown), slog.Any("known", known))
 }

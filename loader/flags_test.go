@@ -373,8 +373,13 @@ func TestNewIgnoresUnknownForce(t *testing.T) {
 		Msg   string   `json:"msg"`
 		IDs   []string `json:"ids"`
 	}
-	if err := json.Unmarshal(logs.Bytes(), &rec); err != nil {
-		t.Fatalf("log %q: %v", logs.String(), err)
+	<-l.starts.done // New hands its records over asynchronously
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(line, "ignoring") {
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("log %q: %v", line, err)
+			}
+		}
 	}
 	if rec.Level != "WARN" || !slices.Equal(rec.IDs, []string{"hazard-from-a-newer-release"}) || !strings.Contains(rec.Msg, "ignoring") {
 		t.Errorf("log record %+v, want a warning naming the ignored ID", rec)

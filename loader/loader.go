@@ -105,7 +105,8 @@ func New(opts *Options) (*Loader, error) {
 		return nil, err
 	}
 	l.policy = pol
-	warnUnknownForce(opts.Logger, UnknownForce(slices.Concat(policyForce(opts.Policy), opts.Force), l.catalog, opts.Policy), knownIDs(l.catalog, opts.Policy))
+	l.starts = &startLog{}
+	warnUnknownForce(l.starts, opts.Logger, UnknownForce(slices.Concat(policyForce(opts.Policy), opts.Force), l.catalog, opts.Policy), knownIDs(l.catalog, opts.Policy))
 
 	if opts.Kernel != nil {
 		l.kernel = opts.Kernel.Clone()
@@ -123,7 +124,6 @@ func New(opts *Options) (*Loader, error) {
 	l.rec = rec
 	l.missed = newMissedProbes()
 	rec.registerMissed(l.missed.collect)
-	l.starts = &startLog{}
 	recordForce(l.starts, opts.Logger, opts.MeterProvider, l.policy)
 	l.start()
 	l.starts.flush(l.logger.Handler())

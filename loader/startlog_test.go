@@ -111,3 +111,26 @@ func TestNewWithHungLogger(t *testing.T) {
 	}
 	t.Logf("Close returned in %s: %v", time.Since(start).Round(time.Millisecond), err)
 }
+
+// TestNewWithHungLoggerUnknownForce: the warning about force IDs this
+// release does not know goes through the start-up log too.
+func TestNewWithHungLoggerUnknownForce(t *testing.T) {
+	h := newHungHandler(t)
+	k := describe(t, probe.Description{Release: "6.1.30", CPUs: 4})
+	done := make(chan error, 1)
+	go func() {
+		l, err := New(&Options{Kernel: k, Logger: slog.New(h), Force: []hazards.ID{"hazard-from-a-newer-release"}})
+		if err == nil {
+			l.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("New (with an unknown force ID) still blocked on a hung slog handler after 5s")
+	}
+}
