@@ -1,6 +1,7 @@
 package hazards
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -106,8 +107,9 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 
 // ErrUntrustedFile is matched by the error LoadPolicy returns for a file
 // that someone other than root or the process's own user could have
-// written while the process is privileged. It is the same value as the
-// sentinel of the internal trust checks.
+// written while the process is privileged. That error matches
+// ErrInvalidPolicy too. It is the same value as the sentinel of the
+// internal trust checks.
 var ErrUntrustedFile = trust.ErrUntrusted
 
 // LoadPolicy reads and parses the policy file at path.
@@ -139,11 +141,24 @@ func loadPolicy(path string, p trust.Process) (*Policy, error) {
 // can change what the loader attaches, so the checks are the same.
 func readTrusted(p trust.Process, path, what string) ([]byte, error) {
 	data, err := p.ReadFile(path, maxDocument, what)
+	if errors.Is(err, trust.ErrUntrusted) {
+		err = &untrustedError{err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", what, err)
 	}
 	return data, nil
 }
+
+// untrustedError is a trust refusal. It matches ErrInvalidPolicy as well
+// as ErrUntrustedFile: a file that cannot be trusted is as unusable as one
+// that does not parse, and callers that handled the earlier permission
+// refusal as ErrInvalidPolicy keep working.
+type untrustedError struct{ err error }
+
+func (e *untrustedError) Error() string        { return e.err.Error() }
+func (e *untrustedError) Unwrap() error        { return e.err }
+func (e *untrustedError) Is(target error) bool { return target == ErrInvalidPolicy }
 
 // WithPolicy returns a new catalog with p applied to c: p's user rules are
 // appended, per-hazard overrides edit entries (disable, action, params,

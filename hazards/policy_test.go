@@ -222,8 +222,8 @@ func TestLoadPolicyPermissions(t *testing.T) {
 			t.Errorf("%v %+v: %v", tc.mode, tc.p, err)
 		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "chmod go-w "+path)):
 			t.Errorf("%v %+v: got %v, want an error containing %q and the fix", tc.mode, tc.p, err, tc.wantErr)
-		case tc.wantErr != "" && !errors.Is(err, ErrUntrustedFile):
-			t.Errorf("%v: %v does not match ErrUntrustedFile", tc.mode, err)
+		case tc.wantErr != "" && (!errors.Is(err, ErrUntrustedFile) || !errors.Is(err, ErrInvalidPolicy)):
+			t.Errorf("%v: %v does not match both ErrUntrustedFile and ErrInvalidPolicy", tc.mode, err)
 		}
 	}
 	// The exported entry point applies the check when the test runs as root.

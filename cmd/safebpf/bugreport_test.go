@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/testutil"
 	"github.com/safebpf/safebpf/internal/testutil/fixtures"
 	"github.com/safebpf/safebpf/loader"
 )
@@ -178,7 +179,7 @@ func TestBugreportDecisions(t *testing.T) {
 func TestBugreportRecordsBadPolicy(t *testing.T) {
 	t.Setenv(loader.EnvForce, "")
 	t.Setenv(loader.EnvHostRoot, "")
-	dir := t.TempDir()
+	dir := testutil.TrustedTempDir(t) // as root, policies below /tmp are refused
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("apiVersion: safebpf/v1\nmodee: warn\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/testutil"
 	"github.com/safebpf/safebpf/loader"
 )
 
@@ -68,7 +69,7 @@ func TestEnvironmentAsForAgents(t *testing.T) {
 	t.Setenv(loader.EnvForce, "")
 
 	// SAFEBPF_POLICY: a policy disabling the fentry deadlock keeps fentry.
-	dir := t.TempDir()
+	dir := testutil.TrustedTempDir(t) // as root, policies below /tmp are refused
 	disable := filepath.Join(dir, "disable.yaml")
 	if err := os.WriteFile(disable, []byte("apiVersion: safebpf/v1\nhazards:\n  fentry-zap-pid-ns-deadlock:\n    disable: true\n"), 0o600); err != nil {
 		t.Fatal(err)
