@@ -23,6 +23,9 @@ var layers = map[string]int{
 	"internal/kernel":  0,
 	"internal/tracefs": 0,
 	"internal/perf":    0,
+	// Bounded, regular-file reads and file trust (policy and catalog).
+	"internal/boundedio": 0,
+	"internal/trust":     0,
 	// Witnesses probe runs: machine code reading, live self-tests.
 	"internal/kcode":           0,
 	"internal/kcode/kcodetest": 0,
