@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/cilium/ebpf"
 	"github.com/spf13/cobra"
 
 	"github.com/safebpf/safebpf/fallback"
@@ -77,7 +75,9 @@ func (a *app) plan(c *cobra.Command, o *planOpts, object string) error {
 	if err != nil {
 		return usageErr("%w", err)
 	}
-	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(b))
+	// ParseObject, not cilium/ebpf directly: it refuses objects whose
+	// headers claim more memory than the file holds (a .bss bomb).
+	spec, err := loader.ParseObject(b)
 	if err != nil {
 		return usageErr("read object %s: %w", object, err)
 	}
