@@ -7,40 +7,18 @@ import (
 	"github.com/safebpf/safebpf/internal/kernel"
 )
 
-// evidenceSymbols are the kallsyms symbols whose presence or absence the
-// hazard catalog uses as evidence.
-var evidenceSymbols = []string{
-	"tasks_rcu_exit_srcu",          // fentry detach vs zap_pid_ns_processes deadlock (data symbol, gone with the fix)
-	"nmi_uaccess_okay",             // x86 NMI user-access check (data/text depending on version)
-	"copy_from_user_nofault",       // NMI-safe user read helper (5.8+)
-	"__x64_sys_uretprobe",          // uretprobe syscall (6.11+, x86_64)
-	"__arm64_sys_uretprobe",        // same on arm64, should it appear
-	"bpf_trampoline_link_prog",     // BPF trampolines
-	"bpf_trampoline_unlink_prog",   // trampoline detach path
-	"bpf_kprobe_multi_link_attach", // kprobe_multi links (5.18+)
-	"bpf_uprobe_multi_link_attach", // uprobe_multi links (6.6+)
-	"register_fprobe",              // fprobe (CONFIG_FPROBE)
-	"objpool_init",                 // kretprobe objpool (6.7+)
-	"text_poke_bp",                 // x86 INT3 text patching
-	"text_poke_bp_batch",           // x86 batched INT3 text patching (5.6+)
-	"uprobe_register",              // uprobes
-	"uprobe_mmap",                  // uprobes on mmap
-	"arch_uretprobe_hijack_return_addr",
-	"perf_event_nmi_handler", // x86 NMI perf handler
-}
-
-// EvidenceSymbols returns the kallsyms symbols Detect and Describe look
-// for; Kernel.Symbol answers only for these.
-func EvidenceSymbols() []string { return append([]string(nil), evidenceSymbols...) }
-
 // Describe builds a Kernel from a described kernel, without touching the
 // host (for `safebpf check` and tests). Mechanism availability is decided
 // by version, arch and, when given, the config ("offline: by version …");
 // no program is loaded. An unparseable release yields an error wrapping
-// ErrUnparseableRelease.
+// ErrUnparseableRelease; a malformed fact is an error too.
 func Describe(d Description) (*Kernel, error) {
 	if strings.TrimSpace(d.Release) == "" {
 		return nil, errNoRelease
+	}
+	facts, err := uniqueFacts(d.Facts)
+	if err != nil {
+		return nil, fmt.Errorf("describe kernel: %w", err)
 	}
 	if _, err := ParseRelease(d.Release); err != nil {
 		return nil, fmt.Errorf("describe kernel: %w", err)
@@ -70,12 +48,22 @@ func Describe(d Description) (*Kernel, error) {
 		}
 		k.Config, k.ConfigSource = cfg, "description"
 	}
+	k.Preemption = preemptionOf(k)
 	if d.Kallsyms != "" {
-		scan, err := kernel.ScanKallsyms(strings.NewReader(d.Kallsyms), evidenceSymbols)
+		scan, err := kernel.ScanKallsyms(strings.NewReader(d.Kallsyms), symbolNames(facts))
 		if err != nil {
 			return nil, fmt.Errorf("describe kernel: %w", err)
 		}
 		k.Kallsyms = kallsymsFromScan(scan)
+	}
+	for _, f := range facts {
+		if f.Kind == FactSymbol {
+			continue
+		}
+		if k.Observations == nil {
+			k.Observations = map[string]Observation{}
+		}
+		k.Observations[f.Key()] = Unobserved(f.String() + ": described offline; machine code, BTF and self-tests are read only from a live kernel")
 	}
 	k.Mechanisms = OfflineSupport(k)
 	return k, nil
@@ -85,7 +73,11 @@ func kallsymsFromScan(s kernel.KallsymsScan) Kallsyms {
 	if s.Lines == 0 {
 		return Kallsyms{}
 	}
-	return Kallsyms{Readable: true, DataSymbols: s.DataSymbols, Symbols: s.Found}
+	k := Kallsyms{Readable: true, DataSymbols: s.DataSymbols}
+	if len(s.Found) > 0 {
+		k.Symbols = s.Found
+	}
+	return k
 }
 
 // identify fills Version, VersionSource, VersionNote and Distro from the

@@ -25,6 +25,11 @@ func TestDescribeEvidence(t *testing.T) {
 			"ffffffff83a1c2e0 d tasks_rcu_exit_srcu\n" +
 			"ffffffff8110a2c0 T copy_from_user_nofault\n",
 		Config: "CONFIG_KPROBES=y\n# CONFIG_FPROBE is not set\nCONFIG_HARDENED_USERCOPY=y\n",
+		Facts: []Fact{
+			{Kind: FactSymbol, Name: "tasks_rcu_exit_srcu", Data: true},
+			{Kind: FactSymbol, Name: "copy_from_user_nofault"},
+			{Kind: FactSymbol, Name: "__x64_sys_uretprobe"},
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -21,8 +21,8 @@ type FeatureProber interface {
 	Probe(ctx context.Context, m Mechanism, k *Kernel) Support
 }
 
-// Options configures Detect. A nil *Options reads the real host and caches
-// the result for the life of the process.
+// Options configures Detect. A nil *Options reads the real host, looks for
+// no facts, and caches the result for the life of the process.
 type Options struct {
 	// Root is the filesystem /proc, /sys, /etc and /boot are read from, to
 	// replay another machine (mechanisms are then decided offline, see
@@ -55,6 +55,16 @@ type Options struct {
 	// replaying another machine's files never mixes in this kernel's
 	// answers.
 	Prober FeatureProber
+	// Facts are the facts Detect establishes about the kernel beyond its
+	// identity, recorded for Kernel.Observe: symbol facts from one scan of
+	// /proc/kallsyms (Kernel.Kallsyms), every other kind from its live
+	// witness (Kernel.Observations; machine code needs /proc/kcore, BTF
+	// needs /sys/kernel/btf/vmlinux, self-tests need root). A fact not
+	// listed is "not looked for", which hazard evaluation treats as
+	// unknown. Empty means none. Callers that evaluate a hazard catalog
+	// pass its facts ((*hazards.Catalog).Facts). Duplicates are ignored; a
+	// fact of an unknown kind or without a name makes Detect fail.
+	Facts []Fact
 }
 
 // Description is a kernel described by hand, for offline evaluation
@@ -68,6 +78,11 @@ type Description struct {
 	CPUs             int
 	Kallsyms         string // contents (or an excerpt) of /proc/kallsyms
 	Config           string // contents of a kernel config file
+	// Facts are the facts to record, as in Options.Facts: symbol facts
+	// are answered from Kallsyms (when given); every other kind is
+	// recorded as unobserved, because a description has no live kernel to
+	// read machine code, BTF or self-tests from.
+	Facts []Fact
 }
 
 // ErrUnparseableRelease is returned when a release string carries no X.Y version.
@@ -117,39 +132,129 @@ func (o *Options) prober(h *kernel.Host) FeatureProber {
 	return &hostProber{host: h}
 }
 
-// hostCache holds the result of Detect(ctx, nil). Only a successful
-// detection is cached.
+func (o *Options) facts() []Fact {
+	if o == nil {
+		return nil
+	}
+	return o.Facts
+}
+
+// readsHost reports whether o describes the running host itself (no
+// replayed files, no host root mounted elsewhere, no injected uname, vDSO,
+// arch or prober), whose detection Detect caches.
+func (o *Options) readsHost() bool {
+	return o == nil || o.Root == nil && o.HostRoot == "" && o.Uname == nil && o.VDSOVersion == nil && o.Arch == "" && o.Prober == nil
+}
+
+// hostCache holds what Detect learnt about the running host: the kernel
+// without facts, every symbol looked for so far and the conclusive witness
+// observations. Only a successful detection is cached, and only
+// conclusive observations: an inconclusive witness runs again next time.
 var hostCache struct {
 	sync.Mutex
-	k *Kernel
+	base     *Kernel
+	symbols  map[string]bool
+	observed map[string]Observation
 }
 
 // Detect describes the running kernel: its identity (every version source
-// and the one trusted, see doc.go), distro, arch, possible CPUs, config,
-// evidence symbols, BTF, tracefs/debugfs mounts and the availability of
-// every mechanism. With nil Options it reads the real host and caches a
-// successful result for the life of the process; each call returns its own
-// copy. Files that cannot be read leave their fields empty and add a line
-// to Kernel.Notes. Detect fails only when no release string can be read at
-// all, ctx is done, or opts.HostRoot is unusable.
+// and the one trusted, see doc.go), distro, arch, possible CPUs,
+// preemption model, config, BTF, tracefs/debugfs mounts, the availability
+// of every mechanism, and the facts in opts.Facts. When opts reads the
+// real host (nil, or only Facts set) the result is cached for the life of
+// the process, per fact: a later call with other facts looks only for the
+// new ones; each call returns its own copy holding exactly the facts it
+// asked for. Files that cannot be read leave their fields empty and add a
+// line to Kernel.Notes. Detect fails only when no release string can be
+// read at all, a fact is malformed, ctx is done, or opts.HostRoot is
+// unusable.
 func Detect(ctx context.Context, opts *Options) (*Kernel, error) {
-	if opts != nil {
-		return detect(ctx, opts)
+	facts, err := uniqueFacts(opts.facts())
+	if err != nil {
+		return nil, fmt.Errorf("detect kernel: %w", err)
+	}
+	if !opts.readsHost() {
+		return detect(ctx, opts, facts)
 	}
 	hostCache.Lock()
 	defer hostCache.Unlock()
-	if hostCache.k != nil {
-		return hostCache.k.Clone(), nil
+	if hostCache.base == nil {
+		k, err := detect(ctx, opts, facts)
+		if err != nil {
+			return nil, err
+		}
+		base := k.Clone()
+		base.Kallsyms.Symbols, base.Observations = nil, nil
+		hostCache.base = base
+		hostCache.symbols = map[string]bool{}
+		for s, p := range k.Kallsyms.Symbols {
+			hostCache.symbols[s] = p
+		}
+		hostCache.observed = map[string]Observation{}
+		for key, o := range k.Observations {
+			if o.Known() {
+				hostCache.observed[key] = o
+			}
+		}
+		return k, nil
 	}
-	k, err := detect(ctx, nil)
+	k := hostCache.base.Clone()
+	h, err := opts.host()
 	if err != nil {
 		return nil, err
 	}
-	hostCache.k = k
-	return k.Clone(), nil
+	var missing []string
+	for _, f := range facts {
+		if _, ok := hostCache.symbols[f.Name]; f.Kind == FactSymbol && !ok {
+			missing = append(missing, f.Name)
+		}
+	}
+	if len(missing) > 0 {
+		if scan, err := h.Kallsyms(missing); err == nil && scan.Lines > 0 {
+			hostCache.base.Kallsyms.Readable = true
+			hostCache.base.Kallsyms.DataSymbols = hostCache.base.Kallsyms.DataSymbols || scan.DataSymbols
+			k.Kallsyms.Readable, k.Kallsyms.DataSymbols = true, hostCache.base.Kallsyms.DataSymbols
+			for s, p := range scan.Found {
+				hostCache.symbols[s] = p
+			}
+		} else if err != nil {
+			k.Notes = append(k.Notes, err.Error())
+		}
+	}
+	for _, f := range facts {
+		if f.Kind != FactSymbol {
+			continue
+		}
+		if p, ok := hostCache.symbols[f.Name]; ok && k.Kallsyms.Readable {
+			if k.Kallsyms.Symbols == nil {
+				k.Kallsyms.Symbols = map[string]bool{}
+			}
+			k.Kallsyms.Symbols[f.Name] = p
+		}
+	}
+	for _, f := range facts {
+		if f.Kind == FactSymbol {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("detect kernel: observe %s: %w", f, err)
+		}
+		o, ok := hostCache.observed[f.Key()]
+		if !ok {
+			o = observeWitness(ctx, h, k, f)
+			if o.Known() {
+				hostCache.observed[f.Key()] = o
+			}
+		}
+		if k.Observations == nil {
+			k.Observations = map[string]Observation{}
+		}
+		k.Observations[f.Key()] = o
+	}
+	return k, nil
 }
 
-func detect(ctx context.Context, opts *Options) (*Kernel, error) {
+func detect(ctx context.Context, opts *Options, facts []Fact) (*Kernel, error) {
 	h, err := opts.host()
 	if err != nil {
 		return nil, err
@@ -202,7 +307,8 @@ func detect(ctx context.Context, opts *Options) (*Kernel, error) {
 	} else {
 		note("%v", err)
 	}
-	if scan, err := h.Kallsyms(evidenceSymbols); err == nil {
+	k.Preemption = preemptionOf(k)
+	if scan, err := h.Kallsyms(symbolNames(facts)); err == nil {
 		k.Kallsyms = kallsymsFromScan(scan)
 	} else {
 		note("%v", err)
@@ -222,6 +328,18 @@ func detect(ctx context.Context, opts *Options) (*Kernel, error) {
 			return nil, fmt.Errorf("detect kernel: probe %s: %w", m, err)
 		}
 		k.Mechanisms[m] = p.Probe(ctx, m, k)
+	}
+	for _, f := range facts {
+		if f.Kind == FactSymbol {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("detect kernel: observe %s: %w", f, err)
+		}
+		if k.Observations == nil {
+			k.Observations = map[string]Observation{}
+		}
+		k.Observations[f.Key()] = observeWitness(ctx, h, k, f)
 	}
 	return k, nil
 }

@@ -63,21 +63,23 @@ func TestDetectHosts(t *testing.T) {
 			if err := json.Unmarshal(b, &want); err != nil {
 				t.Fatalf("decode want.json: %v", err)
 			}
-			got, err := Detect(context.Background(), hostOptions(t, dir))
+			opts := hostOptions(t, dir)
+			opts.Facts = testSymbolFacts
+			got, err := Detect(context.Background(), opts)
 			if err != nil {
 				t.Fatalf("Detect: %v", err)
 			}
 			want.Kernel.Kallsyms.Symbols = map[string]bool{}
-			for _, s := range evidenceSymbols {
-				want.Kernel.Kallsyms.Symbols[s] = false
+			for _, f := range testSymbolFacts {
+				want.Kernel.Kallsyms.Symbols[f.Name] = false
 			}
 			for _, s := range want.SymbolsPresent {
 				want.Kernel.Kallsyms.Symbols[s] = true
 			}
-			opts := cmp.Options{
+			cmpOpts := cmp.Options{
 				cmpopts.IgnoreFields(Kernel{}, "Config", "Mechanisms", "Notes", "VersionNote"),
 			}
-			if diff := cmp.Diff(want.Kernel, *got, opts); diff != "" {
+			if diff := cmp.Diff(want.Kernel, *got, cmpOpts); diff != "" {
 				t.Errorf("Detect mismatch (-want +got):\n%s", diff)
 			}
 			if want.Config == nil {
@@ -134,6 +136,7 @@ func TestDetectMapFS(t *testing.T) {
 				Root:        fsys,
 				Uname:       func() (string, string, error) { return "", "", errors.New("uname blocked by seccomp") },
 				VDSOVersion: func() (uint32, error) { return 0, errors.New("no vDSO") },
+				Facts:       []Fact{{Kind: FactSymbol, Name: "copy_from_user_nofault"}},
 			},
 			want:      "5.15.126",
 			wantNotes: []string{"uname blocked by seccomp", "proc/version", "vDSO", "possible cpus", "kernel config", "mounts"},
@@ -171,8 +174,8 @@ func TestDetectMapFS(t *testing.T) {
 			if p, known := k.Symbol("copy_from_user_nofault"); !p || !known {
 				t.Errorf("Symbol(copy_from_user_nofault) = %v, %v; want true, true", p, known)
 			}
-			if _, known := k.Symbol("not_an_evidence_symbol"); known {
-				t.Error("Symbol(not_an_evidence_symbol) is known; want unknown")
+			if _, known := k.Symbol("not_looked_for"); known {
+				t.Error("Symbol(not_looked_for) is known; want unknown")
 			}
 			notes := strings.Join(k.Notes, "\n")
 			for _, n := range tt.wantNotes {

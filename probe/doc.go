@@ -7,13 +7,16 @@
 // # Entry points
 //
 //   - [Detect] reads the running host (or, with [Options].Root, a copy of
-//     another machine's files) and probes every [Mechanism]. With nil
-//     Options the result is cached for the life of the process; only a
-//     successful detection is cached.
+//     another machine's files), probes every [Mechanism] and establishes
+//     the facts asked for. On the real host the result is cached for the
+//     life of the process, per fact; only a successful detection and only
+//     conclusive observations are cached.
 //   - [Describe] builds a Kernel from strings alone (release, /proc/version,
 //     version_signature, os-release, config, kallsyms), for `safebpf check`
 //     and tests. It never touches the host; mechanisms are decided by
 //     [OfflineSupport].
+//   - [Mechanism.InterruptContext] says whether a mechanism's programs run
+//     in interrupt context: always, maybe or never.
 //   - [ParseRelease] and [ResolveVersion] are the pure parsers behind both.
 //
 // # Three-valued answers
@@ -69,10 +72,25 @@
 // Debian package version. The text of VersionNote and of Support reasons
 // is for people; do not depend on it being stable.
 //
-// # Evidence
+// # Facts and evidence
 //
-// Detect scans /proc/kallsyms for [EvidenceSymbols] and records whether
-// kallsyms lists data symbols at all (CONFIG_KALLSYMS_ALL); the absence of
-// a data symbol means something only then. [Kernel.Symbol] answers
-// "unknown" for symbols that were not looked for.
+// Hazard verdicts rest on facts about the running kernel ([Fact]): a
+// symbol in /proc/kallsyms, a call in a function's machine code, a member
+// in the kernel's BTF, the outcome of a live self-test. Detect establishes
+// exactly the facts in [Options].Facts (the hazard catalog's, from
+// (*hazards.Catalog).Facts): symbols from one scan of /proc/kallsyms, which
+// also records whether kallsyms lists data symbols (CONFIG_KALLSYMS_ALL;
+// the absence of a data symbol means something only then), and every other
+// kind from its live witness. [Kernel.Observe] answers each fact as holds,
+// does not hold, or unknown with the reason; a fact nobody looked for is
+// unknown, never "does not hold". Describe answers symbol facts from a
+// kallsyms excerpt and records the others as unobserved.
+//
+// # Preemption model
+//
+// [Kernel].Preemption says whether the kernel was built with
+// CONFIG_PREEMPTION, read from the flags scripts/mkcompile_h writes into
+// /proc/version ("SMP PREEMPT", "SMP PREEMPT_DYNAMIC", "SMP PREEMPT_RT";
+// plain "SMP" is a non-preemptible build), else from the config. Without
+// CONFIG_PREEMPTION there is no Tasks RCU.
 package probe

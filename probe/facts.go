@@ -1,6 +1,10 @@
 package probe
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // FactKind names how a fact about a kernel is established. The kinds are
 // listed in the order of trust the hazard catalog gives them: what the
@@ -98,4 +102,74 @@ func (k *Kernel) Observe(f Fact) Observation {
 		return Unobserved(f.Name + " absent, but kallsyms lists no data symbols (CONFIG_KALLSYMS_ALL off)")
 	}
 	return Observed(false, f.Name+" absent from kallsyms")
+}
+
+// errBadFact is wrapped by every malformed-fact error.
+var errBadFact = errors.New("malformed fact")
+
+// Valid checks that f has a known kind and a name of the shape its kind
+// needs: "function->callee" for FactCall, "struct.member[.member…]" for
+// FactBTF.
+func (f Fact) Valid() error {
+	switch f.Kind {
+	case FactSymbol, FactSelfTest:
+		if strings.TrimSpace(f.Name) == "" || strings.ContainsAny(f.Name, " \t\n") {
+			return fmt.Errorf("%w: %s fact %q: want a name without spaces", errBadFact, f.Kind, f.Name)
+		}
+	case FactCall:
+		if _, _, ok := f.CallParts(); !ok || strings.ContainsAny(f.Name, " \t\n") {
+			return fmt.Errorf("%w: call fact %q: want \"function->callee\"", errBadFact, f.Name)
+		}
+	case FactBTF:
+		parts := strings.Split(f.Name, ".")
+		if len(parts) < 2 || slicesContainEmpty(parts) || strings.ContainsAny(f.Name, " \t\n") {
+			return fmt.Errorf("%w: btf fact %q: want \"struct.member\" (more members may follow)", errBadFact, f.Name)
+		}
+	default:
+		return fmt.Errorf("%w: unknown fact kind %q (known: selftest, call, btf, symbol)", errBadFact, f.Kind)
+	}
+	if f.Data && f.Kind != FactSymbol {
+		return fmt.Errorf("%w: %s fact %q: only a symbol fact can be a data symbol", errBadFact, f.Kind, f.Name)
+	}
+	return nil
+}
+
+func slicesContainEmpty(ss []string) bool {
+	for _, s := range ss {
+		if s == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// uniqueFacts validates facts and drops duplicates (same Key), keeping
+// the first; a symbol fact asked for both as data and as text counts as
+// data (its absence then needs CONFIG_KALLSYMS_ALL to mean anything).
+func uniqueFacts(facts []Fact) ([]Fact, error) {
+	var out []Fact
+	seen := map[string]int{}
+	for _, f := range facts {
+		if err := f.Valid(); err != nil {
+			return nil, err
+		}
+		if i, ok := seen[f.Key()]; ok {
+			out[i].Data = out[i].Data || f.Data
+			continue
+		}
+		seen[f.Key()] = len(out)
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// symbolNames returns the names of the symbol facts.
+func symbolNames(facts []Fact) []string {
+	var out []string
+	for _, f := range facts {
+		if f.Kind == FactSymbol {
+			out = append(out, f.Name)
+		}
+	}
+	return out
 }

@@ -21,6 +21,9 @@ type identity struct {
 	WantVersion      string `json:"want_version"`
 	WantSource       string `json:"want_source"`
 	WantDistro       Distro `json:"want_distro"`
+	// WantPreemptible is what the /proc/version line says about
+	// CONFIG_PREEMPTION (null: no line).
+	WantPreemptible *bool `json:"want_preemptible"`
 }
 
 func loadIdentities(tb testing.TB) []identity {
@@ -108,5 +111,55 @@ func TestIdentitiesDescribe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIdentitiesPreemption describes every identity and checks the
+// preemption model read from its /proc/version line: plain "SMP" is a
+// kernel built without CONFIG_PREEMPTION (Ubuntu generic up to 5.15 and
+// its cloud flavours, Amazon Linux 2, Debian 11, RHEL 8, WSL2 5.15,
+// Talos); "PREEMPT", "PREEMPT_DYNAMIC" and "PREEMPT_RT" are preemptible.
+func TestIdentitiesPreemption(t *testing.T) {
+	for _, id := range loadIdentities(t) {
+		t.Run(id.Name, func(t *testing.T) {
+			k, err := Describe(Description{Release: id.Release, ProcVersion: id.ProcVersion, VersionSignature: id.VersionSignature, OSRelease: id.OSRelease, Arch: id.Arch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := k.Preemption.Preemptible
+			if (got == nil) != (id.WantPreemptible == nil) || got != nil && *got != *id.WantPreemptible {
+				t.Errorf("Preemption = %+v (%s), want preemptible %v", k.Preemption, k.Preemption.Witness, fmtHolds(id.WantPreemptible))
+			}
+			if got != nil && k.Preemption.Witness == "" {
+				t.Error("a known preemption model without a witness")
+			}
+		})
+	}
+}
+
+// TestPreemptionFromConfig: without a /proc/version line the config
+// decides, and an excerpt that shows none of the preemption choices says
+// nothing.
+func TestPreemptionFromConfig(t *testing.T) {
+	for _, tt := range []struct {
+		config string
+		want   *bool
+		model  string
+	}{
+		{"CONFIG_PREEMPT_VOLUNTARY=y\nCONFIG_PREEMPT_DYNAMIC=y\nCONFIG_PREEMPTION=y\nCONFIG_TASKS_RCU=y\n", ptr(true), PreemptDynamic},
+		{"CONFIG_PREEMPT_VOLUNTARY=y\n# CONFIG_PREEMPT is not set\n", ptr(false), PreemptNone},
+		{"CONFIG_PREEMPT_NONE=y\n", ptr(false), PreemptNone},
+		{"CONFIG_PREEMPT_RT=y\nCONFIG_PREEMPTION=y\n", ptr(true), PreemptRT},
+		{"CONFIG_PREEMPT=y\n", ptr(true), PreemptFull},
+		{"CONFIG_KPROBES=y\n", nil, ""},
+	} {
+		k, err := Describe(Description{Release: "6.1.0-18-amd64", Config: tt.config})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := k.Preemption
+		if (got.Preemptible == nil) != (tt.want == nil) || got.Preemptible != nil && *got.Preemptible != *tt.want || got.Model != tt.model {
+			t.Errorf("config %q: Preemption = %+v, want %v %q", tt.config, got, fmtHolds(tt.want), tt.model)
+		}
 	}
 }

@@ -111,7 +111,7 @@ func Unsupported(reason string) Support { f := false; return Support{&f, reason}
 // Undecided returns an inconclusive answer with the reason the probe could not tell.
 func Undecided(reason string) Support { return Support{nil, reason} }
 
-// Kallsyms records what /proc/kallsyms said about the evidence symbols.
+// Kallsyms records what /proc/kallsyms said about the symbols looked for.
 type Kallsyms struct {
 	// Readable is set when kallsyms could be read with real addresses or at
 	// least names.
@@ -119,7 +119,8 @@ type Kallsyms struct {
 	// DataSymbols is set when kallsyms lists data symbols (CONFIG_KALLSYMS_ALL),
 	// so the absence of a data symbol is meaningful.
 	DataSymbols bool `json:"data_symbols"`
-	// Symbols maps each evidence symbol looked for to whether it is present.
+	// Symbols maps each symbol looked for (the symbol facts of
+	// Options.Facts or Description.Facts) to whether it is present.
 	Symbols map[string]bool `json:"symbols,omitempty"`
 }
 
@@ -144,6 +145,9 @@ type Kernel struct {
 	Arch string `json:"arch"`
 	// CPUs is the number of possible CPUs (0 when unknown).
 	CPUs int `json:"cpus"`
+	// Preemption is the preemption model the kernel was built with, from
+	// /proc/version, else the config.
+	Preemption Preemption `json:"preemption"`
 
 	// Config holds kernel config flags (CONFIG_X → "y", "m", or a value);
 	// nil means the config could not be read. ConfigSource names the file.

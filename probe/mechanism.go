@@ -117,3 +117,42 @@ func (m Mechanism) Return() bool {
 	}
 	return false
 }
+
+// Occurrence is a three-valued "does it happen": always, maybe (it depends
+// on what the program is attached to), never.
+type Occurrence string
+
+// The occurrences.
+const (
+	Always Occurrence = "always"
+	Maybe  Occurrence = "maybe"
+	Never  Occurrence = "never"
+)
+
+// InterruptContext says whether a program attached with m runs in hard-IRQ
+// or NMI context, where it can interrupt a CPU that holds a lock taken with
+// interrupts enabled:
+//
+//   - Always: perf_event programs. A hardware event's overflow handler is
+//     an NMI on x86; the software cpu-clock event's runs from an hrtimer in
+//     hard-IRQ context.
+//   - Maybe: programs on kernel functions and events (kprobes and their
+//     multi forms, fentry, fexit, fmod_ret, LSM hooks, tracepoints, raw and
+//     BTF tracepoints), which run in whatever context the traced code runs
+//     in, interrupts included.
+//   - Never: uprobes and their multi forms (they fire in the traced task,
+//     in process context) and iterators (they run in the reader's read()).
+func (m Mechanism) InterruptContext() Occurrence {
+	if o, ok := interruptContexts[m]; ok {
+		return o
+	}
+	return Maybe
+}
+
+var interruptContexts = map[Mechanism]Occurrence{
+	PerfEventHardware: Always, PerfEventSoftware: Always,
+	Kprobe: Maybe, Kretprobe: Maybe, KprobeMulti: Maybe, KretprobeMulti: Maybe,
+	Fentry: Maybe, Fexit: Maybe, FmodRet: Maybe, LSM: Maybe,
+	Tracepoint: Maybe, RawTracepoint: Maybe, TpBTF: Maybe,
+	Uprobe: Never, Uretprobe: Never, UprobeMulti: Never, UretprobeMulti: Never, Iter: Never,
+}

@@ -36,6 +36,41 @@ type ProcVersion struct {
 	DebianUpstream *Upstream
 	// Ubuntu is set when Build names an Ubuntu build ("#101-Ubuntu SMP …").
 	Ubuntu bool
+	// Flags are the build flags scripts/mkcompile_h writes between the
+	// build number and the timestamp, in order: "SMP", then one of
+	// "PREEMPT", "PREEMPT_RT", "PREEMPT_DYNAMIC" (5.18+, a0a7e453b502
+	// "sched/preempt: Tell about PREEMPT_DYNAMIC on kernel headers"; 5.12 to
+	// 5.17 print "PREEMPT" for dynamic builds) or "PREEMPT_LAZY". Empty
+	// when the build part has none: a kernel built without preemption.
+	Flags []string
+	// FlagsKnown is set when Build starts with the "#N" build number that
+	// the flags follow, so that an empty Flags means "no flags" rather
+	// than "no build part".
+	FlagsKnown bool
+}
+
+// buildFlags are the words scripts/mkcompile_h puts after the build number
+// ("RT" is how out-of-tree PREEMPT_RT patches of the 2.6 to 4.x era wrote
+// it: "SMP PREEMPT RT").
+var buildFlags = map[string]bool{
+	"SMP": true, "PREEMPT": true, "PREEMPT_RT": true, "PREEMPT_DYNAMIC": true, "PREEMPT_LAZY": true, "RT": true,
+}
+
+// Preemptible reports whether the build flags name a preemptible kernel
+// (CONFIG_PREEMPTION: PREEMPT, PREEMPT_RT, PREEMPT_DYNAMIC, PREEMPT_LAZY),
+// and known is false when the line carries no build flags section at all.
+// The flag word that decided is returned for messages ("PREEMPT_DYNAMIC";
+// "" for a non-preemptible build).
+func (pv ProcVersion) Preemptible() (preemptible bool, flag string, known bool) {
+	if !pv.FlagsKnown {
+		return false, "", false
+	}
+	for _, f := range pv.Flags {
+		if f != "SMP" {
+			return true, f, true
+		}
+	}
+	return false, "", true
 }
 
 // "Debian 6.1.76-1", "Debian 6.12.12-1~bpo12+1", "Debian 5.10.209-2"
@@ -87,6 +122,15 @@ func ParseProcVersion(s string) (ProcVersion, error) {
 		}
 	}
 	pv.Ubuntu = strings.Contains(pv.Build, "-Ubuntu")
+	if words := strings.Fields(pv.Build); len(words) > 0 && len(words[0]) > 1 && words[0][0] == '#' && words[0][1] >= '0' && words[0][1] <= '9' {
+		pv.FlagsKnown = true
+		for _, w := range words[1:] {
+			if !buildFlags[w] {
+				break
+			}
+			pv.Flags = append(pv.Flags, w)
+		}
+	}
 	return pv, nil
 }
 
