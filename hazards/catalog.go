@@ -2,8 +2,10 @@ package hazards
 
 import (
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,8 @@ var catalogYAML []byte
 
 // Catalog is an immutable, validated set of hazards. The zero value is empty.
 type Catalog struct {
+	// version is the catalog document's version ("2026.12.1").
+	version string
 	hazards []Hazard
 	// rules parallels hazards: compiled constraints and policy state.
 	rules []compiledRule
@@ -41,15 +45,17 @@ func Builtin() *Catalog { return builtin() }
 func ValidIDs() []ID { return Builtin().IDs() }
 
 // catalogDocument is the shape of a catalog file: a policy document that
-// holds only rules.
+// holds only rules, plus the catalog's version.
 type catalogDocument struct {
-	APIVersion string   `yaml:"apiVersion"`
-	Rules      []Hazard `yaml:"rules"`
+	APIVersion string   `yaml:"apiVersion" json:"apiVersion"`
+	Version    string   `yaml:"version" json:"version"`
+	Rules      []Hazard `yaml:"rules" json:"rules"`
 }
 
-// ParseCatalog parses a catalog document: `apiVersion: safebpf/v1` and a
-// `rules:` list of hazards in the schema a policy file's rules use. name is
-// used in error messages. Errors are *PolicyError.
+// ParseCatalog parses a catalog document: `apiVersion: safebpf/v1`, a
+// `version` (YYYY.MM.N, one per change set, see hazards/CHANGELOG.md) and
+// a `rules:` list of hazards in the schema a policy file's rules use. name
+// is used in error messages. Errors are *PolicyError.
 func ParseCatalog(name string, data []byte) (*Catalog, error) {
 	var doc catalogDocument
 	lines, err := decodeDocument(name, data, &doc)
@@ -61,7 +67,34 @@ func ParseCatalog(name string, data []byte) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Catalog{hazards: doc.Rules, rules: cp.rules}, nil
+	switch {
+	case doc.Version == "":
+		return nil, ck.errf("version", "missing catalog version (YYYY.MM.N, e.g. 2026.12.1)")
+	case !versionRE.MatchString(doc.Version):
+		return nil, ck.errf("version", "catalog version %q must be YYYY.MM.N, e.g. 2026.12.1", doc.Version)
+	}
+	return &Catalog{version: doc.Version, hazards: doc.Rules, rules: cp.rules}, nil
+}
+
+// Version returns the catalog's version ("2026.12.1"); a catalog with a
+// policy applied keeps its base catalog's version.
+func (c *Catalog) Version() string {
+	if c == nil {
+		return ""
+	}
+	return c.version
+}
+
+// MarshalJSON renders the whole catalog as a catalog document:
+// {"apiVersion", "version", "rules": [every hazard, policy overrides
+// applied and user rules appended]}. ParseCatalog and LoadCatalog read it
+// back; `safebpf hazards --json` prints it.
+func (c *Catalog) MarshalJSON() ([]byte, error) {
+	doc := catalogDocument{APIVersion: "safebpf/v1", Version: c.Version(), Rules: c.Hazards()}
+	if doc.Rules == nil {
+		doc.Rules = []Hazard{}
+	}
+	return json.Marshal(doc)
 }
 
 // Hazards returns the entries in catalog order. The slice is a copy; the
@@ -149,6 +182,7 @@ func (c *Catalog) Evaluate(k *probe.Kernel, a Attachment) []Finding {
 			Verdict:   v,
 			Reason:    string(h.ID) + ": " + why,
 			Action:    h.Action,
+			OnUnknown: h.EffectiveOnUnknown(),
 			Mechanism: a.Mechanism,
 			Hazard:    h,
 		})
@@ -156,17 +190,17 @@ func (c *Catalog) Evaluate(k *probe.Kernel, a Attachment) []Finding {
 	return out
 }
 
-// evaluate decides hazard i for k and a: policy disable, then conditions
-// (arch, requires, config) that filter to not-affected, then kernel
-// assertions, evidence symbols, distro build ranges and upstream ranges.
+// evaluate decides hazard i for k and a: policy disable; the attachment
+// conditions (arch, program behaviour, execution context, seccomp, CPUs)
+// that filter to not-affected; then kernel assertions, live evidence,
+// config and preemption model, distro build ranges and upstream ranges. A
+// condition that cannot be decided turns an affected verdict into unknown.
 func (c *Catalog) evaluate(i int, k *probe.Kernel, a Attachment) (Verdict, string) {
 	h, r := &c.hazards[i], &c.rules[i]
 	if r.disabledBy != "" {
 		return NotAffected, "disabled by policy " + r.disabledBy
 	}
 
-	// Conditions. A condition that cannot be decided leaves a doubt that
-	// turns an "affected" verdict into "unknown".
 	var doubts []string
 	if len(h.Arch) > 0 {
 		switch {
@@ -177,10 +211,26 @@ func (c *Catalog) evaluate(i int, k *probe.Kernel, a Attachment) (Verdict, strin
 		}
 	}
 	if h.Requires.ReadsUserMemory && !a.ReadsUserMemory {
-		return NotAffected, "program does not read user memory"
+		return NotAffected, "program does not read user memory (no bpf_probe_read_user*, bpf_probe_read*, bpf_copy_from_user*)"
 	}
-	if h.Requires.Context == ContextNMI && a.Mechanism != probe.PerfEventHardware {
-		return NotAffected, fmt.Sprintf("%s does not run in NMI context", a.Mechanism)
+	if h.Requires.UserStacks && !a.ReadsUserStacks {
+		return NotAffected, "program takes no user stacks (no BPF_F_USER_STACK)"
+	}
+	if h.Requires.TailCalls && !a.TailCalls {
+		return NotAffected, "program makes no tail calls"
+	}
+	switch h.Requires.Context {
+	case ContextNMI:
+		if a.Mechanism != probe.PerfEventHardware {
+			return NotAffected, fmt.Sprintf("%s does not run in NMI context", a.Mechanism)
+		}
+	case ContextInterrupt:
+		switch a.Mechanism.InterruptContext() {
+		case probe.Never:
+			return NotAffected, fmt.Sprintf("%s programs never run in interrupt context (process context)", a.Mechanism)
+		case probe.Maybe:
+			doubts = append(doubts, fmt.Sprintf("%s programs run in interrupt context only when what they trace does", a.Mechanism))
+		}
 	}
 	if h.Requires.Seccomp && !a.Seccomp {
 		return NotAffected, "traced process not under seccomp"
@@ -193,27 +243,17 @@ func (c *Catalog) evaluate(i int, k *probe.Kernel, a Attachment) (Verdict, strin
 			return NotAffected, fmt.Sprintf("%d CPUs < min_cpus %d", k.CPUs, n)
 		}
 	}
-	for _, cc := range h.Config {
-		val, known := k.ConfigValue(cc.Name)
-		switch {
-		case !known && cc.UnknownMeansSet:
-			// Counted as set.
-		case !known:
-			doubts = append(doubts, "kernel config unknown ("+cc.Name+")")
-		case val == "" || val == "n":
-			return NotAffected, cc.Name + " not set"
-		}
-	}
-	v, why := c.kernelVerdict(i, k)
+	v, why := c.kernelVerdict(i, k, &doubts)
 	if v == Affected && len(doubts) > 0 {
 		return Unknown, why + ", but " + strings.Join(doubts, ", ")
 	}
 	return v, why
 }
 
-// kernelVerdict applies kernel assertions > evidence symbols > distro build
-// ranges > upstream version ranges.
-func (c *Catalog) kernelVerdict(i int, k *probe.Kernel) (Verdict, string) {
+// kernelVerdict applies, in order: kernel assertions, live evidence,
+// config and preemption model, distro build ranges, upstream ranges.
+// Conditions that cannot be decided are added to doubts.
+func (c *Catalog) kernelVerdict(i int, k *probe.Kernel, doubts *[]string) (Verdict, string) {
 	h, r := &c.hazards[i], &c.rules[i]
 	for _, as := range c.assertions {
 		if k.Release == "" || !as.re.MatchString(k.Release) {
@@ -231,18 +271,32 @@ func (c *Catalog) kernelVerdict(i int, k *probe.Kernel) (Verdict, string) {
 		}
 	}
 
-	var notes []string
-	for _, e := range h.Evidence {
-		present, known := k.Symbol(e.Symbol)
+	v, why, notes := evidenceVerdict(h, k)
+	if v != "" {
+		return v, why
+	}
+	suffix := ""
+	if len(notes) > 0 {
+		suffix = "; " + strings.Join(notes, "; ")
+	}
+
+	for _, cc := range h.Config {
+		val, known := k.ConfigValue(cc.Name)
 		switch {
+		case !known && cc.UnknownMeansSet:
+			// Counted as set.
 		case !known:
-			// Not looked for, or kallsyms unreadable: no conclusion.
-		case present && e.Present != "":
-			return e.Present, e.Symbol + " present in kallsyms"
-		case !present && e.Absent != "" && e.Data && !k.Kallsyms.DataSymbols:
-			notes = append(notes, e.Symbol+" absence inconclusive (kallsyms lists no data symbols)")
-		case !present && e.Absent != "":
-			return e.Absent, e.Symbol + " absent from kallsyms"
+			*doubts = append(*doubts, "kernel config unknown ("+cc.Name+")")
+		case val == "" || val == "n":
+			return NotAffected, cc.Name + " not set (" + configSource(k) + ")" + suffix
+		}
+	}
+	if h.Requires.Preemptible {
+		switch p := k.Preemption; {
+		case !p.Known():
+			*doubts = append(*doubts, "preemption model unknown (no /proc/version build flags or config)")
+		case !*p.Preemptible:
+			return NotAffected, p.Witness + suffix
 		}
 	}
 
@@ -282,14 +336,10 @@ func (c *Catalog) kernelVerdict(i int, k *probe.Kernel) (Verdict, string) {
 		if d.Reason != "" {
 			why += " (" + d.Reason + ")"
 		}
-		return d.Verdict, why
+		return d.Verdict, why + suffix
 	}
 
-	suffix := ""
-	if len(notes) > 0 {
-		suffix = "; " + strings.Join(notes, "; ")
-	}
-	if len(r.affected) == 0 {
+	if len(r.affected) == 0 && len(r.unknown) == 0 {
 		switch {
 		case len(h.Distros) == 0 && len(h.Evidence) == 0:
 			return Affected, "no version range: every kernel counts" + suffix
@@ -301,14 +351,112 @@ func (c *Catalog) kernelVerdict(i int, k *probe.Kernel) (Verdict, string) {
 	if k.Version == nil {
 		return Unknown, "version unknown" + suffix
 	}
-	t, m := matchAny(r.affected, *k.Version)
-	switch t {
-	case triYes:
-		return Affected, fmt.Sprintf("upstream %s in %s", k.Version, m.text) + suffix
-	case triNo:
-		return NotAffected, fmt.Sprintf("upstream %s outside %s", k.Version, joinConstraints(r.affected)) + suffix
+	v, why = rangeVerdict(r, *k.Version)
+	return v, why + suffix
+}
+
+// evidenceOrder is the order of trust of the kinds of evidence: what the
+// running kernel does, then its machine code, its symbol table, its BTF.
+var evidenceOrder = map[probe.FactKind]int{probe.FactSelfTest: 0, probe.FactCall: 1, probe.FactSymbol: 2, probe.FactBTF: 3}
+
+// evidenceVerdict weighs h's evidence on k in the order of trust and
+// returns the first conclusive verdict (empty when none), the witness, and
+// notes on the evidence that could not be established.
+func evidenceVerdict(h *Hazard, k *probe.Kernel) (Verdict, string, []string) {
+	idx := make([]int, len(h.Evidence))
+	for i := range idx {
+		idx[i] = i
 	}
-	return Unknown, fmt.Sprintf("%s sublevel unknown and the ranges split the %s line", k.Version, k.Version) + suffix
+	sort.SliceStable(idx, func(a, b int) bool {
+		return evidenceOrder[h.Evidence[idx[a]].Fact().Kind] < evidenceOrder[h.Evidence[idx[b]].Fact().Kind]
+	})
+	var notes []string
+	for _, i := range idx {
+		e := h.Evidence[i]
+		f := e.Fact()
+		if len(e.Arch) > 0 && !slices.Contains(e.Arch, k.Arch) {
+			continue
+		}
+		o := k.Observe(f)
+		witness := o.Witness
+		if witness == "" {
+			witness = f.String()
+		}
+		switch {
+		case !o.Known() && lookedFor(k, f):
+			// A fact nobody looked for is no news; one whose witness
+			// failed (kcore unreadable, data symbols not listed) is.
+			notes = append(notes, witness)
+		case !o.Known():
+		case *o.Holds && e.Present != "":
+			return e.Present, witness, notes
+		case !*o.Holds && e.Absent != "":
+			return e.Absent, witness, notes
+		}
+	}
+	return "", "", notes
+}
+
+// lookedFor reports whether anyone tried to establish f on k.
+func lookedFor(k *probe.Kernel, f probe.Fact) bool {
+	if f.Kind == probe.FactSymbol {
+		_, ok := k.Kallsyms.Symbols[f.Name]
+		return ok && k.Kallsyms.Readable
+	}
+	_, ok := k.Observations[f.Key()]
+	return ok
+}
+
+// rangeVerdict applies the upstream ranges to v: a version in an unknown
+// range is unknown, in an affected range affected, else not affected. A
+// version with an unknown sublevel is judged over its whole X.Y line:
+// conclusive when every sublevel agrees, else unknown.
+func rangeVerdict(r *compiledRule, v probe.Version) (Verdict, string) {
+	at := func(major, minor, patch int) (Verdict, *constraint) {
+		for _, c := range r.unknown {
+			if c.check(major, minor, patch) {
+				return Unknown, c
+			}
+		}
+		for _, c := range r.affected {
+			if c.check(major, minor, patch) {
+				return Affected, c
+			}
+		}
+		return NotAffected, nil
+	}
+	explain := func(got Verdict, c *constraint) (Verdict, string) {
+		switch got {
+		case Affected:
+			return Affected, fmt.Sprintf("upstream %s in %s", v, c.text)
+		case Unknown:
+			return Unknown, fmt.Sprintf("upstream %s in %s, where no source says whether it is affected", v, c.text)
+		}
+		all := append(append([]*constraint(nil), r.affected...), r.unknown...)
+		return NotAffected, fmt.Sprintf("upstream %s outside %s", v, joinConstraints(all))
+	}
+	if v.PatchKnown {
+		return explain(at(v.Major, v.Minor, v.Patch))
+	}
+	all := append(append([]*constraint(nil), r.affected...), r.unknown...)
+	var first Verdict
+	var firstC *constraint
+	for n, p := range linePoints(all, v.Major, v.Minor) {
+		got, c := at(v.Major, v.Minor, p)
+		if n == 0 {
+			first, firstC = got, c
+		} else if got != first {
+			return Unknown, fmt.Sprintf("%s sublevel unknown and the ranges split the %s line", v, v)
+		}
+	}
+	return explain(first, firstC)
+}
+
+func configSource(k *probe.Kernel) string {
+	if k.ConfigSource == "" {
+		return "kernel config"
+	}
+	return "kernel config " + k.ConfigSource
 }
 
 func joinConstraints(cs []*constraint) string {
@@ -370,19 +518,26 @@ func leadingInt(s string) (int, bool) {
 	return n, err == nil
 }
 
-// EvidenceSymbols returns the kallsyms symbols the catalog's evidence rules
-// look at, in catalog order without duplicates. A kernel description must
-// record these (probe.Kernel.Kallsyms.Symbols) for the evidence to count.
-func (c *Catalog) EvidenceSymbols() []string {
+// Facts returns every fact the catalog's evidence asks about (built-in
+// hazards and policy rules alike), in catalog order without duplicates. A
+// kernel description must record them (probe.Options.Facts,
+// probe.Description.Facts) for the evidence to count: evidence nobody
+// looked for is unknown.
+func (c *Catalog) Facts() []probe.Fact {
 	if c == nil {
 		return nil
 	}
-	var out []string
+	var out []probe.Fact
+	seen := map[string]int{}
 	for i := range c.hazards {
 		for _, e := range c.hazards[i].Evidence {
-			if !slices.Contains(out, e.Symbol) {
-				out = append(out, e.Symbol)
+			f := e.Fact()
+			if j, ok := seen[f.Key()]; ok {
+				out[j].Data = out[j].Data || f.Data
+				continue
 			}
+			seen[f.Key()] = len(out)
+			out = append(out, f)
 		}
 	}
 	return out

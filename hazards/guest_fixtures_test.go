@@ -12,34 +12,49 @@ import (
 // captured inside a kernel-matrix guest.
 
 // TestGuestKernelVerdicts evaluates the catalog on what Debian's own
-// kernels reported inside QEMU. Debian 5.10 (cloud) is built without
-// CONFIG_PREEMPTION, so it has no TASKS_RCU and no tasks_rcu_exit_srcu: the
-// evidence clears the fentry deadlock there although the version is in range.
+// kernels reported inside QEMU, for the worst-case program (reads user
+// memory, takes user stacks, makes tail calls, target under seccomp).
+// Debian 5.10 (cloud) is built without CONFIG_PREEMPTION ("#1 SMP"), so it
+// has no TASKS_RCU and no tasks_rcu_exit_srcu: fentry stays. 6.1.192 carries
+// only the partial fix 28319d6dc5e2 and tasks_rcu_exit_srcu (research C10:
+// the hang reproduces there). 6.12 is past the uretprobe seccomp fix
+// (6.12.14) and past 28ead3eaabc1, so tail calls from fentry break.
 func TestGuestKernelVerdicts(t *testing.T) {
 	type want map[hazards.ID]hazards.Verdict
+	const (
+		nmi   = hazards.ID("nmi-user-read-deadlock")
+		stack = hazards.ID("nmi-user-stack-deadlock")
+		poke  = hazards.ID("x86-text-poke-race")
+		zap   = hazards.ID("fentry-zap-pid-ns-deadlock")
+		crash = hazards.ID("fexit-sleeping-detach-crash")
+		tail  = hazards.ID("fentry-tail-call-break")
+		na    = hazards.NotAffected
+	)
 	for _, tc := range []struct {
 		fixture string
 		mech    probe.Mechanism
 		want    want
 	}{
-		{"debian-5.10", probe.Fentry, want{"fentry-zap-pid-ns-deadlock": hazards.NotAffected, "x86-text-poke-race": hazards.NotAffected}},
-		{"debian-6.1", probe.Fentry, want{"fentry-zap-pid-ns-deadlock": hazards.Affected, "x86-text-poke-race": hazards.NotAffected}},
-		{"debian-6.12", probe.Fexit, want{"fentry-zap-pid-ns-deadlock": hazards.NotAffected, "x86-text-poke-race": hazards.NotAffected}},
+		{"debian-5.10", probe.Fentry, want{nmi: na, stack: na, poke: na, zap: na, tail: na}},
+		{"debian-6.1", probe.Fentry, want{nmi: na, stack: na, poke: na, zap: hazards.Affected, tail: na}},
+		{"debian-6.12", probe.Fentry, want{nmi: na, stack: na, poke: na, zap: na, tail: hazards.Affected}},
+		{"debian-5.10", probe.Fexit, want{nmi: na, stack: na, poke: na, zap: na, crash: na, tail: na}},
+		{"debian-6.12", probe.Fexit, want{nmi: na, stack: na, poke: na, zap: na, crash: na, tail: hazards.Affected}},
 		{"debian-5.10", probe.Uprobe, want{"uprobe-mmap-lock-stall": hazards.Affected}},
 		{"debian-6.1", probe.Uprobe, want{"uprobe-mmap-lock-stall": hazards.Affected}},
 		{"debian-6.12", probe.Uprobe, want{"uprobe-mmap-lock-stall": hazards.Affected}},
-		{"debian-5.10", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": hazards.NotAffected}},
-		{"debian-6.1", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": hazards.NotAffected}},
-		{"debian-6.12", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": hazards.Affected}},
-		{"debian-5.10", probe.PerfEventHardware, want{"nmi-user-read-deadlock": hazards.NotAffected}},
-		{"debian-6.1", probe.PerfEventHardware, want{"nmi-user-read-deadlock": hazards.NotAffected}},
-		{"debian-6.12", probe.PerfEventHardware, want{"nmi-user-read-deadlock": hazards.NotAffected}},
-		{"debian-6.1", probe.Kretprobe, want{"kretprobe-contention": hazards.NotAffected, "x86-text-poke-race": hazards.NotAffected}},
+		{"debian-5.10", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": na}},
+		{"debian-6.1", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": na}},
+		{"debian-6.12", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": na}},
+		{"debian-5.10", probe.PerfEventHardware, want{nmi: na, stack: na}},
+		{"debian-6.1", probe.PerfEventSoftware, want{nmi: na, stack: na}},
+		{"debian-6.12", probe.PerfEventHardware, want{nmi: na, stack: na}},
+		{"debian-6.1", probe.Kretprobe, want{nmi: na, stack: na, poke: na, "kretprobe-contention": na}},
 	} {
 		t.Run(tc.fixture+"/"+string(tc.mech), func(t *testing.T) {
 			k := fixtures.GuestKernel(t, "..", tc.fixture)
 			got := map[hazards.ID]hazards.Finding{}
-			for _, f := range hazards.Builtin().Evaluate(k, hazards.Attachment{Mechanism: tc.mech, ReadsUserMemory: true, Seccomp: true}) {
+			for _, f := range hazards.Builtin().Evaluate(k, hazards.Attachment{Mechanism: tc.mech, ReadsUserMemory: true, ReadsUserStacks: true, TailCalls: true, Seccomp: true}) {
 				got[f.ID] = f
 			}
 			if len(got) != len(tc.want) {

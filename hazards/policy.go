@@ -3,6 +3,8 @@ package hazards
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -32,6 +34,9 @@ type Override struct {
 	Params  Params `yaml:"params,omitempty" json:"params,omitempty"`
 	// MinCPUs replaces Requires.MinCPUs (e.g. the CPU count from which kretprobe contention counts).
 	MinCPUs int `yaml:"min_cpus,omitempty" json:"min_cpus,omitempty"`
+	// OnUnknown replaces the hazard's on_unknown: what an unknown verdict
+	// does (refuse, warn, allow; see OnUnknown).
+	OnUnknown OnUnknown `yaml:"on_unknown,omitempty" json:"on_unknown,omitempty"`
 }
 
 // KernelAssertion is an operator's statement about the fleet's kernels:
@@ -78,28 +83,39 @@ type UprobePacing struct {
 
 // Policy is a parsed policy file: the operator's edits to the catalog.
 type Policy struct {
-	APIVersion string            `yaml:"apiVersion" json:"apiVersion"`
-	Mode       Mode              `yaml:"mode,omitempty" json:"mode,omitempty"`
-	Force      []ID              `yaml:"force,omitempty" json:"force,omitempty"`
-	Hazards    map[ID]Override   `yaml:"hazards,omitempty" json:"hazards,omitempty"`
-	Kernels    []KernelAssertion `yaml:"kernels,omitempty" json:"kernels,omitempty"`
-	Rules      []Hazard          `yaml:"rules,omitempty" json:"rules,omitempty"`
-	Uprobes    UprobePacing      `yaml:"uprobes,omitempty" json:"uprobes,omitempty"`
+	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
+	// Catalog names a catalog file that replaces the built-in catalog (a
+	// newer catalog, loaded without rebuilding the agent; relative paths
+	// are relative to the policy file, and LoadPolicy makes them
+	// absolute). Only LoadPolicy reads it; ParsePolicy rejects a policy
+	// that sets it. SAFEBPF_CATALOG wins over it. CatalogFor loads it.
+	Catalog string            `yaml:"catalog,omitempty" json:"catalog,omitempty"`
+	Mode    Mode              `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Force   []ID              `yaml:"force,omitempty" json:"force,omitempty"`
+	Hazards map[ID]Override   `yaml:"hazards,omitempty" json:"hazards,omitempty"`
+	Kernels []KernelAssertion `yaml:"kernels,omitempty" json:"kernels,omitempty"`
+	Rules   []Hazard          `yaml:"rules,omitempty" json:"rules,omitempty"`
+	Uprobes UprobePacing      `yaml:"uprobes,omitempty" json:"uprobes,omitempty"`
 }
 
 // ParsePolicy parses and validates a policy file (YAML; JSON is accepted as
 // YAML). name is the file name used in error messages. The policy is checked
 // against the built-in catalog: hazard IDs in force, hazards and kernels
-// must name a built-in hazard or one of the policy's own rules. Every error
-// is a *PolicyError (errors.Is(err, ErrInvalidPolicy)) carrying the line and
-// the key path.
+// must name a built-in hazard or one of the policy's own rules. A policy
+// that names a catalog file is an error here, because ParsePolicy does no
+// I/O: read such a policy with LoadPolicy. Every error is a *PolicyError
+// (errors.Is(err, ErrInvalidPolicy)) carrying the line and the key path.
 func ParsePolicy(name string, data []byte) (*Policy, error) {
 	var p Policy
 	lines, err := decodeDocument(name, data, &p)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := validatePolicy(&p, &checker{file: name, lines: lines}, Builtin()); err != nil {
+	ck := &checker{file: name, lines: lines}
+	if p.Catalog != "" {
+		return nil, ck.errf("catalog", "a policy that names a catalog file must be read with LoadPolicy (ParsePolicy reads no files)")
+	}
+	if _, err := validatePolicy(&p, ck, Builtin()); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -112,28 +128,101 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 // internal trust checks.
 var ErrUntrustedFile = trust.ErrUntrusted
 
-// LoadPolicy reads and parses the policy file at path.
+// EnvCatalog is the environment variable that names a catalog file to use
+// instead of the built-in one (and instead of a policy's catalog key).
+const EnvCatalog = "SAFEBPF_CATALOG"
+
+// LoadPolicy reads and parses the policy file at path, and validates it
+// against its base catalog: the catalog file SAFEBPF_CATALOG names, else
+// the one the policy's catalog key names (relative to the policy's
+// directory), else the built-in catalog.
 //
-// Anyone who can edit the policy can force hazards past every check, so
-// while the process is privileged (effective uid 0, or CAP_SYS_ADMIN,
-// CAP_PERFMON or CAP_BPF effective) LoadPolicy refuses, with an error
-// matching [ErrUntrustedFile] that names the offending path and the fix, a
-// file unless the file, every symbolic link followed to it and every
-// directory above it are owned by root or the effective uid and not
-// writable by group or others (a sticky world-writable directory such as
-// /tmp is refused too). It reads only a regular file (a FIFO or a device
-// fails at once, without blocking) of at most 1 MiB. docs/security.md
+// Anyone who can edit the policy (or a catalog file) can force hazards
+// past every check or declare kernels fixed, so while the process is
+// privileged (effective uid 0, or CAP_SYS_ADMIN, CAP_PERFMON or CAP_BPF
+// effective) LoadPolicy refuses, with an error matching [ErrUntrustedFile]
+// that names the offending path and the fix, a file unless the file, every
+// symbolic link followed to it and every directory above it are owned by
+// root or the effective uid and not writable by group or others (a sticky
+// world-writable directory such as /tmp is refused too). It reads only a
+// regular file (a FIFO or a device fails at once, without blocking) of at
+// most 1 MiB. Catalog files get the same checks. docs/security.md
 // describes the trust model.
 func LoadPolicy(path string) (*Policy, error) {
 	return loadPolicy(path, trust.Current())
 }
 
-func loadPolicy(path string, p trust.Process) (*Policy, error) {
-	data, err := readTrusted(p, path, "policy")
+func loadPolicy(path string, tp trust.Process) (*Policy, error) {
+	data, err := readTrusted(tp, path, "policy")
 	if err != nil {
 		return nil, err
 	}
-	return ParsePolicy(path, data)
+	var p Policy
+	lines, err := decodeDocument(path, data, &p)
+	if err != nil {
+		return nil, err
+	}
+	ck := &checker{file: path, lines: lines}
+	if p.Catalog != "" && !filepath.IsAbs(p.Catalog) {
+		p.Catalog = filepath.Join(filepath.Dir(path), p.Catalog)
+	}
+	base := Builtin()
+	switch env := os.Getenv(EnvCatalog); {
+	case env != "":
+		c, err := loadCatalog(env, tp)
+		if err != nil {
+			return nil, fmt.Errorf("load catalog from %s: %w", EnvCatalog, err)
+		}
+		base = c
+	case p.Catalog != "":
+		c, err := loadCatalog(p.Catalog, tp)
+		if err != nil {
+			return nil, &PolicyError{File: path, Line: lineOf(lines, "catalog"), Key: "catalog", Msg: err.Error(), Err: err}
+		}
+		base = c
+	}
+	if _, err := validatePolicy(&p, ck, base); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// LoadCatalog reads a catalog file (the document ParseCatalog reads,
+// YAML or JSON: what `safebpf hazards --export` prints) through the same
+// trust checks as LoadPolicy, and parses it as strictly as the built-in
+// catalog.
+func LoadCatalog(path string) (*Catalog, error) {
+	return loadCatalog(path, trust.Current())
+}
+
+func loadCatalog(path string, tp trust.Process) (*Catalog, error) {
+	data, err := readTrusted(tp, path, "catalog")
+	if err != nil {
+		return nil, err
+	}
+	return ParseCatalog(path, data)
+}
+
+// CatalogFor returns the catalog a policy applies to: the catalog file
+// SAFEBPF_CATALOG names, else the one the policy's catalog key names, else
+// the built-in catalog. A nil policy names none. Files are read (and
+// checked) on every call: call it once, when setting up.
+func CatalogFor(p *Policy) (*Catalog, error) {
+	if path := os.Getenv(EnvCatalog); path != "" {
+		c, err := LoadCatalog(path)
+		if err != nil {
+			return nil, fmt.Errorf("load catalog from %s: %w", EnvCatalog, err)
+		}
+		return c, nil
+	}
+	if p != nil && p.Catalog != "" {
+		c, err := LoadCatalog(p.Catalog)
+		if err != nil {
+			return nil, fmt.Errorf("load catalog named by the policy: %w", err)
+		}
+		return c, nil
+	}
+	return Builtin(), nil
 }
 
 // readTrusted reads a policy or catalog file (what) for p: a regular file
@@ -177,6 +266,7 @@ func (c *Catalog) WithPolicy(p *Policy) (*Catalog, error) {
 		return nil, err
 	}
 	n := &Catalog{
+		version:    c.version,
 		hazards:    make([]Hazard, 0, len(c.hazards)+len(p.Rules)),
 		rules:      make([]compiledRule, 0, len(c.hazards)+len(p.Rules)),
 		assertions: append(append([]assertion(nil), cp.assertions...), c.assertions...),
@@ -198,6 +288,9 @@ func (c *Catalog) WithPolicy(p *Policy) (*Catalog, error) {
 		h.Params = mergeParams(h.Params, o.Params)
 		if o.MinCPUs > 0 {
 			h.Requires.MinCPUs = o.MinCPUs
+		}
+		if o.OnUnknown != "" {
+			h.OnUnknown = o.OnUnknown
 		}
 	}
 	return n, nil

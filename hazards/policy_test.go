@@ -1,6 +1,7 @@
 package hazards
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -99,7 +100,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		key  string
 		msg  string
 	}{
-		{"unknown top-level key", head + "mod: enforce\n", 2, "mod", `unknown key "mod" (known: apiVersion, force, hazards, kernels, mode, rules, uprobes)`},
+		{"unknown top-level key", head + "mod: enforce\n", 2, "mod", `unknown key "mod" (known: apiVersion, catalog, force, hazards, kernels, mode, rules, uprobes)`},
 		{"unknown nested key", head + "hazards:\n  kretprobe-contention:\n    maxactive: 3\n", 4, "hazards.kretprobe-contention.maxactive", `unknown key "maxactive"`},
 		{"bad apiVersion", "apiVersion: safebpf/v2\n", 1, "apiVersion", `unsupported apiVersion "safebpf/v2": want "safebpf/v1"`},
 		{"missing apiVersion", "mode: warn\n", 1, "apiVersion", "missing apiVersion"},
@@ -348,5 +349,133 @@ func TestCheckIDs(t *testing.T) {
 	}
 	if err := c.CheckIDs([]ID{"All"}, true); err == nil || !strings.Contains(err.Error(), "lower case") {
 		t.Errorf("All: %v", err)
+	}
+}
+
+// TestOnUnknownOverride: the policy sets what an unknown verdict does, per
+// hazard; the finding carries it.
+func TestOnUnknownOverride(t *testing.T) {
+	p, err := ParsePolicy("p.yaml", []byte("apiVersion: safebpf/v1\nhazards:\n  nmi-user-read-deadlock:\n    on_unknown: warn\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Builtin().WithPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &probe.Kernel{Release: "6.1.25", Version: &probe.Version{Major: 6, Minor: 1, Patch: 25, PatchKnown: true}, Arch: "amd64"}
+	f := findingFor(t, c, k, Attachment{Mechanism: probe.Kprobe, ReadsUserMemory: true}, "nmi-user-read-deadlock")
+	if f.Verdict != Unknown || f.OnUnknown != OnUnknownWarn {
+		t.Errorf("kprobe on 6.1.25 with on_unknown warn: %+v", f)
+	}
+	if f := findingFor(t, Builtin(), k, Attachment{Mechanism: probe.Kprobe, ReadsUserMemory: true}, "nmi-user-read-deadlock"); f.OnUnknown != OnUnknownRefuse {
+		t.Errorf("built-in on_unknown: %s, want refuse", f.OnUnknown)
+	}
+	_, err = ParsePolicy("p.yaml", []byte("apiVersion: safebpf/v1\nhazards:\n  nmi-user-read-deadlock:\n    on_unknown: maybe\n"))
+	checkPolicyError(t, err, 4, "hazards.nmi-user-read-deadlock.on_unknown", `unknown on_unknown "maybe" (known: refuse, warn, allow)`)
+}
+
+// TestLoadCatalog: an operator loads a newer catalog without rebuilding,
+// from the policy's catalog key or SAFEBPF_CATALOG; it is parsed as
+// strictly as the built-in one and must be trusted like the policy.
+func TestLoadCatalog(t *testing.T) {
+	dir := testutil.TrustedTempDir(t)
+	exported, err := json.Marshal(Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := strings.Replace(string(exported), `"version":"`+Builtin().Version()+`"`, `"version":"2099.1.1"`, 1)
+	newer = strings.Replace(newer, `"rules":[`, `"rules":[{"id":"new-bug","title":"a bug found after the build","severity":"crash","references":[{"link":"https://example.com/new-bug","note":"report"}],"mechanisms":["kprobe"],"affected":[">= 6.1"],"action":"refuse"},`, 1)
+	catPath := filepath.Join(dir, "catalog.json")
+	if err := os.WriteFile(catPath, []byte(newer), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadCatalog(catPath)
+	if err != nil {
+		t.Fatalf("LoadCatalog: %v", err)
+	}
+	if c.Version() != "2099.1.1" || c.IDs()[0] != "new-bug" || len(c.IDs()) != len(Builtin().IDs())+1 {
+		t.Errorf("loaded catalog %s %v", c.Version(), c.IDs())
+	}
+
+	// A policy names it (relative to the policy file) and may refer to
+	// the new hazard.
+	polPath := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(polPath, []byte("apiVersion: safebpf/v1\ncatalog: catalog.json\nforce: [new-bug]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvCatalog, "")
+	p, err := LoadPolicy(polPath)
+	if err != nil {
+		t.Fatalf("LoadPolicy: %v", err)
+	}
+	if p.Catalog != catPath {
+		t.Errorf("policy catalog = %q, want the absolute %q", p.Catalog, catPath)
+	}
+	base, err := CatalogFor(p)
+	if err != nil || base.Version() != "2099.1.1" {
+		t.Fatalf("CatalogFor = %v, %v", base.Version(), err)
+	}
+	if _, err := base.WithPolicy(p); err != nil {
+		t.Errorf("policy does not apply to its own catalog: %v", err)
+	}
+	if _, err := ParsePolicy("policy.yaml", []byte("apiVersion: safebpf/v1\ncatalog: catalog.json\n")); err == nil || !strings.Contains(err.Error(), "LoadPolicy") {
+		t.Errorf("ParsePolicy with a catalog key = %v, want an error pointing at LoadPolicy", err)
+	}
+	if b, err := CatalogFor(nil); err != nil || b != Builtin() {
+		t.Errorf("CatalogFor(nil) = %v, %v; want the built-in catalog", b, err)
+	}
+
+	// SAFEBPF_CATALOG wins over the policy's key and applies without one.
+	envPath := filepath.Join(dir, "env.json")
+	if err := os.WriteFile(envPath, []byte(strings.Replace(string(exported), `"version":"`+Builtin().Version()+`"`, `"version":"2098.1.1"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvCatalog, envPath)
+	if b, err := CatalogFor(nil); err != nil || b.Version() != "2098.1.1" {
+		t.Errorf("CatalogFor(nil) with %s = %v, %v", EnvCatalog, b.Version(), err)
+	}
+	if _, err := LoadPolicy(polPath); !errors.Is(err, ErrUnknownHazard) {
+		t.Errorf("policy forcing new-bug against the env catalog = %v, want an unknown hazard", err)
+	}
+	t.Setenv(EnvCatalog, filepath.Join(dir, "missing.json"))
+	if _, err := CatalogFor(nil); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), EnvCatalog) {
+		t.Errorf("missing env catalog: %v", err)
+	}
+	t.Setenv(EnvCatalog, "")
+
+	// As strict as the built-in catalog.
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: safebpf/v1\nversion: 2099.1.1\nrules:\n  - id: x\n    title: t\n    mechanisms: [kprobe]\n    action: refuse\n    affected: ['>= 6.1']\n    evidance: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadCatalog(bad)
+	checkPolicyError(t, err, 9, "rules[0].evidance", `unknown key "evidance"`)
+	if err := os.WriteFile(polPath, []byte("apiVersion: safebpf/v1\ncatalog: bad.yaml\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPolicy(polPath); err == nil || !strings.Contains(err.Error(), "policy.yaml:2: catalog:") || !strings.Contains(err.Error(), "evidance") {
+		t.Errorf("policy naming a bad catalog: %v", err)
+	}
+
+	// Trusted like the policy: while privileged, a group-writable catalog
+	// is refused, and a policy naming one fails.
+	if err := os.Chmod(catPath, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		root := trust.Process{EUID: 0, Privileged: true}
+		if _, err := loadCatalog(catPath, root); !errors.Is(err, ErrUntrustedFile) || !strings.Contains(err.Error(), "writable by group") {
+			t.Errorf("group-writable catalog as root: %v", err)
+		}
+		if err := os.WriteFile(polPath, []byte("apiVersion: safebpf/v1\ncatalog: catalog.json\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadPolicy(polPath, root); !errors.Is(err, ErrUntrustedFile) {
+			t.Errorf("policy naming a group-writable catalog, as root: %v", err)
+		}
+	}
+	if _, err := loadCatalog(dir, trust.Process{EUID: uint32(os.Geteuid())}); err == nil {
+		t.Errorf("a directory loaded as a catalog")
 	}
 }

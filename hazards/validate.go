@@ -28,6 +28,24 @@ func (a Action) Valid() bool {
 	return false
 }
 
+// Valid reports whether s is one of the severities.
+func (s Severity) Valid() bool {
+	switch s {
+	case SeverityLockup, SeverityCrash, SeverityFunctional, SeverityPerformance:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether o is one of the on_unknown choices.
+func (o OnUnknown) Valid() bool {
+	switch o {
+	case OnUnknownRefuse, OnUnknownWarn, OnUnknownAllow:
+		return true
+	}
+	return false
+}
+
 // Valid reports whether m is one of the modes. The empty mode (the default,
 // enforce) is not valid here; callers treat it separately.
 func (m Mode) Valid() bool {
@@ -45,16 +63,24 @@ const MaxActiveLimit = 4096
 // maxRanges bounds a hazard's affected and distros lists.
 const maxRanges = 64
 
-// ContextNMI is the only execution context Requires.Context knows: the
-// program runs in NMI context, which is what perf-event-hardware programs do
-// on x86.
-const ContextNMI = "nmi"
+// The execution contexts Requires.Context knows.
+const (
+	// ContextNMI: the program runs in NMI context, which only
+	// perf-event-hardware programs do (on x86).
+	ContextNMI = "nmi"
+	// ContextInterrupt: the program runs in hard-IRQ or NMI context
+	// (probe.Mechanism.InterruptContext): always for perf events, maybe for
+	// programs on kernel functions and events, never for uprobes.
+	ContextInterrupt = "interrupt"
+)
 
 var (
 	idRE       = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
 	commitRE   = regexp.MustCompile(`^[0-9a-f]{12,40}$`)
 	configRE   = regexp.MustCompile(`^CONFIG_[A-Z0-9_]+$`)
 	symbolRE   = regexp.MustCompile(`^[A-Za-z_.$][A-Za-z0-9_.$]*$`)
+	btfPathRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$`)
+	versionRE  = regexp.MustCompile(`^[0-9]{4}\.[0-9]{1,2}\.[0-9]{1,4}$`)
 	distroIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 )
 
@@ -62,6 +88,11 @@ var (
 var knownArches = []string{"386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64", "ppc64le", "riscv64", "s390x"}
 
 var validActions = []Action{ActionDowngrade, ActionAvoid, ActionRefuse, ActionCap, ActionPace, ActionWarn}
+
+var (
+	validSeverities = []Severity{SeverityLockup, SeverityCrash, SeverityFunctional, SeverityPerformance}
+	validOnUnknown  = []OnUnknown{OnUnknownRefuse, OnUnknownWarn, OnUnknownAllow}
+)
 
 // checker builds located errors during validation.
 type checker struct {
@@ -80,6 +111,7 @@ func (c *checker) wrap(path string, err error) *PolicyError {
 // compiledRule is a validated hazard with its constraints compiled.
 type compiledRule struct {
 	affected []*constraint
+	unknown  []*constraint
 	distros  []compiledDistro
 	// disabledBy names the policy that disabled the hazard; empty when enabled.
 	disabledBy string
@@ -144,6 +176,9 @@ func compileHazard(h *Hazard, path string, ck *checker) (compiledRule, error) {
 	if len(h.Affected) > maxRanges {
 		return r, ck.errf(p("affected"), "%d version ranges, more than %d", len(h.Affected), maxRanges)
 	}
+	if len(h.Unknown) > maxRanges {
+		return r, ck.errf(p("unknown"), "%d version ranges, more than %d", len(h.Unknown), maxRanges)
+	}
 	if len(h.Distros) > maxRanges {
 		return r, ck.errf(p("distros"), "%d distro ranges, more than %d", len(h.Distros), maxRanges)
 	}
@@ -153,6 +188,28 @@ func compileHazard(h *Hazard, path string, ck *checker) (compiledRule, error) {
 			return r, ck.wrap(fmt.Sprintf("%s[%d]", p("affected"), i), err)
 		}
 		r.affected = append(r.affected, c)
+	}
+	for i, s := range h.Unknown {
+		c, err := parseConstraint(s)
+		if err != nil {
+			return r, ck.wrap(fmt.Sprintf("%s[%d]", p("unknown"), i), err)
+		}
+		r.unknown = append(r.unknown, c)
+	}
+	if len(h.FixedIn) > maxRanges {
+		return r, ck.errf(p("fixed_in"), "%d releases, more than %d", len(h.FixedIn), maxRanges)
+	}
+	for i, v := range h.FixedIn {
+		var pv probe.Version
+		if err := pv.UnmarshalText([]byte(v)); err != nil {
+			return r, ck.errf(fmt.Sprintf("%s[%d]", p("fixed_in"), i), "release %q must be X.Y or X.Y.Z", v)
+		}
+	}
+	if h.Severity != "" && !h.Severity.Valid() {
+		return r, ck.errf(p("severity"), "unknown severity %q (known: %s)", h.Severity, joinStrings(validSeverities))
+	}
+	if h.OnUnknown != "" && !h.OnUnknown.Valid() {
+		return r, ck.errf(p("on_unknown"), "unknown on_unknown %q (known: %s)", h.OnUnknown, joinStrings(validOnUnknown))
 	}
 	for i, d := range h.Distros {
 		dp := fmt.Sprintf("%s[%d]", p("distros"), i)
@@ -185,22 +242,12 @@ func compileHazard(h *Hazard, path string, ck *checker) (compiledRule, error) {
 		}
 	}
 	for i, e := range h.Evidence {
-		ep := fmt.Sprintf("%s[%d]", p("evidence"), i)
-		if !symbolRE.MatchString(e.Symbol) {
-			return r, ck.errf(ep+".symbol", "symbol %q is not a kallsyms symbol name", e.Symbol)
-		}
-		if e.Present == "" && e.Absent == "" {
-			return r, ck.errf(ep, "evidence needs a verdict for present, absent or both")
-		}
-		if e.Present != "" && !e.Present.Valid() {
-			return r, ck.errf(ep+".present", "verdict %q must be affected, not-affected or unknown", e.Present)
-		}
-		if e.Absent != "" && !e.Absent.Valid() {
-			return r, ck.errf(ep+".absent", "verdict %q must be affected, not-affected or unknown", e.Absent)
+		if err := checkEvidence(e, fmt.Sprintf("%s[%d]", p("evidence"), i), ck); err != nil {
+			return r, err
 		}
 	}
-	if c := h.Requires.Context; c != "" && c != ContextNMI {
-		return r, ck.errf(p("requires.context"), "unknown context %q (known: %s)", c, ContextNMI)
+	if c := h.Requires.Context; c != "" && c != ContextNMI && c != ContextInterrupt {
+		return r, ck.errf(p("requires.context"), "unknown context %q (known: %s, %s)", c, ContextInterrupt, ContextNMI)
 	}
 	if n := h.Requires.MinCPUs; n < 0 || n > MaxMinCPUs {
 		return r, ck.errf(p("requires.min_cpus"), "min_cpus %d out of range: at least 0, at most %d", n, MaxMinCPUs)
@@ -215,6 +262,65 @@ func compileHazard(h *Hazard, path string, ck *checker) (compiledRule, error) {
 		return r, err
 	}
 	return r, nil
+}
+
+// checkEvidence validates one evidence entry found at path.
+func checkEvidence(e Evidence, path string, ck *checker) error {
+	kinds := 0
+	for _, v := range []string{e.SelfTest, e.Call, e.Symbol, e.BTF} {
+		if v != "" {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		return ck.errf(path, "evidence needs exactly one of selftest, call, symbol, btf (got %d)", kinds)
+	}
+	switch {
+	case e.SelfTest != "":
+		if !idRE.MatchString(e.SelfTest) {
+			return ck.errf(path+".selftest", "self-test %q must be kebab-case, e.g. uretprobe-seccomp-kill", e.SelfTest)
+		}
+	case e.Call != "":
+		fn, callee, ok := strings.Cut(e.Call, "->")
+		fn, callee = strings.TrimSpace(fn), strings.TrimSpace(callee)
+		if !ok || !symbolRE.MatchString(fn) || !symbolRE.MatchString(callee) {
+			return ck.errf(path+".call", "call %q must be \"function -> callee\" with kallsyms symbol names", e.Call)
+		}
+	case e.Symbol != "":
+		if !symbolRE.MatchString(e.Symbol) {
+			return ck.errf(path+".symbol", "symbol %q is not a kallsyms symbol name", e.Symbol)
+		}
+	case e.BTF != "":
+		if !btfPathRE.MatchString(e.BTF) {
+			return ck.errf(path+".btf", "btf %q must be a member path such as bpf_map.owner.attach_func_proto", e.BTF)
+		}
+	}
+	if e.Data && e.Symbol == "" {
+		return ck.errf(path+".data", "data applies to symbol evidence only")
+	}
+	for i, a := range e.Arch {
+		if !slices.Contains(knownArches, a) {
+			return ck.errf(fmt.Sprintf("%s.arch[%d]", path, i), "unknown arch %q (known: %s)", a, strings.Join(knownArches, ", "))
+		}
+	}
+	if e.Present == "" && e.Absent == "" {
+		return ck.errf(path, "evidence needs a verdict for present, absent or both")
+	}
+	if e.Present != "" && !e.Present.Valid() {
+		return ck.errf(path+".present", "verdict %q must be affected, not-affected or unknown", e.Present)
+	}
+	if e.Absent != "" && !e.Absent.Valid() {
+		return ck.errf(path+".absent", "verdict %q must be affected, not-affected or unknown", e.Absent)
+	}
+	return nil
+}
+
+func joinStrings[T ~string](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
 }
 
 func checkParams(pr Params, path string, ck *checker) error {
@@ -318,6 +424,9 @@ func validatePolicy(p *Policy, ck *checker, base *Catalog) (*compiledPolicy, err
 		}
 		if o.MinCPUs < 0 || o.MinCPUs > MaxMinCPUs {
 			return nil, ck.errf(path+".min_cpus", "min_cpus %d out of range: at least 0, at most %d", o.MinCPUs, MaxMinCPUs)
+		}
+		if o.OnUnknown != "" && !o.OnUnknown.Valid() {
+			return nil, ck.errf(path+".on_unknown", "unknown on_unknown %q (known: %s)", o.OnUnknown, joinStrings(validOnUnknown))
 		}
 		if err := checkParams(o.Params, path+".params", ck); err != nil {
 			return nil, err
