@@ -1,11 +1,14 @@
-// Package elfscan analyses BPF programs without loading them: which helpers
-// they call, and whether they may read user memory. The loader feeds the
-// answer to the planner (hazards that depend on program behaviour, such as
-// nmi-user-read-deadlock).
+// Package elfscan analyses BPF programs without loading them: whether they
+// may read user memory, and how. The loader feeds the answer to the planner
+// (hazards that depend on program behaviour: nmi-user-read-deadlock for
+// reads through copy_from_user_nofault, nmi-user-stack-deadlock for user
+// stacks, fentry-tail-call-break for tail calls).
 //
-// The analysis is conservative: whenever a fact cannot be established from
-// the instructions (an unresolved bpf-to-bpf call, a non-constant helper flag,
-// an indirect call), the program is reported as reading user memory.
+// The analysis is conservative: a stack helper whose flags cannot be read
+// from the instructions counts as both reading user memory and taking user
+// stacks; anything else that cannot be established (an unresolved
+// bpf-to-bpf call, an indirect call, no program at all) counts as reading
+// user memory and making tail calls.
 package elfscan
 
 import (
@@ -23,11 +26,21 @@ const bpfFUserStack = 1 << 8
 // Result is what the scan found about one program.
 type Result struct {
 	// ReadsUserMemory is true when the program (or a subprogram it calls)
-	// calls a helper that reads user memory, or when that could not be ruled
-	// out.
+	// reads user memory through bpf_probe_read_user*, the legacy
+	// bpf_probe_read* or bpf_copy_from_user* (helpers or kfuncs), or when
+	// that could not be ruled out.
 	ReadsUserMemory bool
+	// ReadsUserStacks is true when the program walks user stacks
+	// (bpf_get_stack, bpf_get_stackid or bpf_get_task_stack with
+	// BPF_F_USER_STACK), or when a stack helper's flags are not constant.
+	ReadsUserStacks bool
+	// TailCalls is true when the program calls bpf_tail_call, or when that
+	// could not be ruled out.
+	TailCalls bool
 	// Reasons names each finding in instruction order, e.g.
-	// "bpf_probe_read_user at insn 12" or "bpf_get_stack flags not constant at insn 30".
+	// "bpf_probe_read_user at insn 12", "bpf_get_stackid with
+	// BPF_F_USER_STACK at insn 7", "bpf_tail_call at insn 20" or
+	// "bpf_get_stack flags not constant at insn 30".
 	// The text is not a stable interface.
 	Reasons []string
 }
@@ -84,7 +97,7 @@ var userKfuncs = map[string]bool{
 // memory.
 func Program(spec *ebpf.ProgramSpec, others map[string]*ebpf.ProgramSpec) Result {
 	if spec == nil {
-		return Result{ReadsUserMemory: true, Reasons: []string{"no program spec: unknown behaviour"}}
+		return Result{ReadsUserMemory: true, TailCalls: true, Reasons: []string{"no program spec: unknown behaviour"}}
 	}
 	lookup := func(name string) (asm.Instructions, bool) {
 		for _, o := range others {
@@ -120,16 +133,22 @@ func Instructions(insns asm.Instructions, lookup func(name string) (asm.Instruct
 			case ins.IsBuiltinCall():
 				fn := normalize(ins.Constant)
 				if name, ok := userReaders[fn]; ok {
-					res.add(name + " at " + at)
+					res.reads(name + " at " + at)
+					continue
+				}
+				if fn == asm.FnTailCall {
+					res.tailCall("bpf_tail_call at " + at)
 					continue
 				}
 				if h, ok := stackHelpers[fn]; ok {
 					flags, known := constantIn(insns, i, h.reg, targets)
 					switch {
 					case !known:
-						res.add(fmt.Sprintf("%s flags not constant at %s", h.name, at))
+						why := fmt.Sprintf("%s flags not constant at %s", h.name, at)
+						res.reads(why)
+						res.userStacks(why)
 					case flags&bpfFUserStack != 0:
-						res.add(fmt.Sprintf("%s with BPF_F_USER_STACK at %s", h.name, at))
+						res.userStacks(fmt.Sprintf("%s with BPF_F_USER_STACK at %s", h.name, at))
 					}
 				}
 			case ins.IsKfuncCall():
@@ -140,7 +159,7 @@ func Instructions(insns asm.Instructions, lookup func(name string) (asm.Instruct
 					}
 				}
 				if userKfuncs[name] {
-					res.add(fmt.Sprintf("kfunc %s at %s", name, at))
+					res.reads(fmt.Sprintf("kfunc %s at %s", name, at))
 				}
 			case ins.IsFunctionReference():
 				ref := ins.Reference()
@@ -148,7 +167,7 @@ func Instructions(insns asm.Instructions, lookup func(name string) (asm.Instruct
 					// Resolved by offset within this stream: the callee's
 					// instructions are part of insns and scanned anyway.
 					if ins.Constant == -1 {
-						res.add("unresolved bpf-to-bpf call at " + at)
+						res.unknown("unresolved bpf-to-bpf call at " + at)
 					}
 					continue
 				}
@@ -162,12 +181,12 @@ func Instructions(insns asm.Instructions, lookup func(name string) (asm.Instruct
 					callee, found = lookup(ref)
 				}
 				if !found {
-					res.add(fmt.Sprintf("call to unknown function %s at %s", ref, at))
+					res.unknown(fmt.Sprintf("call to unknown function %s at %s", ref, at))
 					continue
 				}
 				scan(callee, " of "+ref)
 			case ins.OpCode.JumpOp() == asm.Call && ins.Src != asm.R0 && !ins.IsFunctionCall() && !ins.IsKfuncCall():
-				res.add("indirect call at " + at)
+				res.unknown("indirect call at " + at)
 			}
 		}
 	}
@@ -175,8 +194,28 @@ func Instructions(insns asm.Instructions, lookup func(name string) (asm.Instruct
 	return res
 }
 
-func (r *Result) add(reason string) {
+func (r *Result) reads(reason string) {
 	r.ReadsUserMemory = true
+	r.Reasons = append(r.Reasons, reason)
+}
+
+func (r *Result) userStacks(reason string) {
+	r.ReadsUserStacks = true
+	if len(r.Reasons) == 0 || r.Reasons[len(r.Reasons)-1] != reason {
+		r.Reasons = append(r.Reasons, reason)
+	}
+}
+
+func (r *Result) tailCall(reason string) {
+	r.TailCalls = true
+	r.Reasons = append(r.Reasons, reason)
+}
+
+// unknown records behaviour the scan cannot see: it may read user memory
+// and make tail calls.
+func (r *Result) unknown(reason string) {
+	r.ReadsUserMemory = true
+	r.TailCalls = true
 	r.Reasons = append(r.Reasons, reason)
 }
 

@@ -16,29 +16,37 @@ func prog(insns ...asm.Instruction) asm.Instructions {
 }
 
 func TestInstructions(t *testing.T) {
+	// kind of finding: r reads user memory, s takes user stacks, c makes tail calls.
+	const (
+		none = ""
+		r    = "r"
+		s    = "s"
+		rs   = "rs"
+		c    = "c"
+	)
 	tests := []struct {
 		name  string
 		insns asm.Instructions
-		reads bool
+		want  string
 	}{
-		{"no helpers", ret(), false},
-		{"map lookup only", prog(asm.FnMapLookupElem.Call()), false},
-		{"kernel read only", prog(asm.FnProbeReadKernel.Call(), asm.FnProbeReadKernelStr.Call()), false},
-		{"probe_read_user", prog(asm.FnProbeReadUser.Call()), true},
-		{"probe_read_user_str", prog(asm.FnProbeReadUserStr.Call()), true},
-		{"legacy probe_read", prog(asm.FnProbeRead.Call()), true},
-		{"legacy probe_read_str", prog(asm.FnProbeReadStr.Call()), true},
-		{"copy_from_user", prog(asm.FnCopyFromUser.Call()), true},
-		{"copy_from_user_task", prog(asm.FnCopyFromUserTask.Call()), true},
-		{"get_stack kernel flags", prog(asm.Mov.Imm(asm.R4, 0), asm.FnGetStack.Call()), false},
-		{"get_stack user stack", prog(asm.Mov.Imm(asm.R4, 1<<8), asm.FnGetStack.Call()), true},
-		{"get_stack user stack 32-bit mov", prog(asm.Mov.Imm32(asm.R4, 1<<8|1<<9), asm.FnGetStack.Call()), true},
-		{"get_stack flags from a register", prog(asm.Mov.Reg(asm.R4, asm.R6), asm.FnGetStack.Call()), true},
-		{"get_stack flags never set", prog(asm.FnGetStack.Call()), true},
-		{"get_stack flags set before a call", prog(asm.Mov.Imm(asm.R4, 0), asm.FnKtimeGetNs.Call(), asm.FnGetStack.Call()), true},
-		{"get_stackid kernel", prog(asm.Mov.Imm(asm.R3, 0), asm.FnGetStackid.Call()), false},
-		{"get_stackid user", prog(asm.Mov.Imm(asm.R3, 1<<8), asm.FnGetStackid.Call()), true},
-		{"get_stackid flags in R4 do not count", prog(asm.Mov.Imm(asm.R3, 0), asm.Mov.Imm(asm.R4, 1<<8), asm.FnGetStackid.Call()), false},
+		{"no helpers", ret(), none},
+		{"map lookup only", prog(asm.FnMapLookupElem.Call()), none},
+		{"kernel read only", prog(asm.FnProbeReadKernel.Call(), asm.FnProbeReadKernelStr.Call()), none},
+		{"probe_read_user", prog(asm.FnProbeReadUser.Call()), r},
+		{"probe_read_user_str", prog(asm.FnProbeReadUserStr.Call()), r},
+		{"legacy probe_read", prog(asm.FnProbeRead.Call()), r},
+		{"legacy probe_read_str", prog(asm.FnProbeReadStr.Call()), r},
+		{"copy_from_user", prog(asm.FnCopyFromUser.Call()), r},
+		{"copy_from_user_task", prog(asm.FnCopyFromUserTask.Call()), r},
+		{"get_stack kernel flags", prog(asm.Mov.Imm(asm.R4, 0), asm.FnGetStack.Call()), none},
+		{"get_stack user stack", prog(asm.Mov.Imm(asm.R4, 1<<8), asm.FnGetStack.Call()), s},
+		{"get_stack user stack 32-bit mov", prog(asm.Mov.Imm32(asm.R4, 1<<8|1<<9), asm.FnGetStack.Call()), s},
+		{"get_stack flags from a register", prog(asm.Mov.Reg(asm.R4, asm.R6), asm.FnGetStack.Call()), rs},
+		{"get_stack flags never set", prog(asm.FnGetStack.Call()), rs},
+		{"get_stack flags set before a call", prog(asm.Mov.Imm(asm.R4, 0), asm.FnKtimeGetNs.Call(), asm.FnGetStack.Call()), rs},
+		{"get_stackid kernel", prog(asm.Mov.Imm(asm.R3, 0), asm.FnGetStackid.Call()), none},
+		{"get_stackid user", prog(asm.Mov.Imm(asm.R3, 1<<8), asm.FnGetStackid.Call()), s},
+		{"get_stackid flags in R4 do not count", prog(asm.Mov.Imm(asm.R3, 0), asm.Mov.Imm(asm.R4, 1<<8), asm.FnGetStackid.Call()), none},
 		{"get_stack flags joined from a branch", asm.Instructions{
 			asm.Mov.Imm(asm.R4, 0),
 			asm.JEq.Imm(asm.R1, 0, "call"),
@@ -46,7 +54,7 @@ func TestInstructions(t *testing.T) {
 			asm.FnGetStack.Call().WithSymbol("call"),
 			asm.Mov.Imm(asm.R0, 0),
 			asm.Return(),
-		}, true},
+		}, rs},
 		{"get_stack flags joined by raw offset", asm.Instructions{
 			asm.Mov.Imm(asm.R4, 1<<8),
 			{OpCode: asm.OpCode(asm.JumpClass).SetJumpOp(asm.JEq).SetSource(asm.ImmSource), Dst: asm.R1, Offset: 1},
@@ -54,18 +62,30 @@ func TestInstructions(t *testing.T) {
 			asm.FnGetStack.Call(),
 			asm.Mov.Imm(asm.R0, 0),
 			asm.Return(),
-		}, true},
-		{"get_task_stack user", prog(asm.Mov.Imm(asm.R4, 1<<8), asm.FnGetTaskStack.Call()), true},
-		{"get_stack constant via ld_imm64", prog(asm.LoadImm(asm.R4, 0, asm.DWord), asm.FnGetStack.Call()), false},
+		}, rs},
+		{"get_task_stack user", prog(asm.Mov.Imm(asm.R4, 1<<8), asm.FnGetTaskStack.Call()), s},
+		{"get_stack constant via ld_imm64", prog(asm.LoadImm(asm.R4, 0, asm.DWord), asm.FnGetStack.Call()), none},
+		{"tail call", prog(asm.FnTailCall.Call()), c},
+		{"user stack and probe read", prog(asm.Mov.Imm(asm.R3, 1<<8), asm.FnGetStackid.Call(), asm.FnProbeReadUser.Call()), rs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := Instructions(tt.insns, nil)
-			if res.ReadsUserMemory != tt.reads {
-				t.Errorf("ReadsUserMemory = %v, want %v (reasons %q)", res.ReadsUserMemory, tt.reads, res.Reasons)
+			got := ""
+			if res.ReadsUserMemory {
+				got += r
 			}
-			if res.ReadsUserMemory && len(res.Reasons) == 0 {
-				t.Error("reads user memory without a reason")
+			if res.ReadsUserStacks {
+				got += s
+			}
+			if res.TailCalls {
+				got += c
+			}
+			if got != tt.want {
+				t.Errorf("kinds = %q, want %q (reasons %q)", got, tt.want, res.Reasons)
+			}
+			if got != "" && len(res.Reasons) == 0 {
+				t.Error("a finding without a reason")
 			}
 		})
 	}
@@ -115,7 +135,7 @@ func TestSubprograms(t *testing.T) {
 	if res := Instructions(rec, nil); res.ReadsUserMemory {
 		t.Errorf("self-recursive clean program reported as reading: %+v", res)
 	}
-	if res := Program(nil, nil); !res.ReadsUserMemory {
-		t.Error("nil spec must count as reading (unknown)")
+	if res := Program(nil, nil); !res.ReadsUserMemory || !res.TailCalls {
+		t.Error("nil spec must count as reading and tail-calling (unknown)")
 	}
 }
