@@ -10,9 +10,13 @@
 //
 // A mechanism is usable only when the kernel conclusively supports it
 // ([probe.Support.Yes]) and no finding blocks it. An undecided probe counts
-// as "not available", and a hazard whose verdict is [hazards.Unknown]
-// counts as "affected"; the step's reason says so ("verdict unknown …,
-// treated as not safe"). Unknown is never treated as safe.
+// as "not available". A hazard whose verdict is [hazards.Unknown] acts as
+// its on_unknown says (the finding's OnUnknown, see hazards' "Unknown
+// verdicts"): refuse (the default for lockups, crashes and performance
+// hazards) counts it as affected and the step's reason says so ("verdict
+// unknown …, treated as not safe"); warn keeps the mechanism and adds a
+// Warn step; allow keeps the mechanism without a step (the finding stays in
+// Decision.Findings). Unknown is never silently treated as safe.
 //
 // # Actions of hazards
 //
@@ -40,9 +44,18 @@
 //
 //	fentry → kprobe, fexit → kretprobe                 downgrade, needs the variant in Request.Alternatives
 //	kprobe → fentry, kretprobe → fexit                 upgrade, needs the variant
-//	perf-event-hardware → perf-event-software          downgrade, no variant, same frequency/period
+//	perf-event-hardware → perf-event-software          downgrade, no variant, same frequency/period;
+//	                                                   only when hardware events are unavailable (the
+//	                                                   cpu-clock event runs in hard IRQ and shares the
+//	                                                   user-read deadlocks, so it is no remedy for a hazard)
 //	kprobe-multi → kprobe, kretprobe-multi → kretprobe,
-//	uprobe-multi → uprobe                              downgrade, needs the single variant
+//	uprobe-multi → uprobe, uretprobe-multi → uretprobe downgrade, needs the single variant
+//	tp-btf → raw-tracepoint → tracepoint               downgrade, needs the variant
+//
+// fmod-ret, lsm and iter have no edges: a blocking hazard refuses them.
+// Every target of an edge is assessed like the request itself, so an
+// upgrade never lands on a hazard (kretprobe → fexit is not taken where
+// fexit-sleeping-detach-crash applies).
 //
 // The planner takes the first candidate that is usable. If none is, it
 // still steps to the first candidate, so the chain of mechanisms tried is
@@ -51,9 +64,9 @@
 //
 // When the current mechanism is usable and the request is not pinned:
 // kretprobe with an acting kretprobe-contention finding upgrades to fexit
-// (see cap above), and a kprobe, kretprobe or uprobe request with
-// Request.Targets ≥ 2 upgrades to kprobe-multi, kretprobe-multi or
-// uprobe-multi when the multi mechanism is available and safe
+// (see cap above), and a kprobe, kretprobe, uprobe or uretprobe request with
+// Request.Targets ≥ 2 upgrades to kprobe-multi, kretprobe-multi,
+// uprobe-multi or uretprobe-multi when the multi mechanism is available and safe
 // (Settings.Multi). Batching steps are the only steps that name neither a
 // hazard nor a missing mechanism: they are improvements, not escapes.
 //
@@ -87,8 +100,9 @@
 //
 // A refusal returns the complete Decision (Action refuse, no Chosen) and a
 // *[RefusedError] that matches [ErrRefused], names every blocking hazard
-// with its verdict reason and affected ranges, every missing mechanism, the
-// steps tried, and the flag and environment variable that force it. The
+// with its verdict reason, affected ranges and the releases that fix it,
+// every missing mechanism, the steps tried, and the flag and environment
+// variable that force it. The
 // text of reasons and error messages is for people and is not a stable
 // interface.
 package fallback

@@ -19,6 +19,8 @@ type Blocker struct {
 	Reason string `json:"reason"`
 	// Ranges are the hazard's affected upstream version constraints.
 	Ranges []string `json:"ranges,omitempty"`
+	// FixedIn are the releases that carry the fix (the hazard's fixed_in).
+	FixedIn []string `json:"fixed_in,omitempty"`
 }
 
 // MissingMechanism is a mechanism a plan could not use because the kernel
@@ -82,6 +84,9 @@ func (e *RefusedError) Error() string {
 		if len(g.ranges) > 0 {
 			detail = append(detail, "affected "+hazards.RangeText(g.ranges...))
 		}
+		if len(g.fixedIn) > 0 {
+			detail = append(detail, "fixed in "+strings.Join(g.fixedIn, ", "))
+		}
 		if g.reason != "" {
 			detail = append(detail, g.reason)
 		}
@@ -141,6 +146,7 @@ type blockerGroup struct {
 	id      hazards.ID
 	mechs   []string
 	ranges  []string
+	fixedIn []string
 	reason  string
 	verdict hazards.Verdict
 }
@@ -151,7 +157,7 @@ func groupBlockers(bs []Blocker) []*blockerGroup {
 	for _, b := range bs {
 		g, ok := idx[b.Hazard]
 		if !ok {
-			g = &blockerGroup{id: b.Hazard, ranges: b.Ranges, reason: b.Reason, verdict: b.Verdict}
+			g = &blockerGroup{id: b.Hazard, ranges: b.Ranges, fixedIn: b.FixedIn, reason: b.Reason, verdict: b.Verdict}
 			idx[b.Hazard] = g
 			out = append(out, g)
 		}

@@ -39,9 +39,12 @@ func ExamplePlan() {
 	// fentry → kprobe because of fentry-zap-pid-ns-deadlock
 }
 
-// A profiler's perf_event program that reads user stacks, asked for on the
-// hardware cycles event of a Debian 12 kernel with the NMI user-read
-// deadlock, runs on the software cpu-clock event at the same frequency.
+// A profiler's perf_event program on a Debian 12 kernel before the
+// user-read fix (6.1.30): one that only takes user stacks keeps the hardware
+// event (that path was fixed in 6.0); one that reads user memory with
+// bpf_probe_read_user is refused on either perf event, since the software
+// cpu-clock event runs in hard IRQ and deadlocks the same way. The refusal
+// names the kernels that carry the fix.
 func ExamplePlan_perfEvent() {
 	k, _ := probe.Describe(probe.Description{
 		Release:     "6.1.0-9-amd64",
@@ -50,11 +53,22 @@ func ExamplePlan_perfEvent() {
 	d, _ := fallback.Plan(k, nil, fallback.Request{
 		Mechanism:       probe.PerfEventHardware,
 		PerfEvent:       &fallback.PerfEvent{Hardware: true, Frequency: 99},
+		ReadsUserStacks: true,
+	}, nil)
+	fmt.Println("user stacks:", d.Chosen, d.Action)
+
+	_, err := fallback.Plan(k, nil, fallback.Request{
+		Mechanism:       probe.PerfEventSoftware,
+		PerfEvent:       &fallback.PerfEvent{Frequency: 99},
 		ReadsUserMemory: true,
 	}, nil)
-	fmt.Println(d.Chosen, d.Action, "hardware:", d.Settings.PerfEvent.Hardware, "frequency:", d.Settings.PerfEvent.Frequency)
+	var re *fallback.RefusedError
+	if errors.As(err, &re) {
+		fmt.Println("probe reads:", re.ErrorType(), "fixed in", re.Blockers[0].FixedIn)
+	}
 	// Output:
-	// perf-event-software downgrade hardware: false frequency: 99
+	// user stacks: perf-event-hardware allow
+	// probe reads: refused.nmi-user-read-deadlock fixed in [6.1.36 6.3.10 6.4]
 }
 
 // On a 5.5 x86 kernel the INT3 text-patching race blocks fentry and its

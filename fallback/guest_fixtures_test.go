@@ -31,7 +31,11 @@ func TestGuestKernelDecisions(t *testing.T) {
 		{"debian-5.10", fallback.Request{Mechanism: probe.Uprobe}, probe.Uprobe, fallback.Pace},
 		{"debian-6.12", fallback.Request{Mechanism: probe.Uprobe}, probe.Uprobe, fallback.Pace},
 		{"debian-6.1", fallback.Request{Mechanism: probe.Uretprobe, Seccomp: true}, probe.Uretprobe, fallback.Pace},
-		{"debian-6.12", fallback.Request{Mechanism: probe.Uretprobe, Seccomp: true}, "", fallback.Refuse},
+		// 6.12.14 carries cf6cb56ef244 (research C3): uretprobes attach even for seccomp'd targets.
+		{"debian-6.12", fallback.Request{Mechanism: probe.Uretprobe, Seccomp: true}, probe.Uretprobe, fallback.Pace},
+		// No PMU in the guests: the software event answers the missing
+		// hardware event, and 6.1.192 carries the user-read fix.
+		{"debian-6.1", fallback.Request{Mechanism: probe.PerfEventHardware, ReadsUserMemory: true, ReadsUserStacks: true, PerfEvent: hw}, probe.PerfEventSoftware, fallback.Downgrade},
 		{"debian-6.12", fallback.Request{Mechanism: probe.Uretprobe}, probe.Uretprobe, fallback.Pace},
 	} {
 		t.Run(tc.fixture+"/"+string(tc.req.Mechanism), func(t *testing.T) {

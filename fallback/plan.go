@@ -75,8 +75,16 @@ type Request struct {
 	// a missing mechanism refuses, warnings are reported, and cap and pace
 	// still apply because they change settings, not the mechanism.
 	Pinned bool
-	// ReadsUserMemory: the program reads user memory (unknown: true).
+	// ReadsUserMemory: the program reads user memory through
+	// bpf_probe_read_user*, the legacy bpf_probe_read* or
+	// bpf_copy_from_user* (unknown: true).
 	ReadsUserMemory bool
+	// ReadsUserStacks: the program walks user stacks (bpf_get_stack,
+	// bpf_get_stackid, bpf_get_task_stack with BPF_F_USER_STACK; unknown:
+	// true).
+	ReadsUserStacks bool
+	// TailCalls: the program makes tail calls (unknown: true).
+	TailCalls bool
 	// Seccomp: the traced process may run under seccomp (unknown: true).
 	Seccomp bool
 	// Targets is the number of functions or symbols requested together (multi-link batching from 2 on).

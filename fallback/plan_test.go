@@ -32,15 +32,21 @@ var (
 	debian6130 = probe.Description{Release: "6.1.0-9-amd64", ProcVersion: "Linux version 6.1.0-9-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.30-1 (2023-05-24)", OSRelease: debianOSRelease, CPUs: 4}
 	debian6136 = probe.Description{Release: "6.1.0-10-amd64", ProcVersion: "Linux version 6.1.0-10-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.37-1 (2023-07-03)", OSRelease: debianOSRelease, CPUs: 4}
 	// A big 6.1.30 machine whose kallsyms still has the RCU-tasks exit SRCU.
-	big6130 = probe.Description{Release: "6.1.30", CPUs: 128, Kallsyms: "0000000000000000 d tasks_rcu_exit_srcu\n0000000000000000 T copy_from_user_nofault\n"}
+	big6130 = probe.Description{Release: "6.1.30", CPUs: 128, Kallsyms: "0000000000000000 d tasks_rcu_exit_srcu\n0000000000000000 T copy_from_user_nofault\n", Facts: hazards.Builtin().Facts()}
 	big612  = probe.Description{Release: "6.12.10", CPUs: 128}
 	// 6.6.107 carries the RCU-tasks fix (fexit safe) but still has the kretprobe freelist.
 	big66107 = probe.Description{Release: "6.6.107", CPUs: 128}
 	// 6.12 with the uretprobe syscall.
-	k6125   = probe.Description{Release: "6.12.5", CPUs: 4, Kallsyms: "0000000000000000 T __x64_sys_uretprobe\n"}
-	k6140   = probe.Description{Release: "6.14.0", CPUs: 4}
-	k51019  = probe.Description{Release: "5.10.19", CPUs: 4}
-	arm5419 = probe.Description{Release: "5.4.19", Arch: "arm64", CPUs: 4}
+	k6125  = probe.Description{Release: "6.12.5", CPUs: 4, Kallsyms: "0000000000000000 T __x64_sys_uretprobe\n", Facts: hazards.Builtin().Facts()}
+	k61214 = probe.Description{Release: "6.12.14", CPUs: 4, Kallsyms: "0000000000000000 T __x64_sys_uretprobe\n", Facts: hazards.Builtin().Facts()}
+	// 5.10.20 (before e21aa341785c reached 5.10.28), built without
+	// preemption; without kprobes in the second form.
+	k51020       = probe.Description{Release: "5.10.20", ProcVersion: "Linux version 5.10.20 (root@box) (gcc (Debian 10.2.1-6) 10.2.1 20210110, GNU ld (GNU Binutils for Debian) 2.35.2) #1 SMP Tue Mar  2 10:00:00 UTC 2021", CPUs: 128}
+	k51020NoKprb = probe.Description{Release: "5.10.20", ProcVersion: k51020.ProcVersion, CPUs: 128, Config: "# CONFIG_KPROBES is not set\nCONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y\nCONFIG_HARDENED_USERCOPY=y\n"}
+	k51028NoKprb = probe.Description{Release: "5.10.28", ProcVersion: strings.Replace(k51020.ProcVersion, "5.10.20", "5.10.28", 1), CPUs: 128, Config: k51020NoKprb.Config}
+	k6140        = probe.Description{Release: "6.14.0", CPUs: 4}
+	k51019       = probe.Description{Release: "5.10.19", CPUs: 4}
+	arm5419      = probe.Description{Release: "5.4.19", Arch: "arm64", CPUs: 4}
 )
 
 func describe(tb testing.TB, d probe.Description) *probe.Kernel {
@@ -148,10 +154,93 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 			steps: []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}},
 		},
 		{
-			name: "nmi-user-read-deadlock: Debian 6.1.30 hardware perf reading user memory → software",
-			k:    debian6130, req: fallback.Request{Mechanism: probe.PerfEventHardware, PerfEvent: hw99, ReadsUserMemory: true},
-			chosen: probe.PerfEventSoftware, action: fallback.Downgrade, settings: fallback.Settings{PerfEvent: &fallback.PerfEvent{Frequency: 99}},
-			steps: []stepKey{{From: probe.PerfEventHardware, To: probe.PerfEventSoftware, Action: fallback.Downgrade, Hazard: "nmi-user-read-deadlock"}},
+			name: "nmi-user-read-deadlock: Debian 6.1.30 hardware perf reading user memory → refused, naming the fixes",
+			k:    debian6130, req: fallback.Request{Mechanism: probe.PerfEventHardware, Target: "cycles", PerfEvent: hw99, ReadsUserMemory: true},
+			action:    fallback.Refuse,
+			steps:     []stepKey{{From: probe.PerfEventHardware, Action: fallback.Refuse, Hazard: "nmi-user-read-deadlock"}},
+			refusedBy: []hazards.ID{"nmi-user-read-deadlock"},
+			errHas:    []string{"fixed in 6.1.36, 6.3.10, 6.4", "perf-event-software is no remedy for a hazard", "SAFEBPF_FORCE=nmi-user-read-deadlock"},
+		},
+		{
+			name: "nmi-user-read-deadlock: the software cpu-clock event deadlocks too (C1) → refused",
+			k:    debian6130, req: fallback.Request{Mechanism: probe.PerfEventSoftware, PerfEvent: &fallback.PerfEvent{Frequency: 99}, ReadsUserMemory: true},
+			action:    fallback.Refuse,
+			steps:     []stepKey{{From: probe.PerfEventSoftware, Action: fallback.Refuse, Hazard: "nmi-user-read-deadlock"}},
+			refusedBy: []hazards.ID{"nmi-user-read-deadlock"},
+			errHas:    []string{"fixed in 6.1.36"},
+		},
+		{
+			name: "nmi-user-stack-deadlock: a profiler that only takes user stacks keeps hardware on 6.1 (fixed in 6.0)",
+			k:    debian6130, req: fallback.Request{Mechanism: probe.PerfEventHardware, PerfEvent: hw99, ReadsUserStacks: true},
+			chosen: probe.PerfEventHardware, action: fallback.Allow, settings: fallback.Settings{PerfEvent: hw99},
+			findingIDs: []hazards.ID{"nmi-user-read-deadlock", "nmi-user-stack-deadlock"},
+		},
+		{
+			name: "nmi-user-read-deadlock: a kprobe reading user memory may run in IRQ → unknown, refused by default",
+			k:    debian6130, req: fallback.Request{Mechanism: probe.Kprobe, Target: "do_sys_openat2", ReadsUserMemory: true, Alternatives: alt(probe.Fentry)},
+			action: fallback.Refuse,
+			steps: []stepKey{
+				{From: probe.Kprobe, To: probe.Fentry, Action: fallback.Upgrade, Hazard: "nmi-user-read-deadlock"},
+				{From: probe.Fentry, Action: fallback.Refuse, Hazard: "nmi-user-read-deadlock"},
+			},
+			refusedBy: []hazards.ID{"nmi-user-read-deadlock", "fentry-zap-pid-ns-deadlock"},
+			errHas:    []string{"verdict unknown, treated as not safe", "run in interrupt context only when what they trace does"},
+		},
+		{
+			name: "nmi-user-read-deadlock: on_unknown warn lets the kprobe attach with a warning",
+			k:    debian6130, req: fallback.Request{Mechanism: probe.Kprobe, ReadsUserMemory: true},
+			pol:    &hazards.Policy{APIVersion: "safebpf/v1", Hazards: map[hazards.ID]hazards.Override{"nmi-user-read-deadlock": {OnUnknown: hazards.OnUnknownWarn}}},
+			chosen: probe.Kprobe, action: fallback.Warn,
+			steps: []stepKey{{From: probe.Kprobe, To: probe.Kprobe, Action: fallback.Warn, Hazard: "nmi-user-read-deadlock"}},
+		},
+		{
+			name: "nmi-user-read-deadlock: on_unknown allow attaches silently, the finding stays",
+			k:    debian6130, req: fallback.Request{Mechanism: probe.Kprobe, ReadsUserMemory: true},
+			pol:    &hazards.Policy{APIVersion: "safebpf/v1", Hazards: map[hazards.ID]hazards.Override{"nmi-user-read-deadlock": {OnUnknown: hazards.OnUnknownAllow}}},
+			chosen: probe.Kprobe, action: fallback.Allow,
+			findingIDs: []hazards.ID{"nmi-user-read-deadlock"},
+		},
+		{
+			name: "fexit-sleeping-detach-crash: kretprobe contention does not upgrade to fexit on 5.10.20 → cap",
+			k:    k51020, req: fallback.Request{Mechanism: probe.Kretprobe, Alternatives: alt(probe.Fexit)},
+			chosen: probe.Kretprobe, action: fallback.Cap, settings: fallback.Settings{MaxActive: 512},
+			steps:      []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}},
+			findingIDs: []hazards.ID{"fexit-sleeping-detach-crash"},
+		},
+		{
+			name: "fexit-sleeping-detach-crash: no kprobes, fexit affected → refused",
+			k:    k51020NoKprb, req: fallback.Request{Mechanism: probe.Kretprobe, Alternatives: alt(probe.Fexit)},
+			action: fallback.Refuse,
+			steps: []stepKey{
+				{From: probe.Kretprobe, To: probe.Fexit, Action: fallback.Upgrade, Missing: probe.Kretprobe},
+				{From: probe.Fexit, Action: fallback.Refuse, Hazard: "fexit-sleeping-detach-crash"},
+			},
+			refusedBy: []hazards.ID{"fexit-sleeping-detach-crash"},
+			errHas:    []string{"kretprobe is not available", "fixed in 5.10.28, 5.11.11, 5.12"},
+		},
+		{
+			name: "fexit-sleeping-detach-crash: 5.10.28 carries the fix → upgrade to fexit",
+			k:    k51028NoKprb, req: fallback.Request{Mechanism: probe.Kretprobe, Alternatives: alt(probe.Fexit)},
+			chosen: probe.Fexit, action: fallback.Upgrade,
+			steps: []stepKey{{From: probe.Kretprobe, To: probe.Fexit, Action: fallback.Upgrade, Missing: probe.Kretprobe}},
+		},
+		{
+			name: "fentry-tail-call-break: a tail-calling fentry program on 6.12 attaches with a warning",
+			k:    k61214, req: fallback.Request{Mechanism: probe.Fentry, TailCalls: true, Alternatives: alt(probe.Kprobe)},
+			chosen: probe.Fentry, action: fallback.Warn,
+			steps: []stepKey{{From: probe.Fentry, To: probe.Fentry, Action: fallback.Warn, Hazard: "fentry-tail-call-break"}},
+		},
+		{
+			name: "x86-text-poke-race: tp-btf → raw-tracepoint → tracepoint, all patch text (chain to refusal)",
+			k:    upstream5519, req: fallback.Request{Mechanism: probe.TpBTF, Target: "sched_switch", Alternatives: alt(probe.RawTracepoint, probe.Tracepoint)},
+			action: fallback.Refuse,
+			steps: []stepKey{
+				{From: probe.TpBTF, To: probe.RawTracepoint, Action: fallback.Downgrade, Hazard: "x86-text-poke-race"},
+				{From: probe.RawTracepoint, To: probe.Tracepoint, Action: fallback.Downgrade, Hazard: "x86-text-poke-race"},
+				{From: probe.Tracepoint, Action: fallback.Refuse, Hazard: "x86-text-poke-race"},
+			},
+			refusedBy: []hazards.ID{"x86-text-poke-race"},
+			errHas:    []string{"tried tp-btf then raw-tracepoint then tracepoint"},
 		},
 		{
 			name: "nmi-user-read-deadlock: not reading user memory → hardware",
@@ -181,7 +270,7 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 				{From: probe.Kprobe, Action: fallback.Refuse, Hazard: "x86-text-poke-race"},
 			},
 			refusedBy: []hazards.ID{"x86-text-poke-race", "fentry-zap-pid-ns-deadlock"},
-			errHas:    []string{"tried fentry then kprobe", "x86-text-poke-race blocks fentry and kprobe", ">= 5.2, < 5.6", "-safebpf-force=x86-text-poke-race"},
+			errHas:    []string{"tried fentry then kprobe", "x86-text-poke-race blocks fentry and kprobe", ">= 5.3, < 5.6", "fixed in 5.6", "-safebpf-force=x86-text-poke-race"},
 		},
 		{
 			name: "x86-text-poke-race forced: fentry still downgraded by the zap deadlock, kprobe forced",
@@ -261,6 +350,33 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 			steps:     []stepKey{{From: probe.Uretprobe, Action: fallback.Refuse, Hazard: "uretprobe-seccomp-kill"}},
 			refusedBy: []hazards.ID{"uretprobe-seccomp-kill"},
 			errHas:    []string{"SAFEBPF_FORCE=uretprobe-seccomp-kill"},
+		},
+		{
+			name: "uretprobe-seccomp-kill: 6.12.14 carries the fix (C3) → attach, paced",
+			k:    k61214, req: fallback.Request{Mechanism: probe.Uretprobe, Seccomp: true},
+			chosen: probe.Uretprobe, action: fallback.Pace, settings: fallback.Settings{Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1}},
+			steps:      []stepKey{{From: probe.Uretprobe, To: probe.Uretprobe, Action: fallback.Pace, Hazard: "uprobe-mmap-lock-stall"}},
+			findingIDs: []hazards.ID{"uretprobe-seccomp-kill"},
+		},
+		{
+			name: "uretprobe-seccomp-kill: uretprobe-multi under seccomp → uretprobe, refused too",
+			k:    k6125, req: fallback.Request{Mechanism: probe.UretprobeMulti, Seccomp: true, Alternatives: alt(probe.Uretprobe)},
+			action: fallback.Refuse,
+			steps: []stepKey{
+				{From: probe.UretprobeMulti, To: probe.Uretprobe, Action: fallback.Downgrade, Hazard: "uretprobe-seccomp-kill"},
+				{From: probe.Uretprobe, Action: fallback.Refuse, Hazard: "uretprobe-seccomp-kill"},
+			},
+			refusedBy: []hazards.ID{"uretprobe-seccomp-kill"},
+			errHas:    []string{"fixed in 6.12.14, 6.13.3, 6.14"},
+		},
+		{
+			name: "many uretprobes on 6.12.14 → uretprobe-multi, paced",
+			k:    k61214, req: fallback.Request{Mechanism: probe.Uretprobe, Targets: 3},
+			chosen: probe.UretprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true, Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1}},
+			steps: []stepKey{
+				{From: probe.Uretprobe, To: probe.UretprobeMulti, Action: fallback.Upgrade},
+				{From: probe.UretprobeMulti, To: probe.UretprobeMulti, Action: fallback.Pace, Hazard: "uprobe-mmap-lock-stall"},
+			},
 		},
 		{
 			name: "uretprobe-seccomp-kill: no seccomp → attach, paced",
@@ -460,12 +576,15 @@ func TestPlanEveryHazardActs(t *testing.T) {
 		k   probe.Description
 		req fallback.Request
 	}{
-		"nmi-user-read-deadlock":     {debian6130, fallback.Request{Mechanism: probe.PerfEventHardware, ReadsUserMemory: true}},
-		"x86-text-poke-race":         {ubuntu540, fallback.Request{Mechanism: probe.Tracepoint}},
-		"fentry-zap-pid-ns-deadlock": {ubuntu680_53, fallback.Request{Mechanism: probe.Fexit, Alternatives: alt(probe.Kretprobe)}},
-		"kretprobe-contention":       {big6130, fallback.Request{Mechanism: probe.Kretprobe}},
-		"uprobe-mmap-lock-stall":     {debian6130, fallback.Request{Mechanism: probe.Uprobe}},
-		"uretprobe-seccomp-kill":     {k6125, fallback.Request{Mechanism: probe.Uretprobe, Seccomp: true}},
+		"nmi-user-read-deadlock":      {debian6130, fallback.Request{Mechanism: probe.PerfEventHardware, ReadsUserMemory: true}},
+		"nmi-user-stack-deadlock":     {probe.Description{Release: "5.19.5"}, fallback.Request{Mechanism: probe.PerfEventSoftware, ReadsUserStacks: true}},
+		"fexit-sleeping-detach-crash": {k51020, fallback.Request{Mechanism: probe.Fexit, Alternatives: alt(probe.Kretprobe)}},
+		"fentry-tail-call-break":      {k61214, fallback.Request{Mechanism: probe.Fentry, TailCalls: true}},
+		"x86-text-poke-race":          {ubuntu540, fallback.Request{Mechanism: probe.Tracepoint}},
+		"fentry-zap-pid-ns-deadlock":  {ubuntu680_53, fallback.Request{Mechanism: probe.Fexit, Alternatives: alt(probe.Kretprobe)}},
+		"kretprobe-contention":        {big6130, fallback.Request{Mechanism: probe.Kretprobe}},
+		"uprobe-mmap-lock-stall":      {debian6130, fallback.Request{Mechanism: probe.Uprobe}},
+		"uretprobe-seccomp-kill":      {k6125, fallback.Request{Mechanism: probe.Uretprobe, Seccomp: true}},
 	}
 	for _, h := range hazards.Builtin().Hazards() {
 		t.Run(string(h.ID), func(t *testing.T) {

@@ -64,6 +64,8 @@ func Plan(k *probe.Kernel, cat *hazards.Catalog, req Request, pol *hazards.Polic
 		return cat.Evaluate(k, hazards.Attachment{
 			Mechanism:       m,
 			ReadsUserMemory: req.ReadsUserMemory,
+			ReadsUserStacks: req.ReadsUserStacks,
+			TailCalls:       req.TailCalls,
 			Seccomp:         req.Seccomp,
 		})
 	}
@@ -173,6 +175,15 @@ func (p *planner) assess(m probe.Mechanism) *assessment {
 			a.forced = append(a.forced, f)
 			continue
 		}
+		if f.Verdict == hazards.Unknown {
+			switch onUnknown(f) {
+			case hazards.OnUnknownAllow:
+				continue
+			case hazards.OnUnknownWarn:
+				a.warning = append(a.warning, f)
+				continue
+			}
+		}
 		switch act {
 		case hazards.ActionDowngrade, hazards.ActionAvoid, hazards.ActionRefuse:
 			a.blocking = append(a.blocking, f)
@@ -200,6 +211,18 @@ func (p *planner) findings() []hazards.Finding {
 	return out
 }
 
+// onUnknown is what an unknown verdict of f does: the finding's, else its
+// hazard's effective on_unknown, else refuse (unknown is never safe).
+func onUnknown(f hazards.Finding) hazards.OnUnknown {
+	switch {
+	case f.OnUnknown != "":
+		return f.OnUnknown
+	case f.Hazard != nil:
+		return f.Hazard.EffectiveOnUnknown()
+	}
+	return hazards.OnUnknownRefuse
+}
+
 func findingAction(f hazards.Finding) hazards.Action {
 	if f.Action != "" {
 		return f.Action
@@ -215,6 +238,10 @@ type edge struct {
 	to      probe.Mechanism
 	action  Action
 	variant bool // needs a program variant in Request.Alternatives
+	// onlyMissing: the move answers only a missing mechanism, never a
+	// hazard (hardware → software perf event: the cpu-clock event runs in
+	// hard IRQ and is exposed to the same deadlocks as the NMI).
+	onlyMissing bool
 }
 
 // escapes lists, in order of preference, where the planner may go when
@@ -222,21 +249,27 @@ type edge struct {
 func escapes(from probe.Mechanism) []edge {
 	switch from {
 	case probe.Fentry:
-		return []edge{{probe.Kprobe, Downgrade, true}}
+		return []edge{{to: probe.Kprobe, action: Downgrade, variant: true}}
 	case probe.Fexit:
-		return []edge{{probe.Kretprobe, Downgrade, true}}
+		return []edge{{to: probe.Kretprobe, action: Downgrade, variant: true}}
 	case probe.Kprobe:
-		return []edge{{probe.Fentry, Upgrade, true}}
+		return []edge{{to: probe.Fentry, action: Upgrade, variant: true}}
 	case probe.Kretprobe:
-		return []edge{{probe.Fexit, Upgrade, true}}
+		return []edge{{to: probe.Fexit, action: Upgrade, variant: true}}
 	case probe.PerfEventHardware:
-		return []edge{{probe.PerfEventSoftware, Downgrade, false}}
+		return []edge{{to: probe.PerfEventSoftware, action: Downgrade, onlyMissing: true}}
 	case probe.KprobeMulti:
-		return []edge{{probe.Kprobe, Downgrade, true}}
+		return []edge{{to: probe.Kprobe, action: Downgrade, variant: true}}
 	case probe.KretprobeMulti:
-		return []edge{{probe.Kretprobe, Downgrade, true}}
+		return []edge{{to: probe.Kretprobe, action: Downgrade, variant: true}}
 	case probe.UprobeMulti:
-		return []edge{{probe.Uprobe, Downgrade, true}}
+		return []edge{{to: probe.Uprobe, action: Downgrade, variant: true}}
+	case probe.UretprobeMulti:
+		return []edge{{to: probe.Uretprobe, action: Downgrade, variant: true}}
+	case probe.TpBTF:
+		return []edge{{to: probe.RawTracepoint, action: Downgrade, variant: true}}
+	case probe.RawTracepoint:
+		return []edge{{to: probe.Tracepoint, action: Downgrade, variant: true}}
 	}
 	return nil
 }
@@ -260,6 +293,7 @@ var multiOf = map[probe.Mechanism]probe.Mechanism{
 	probe.Kprobe:    probe.KprobeMulti,
 	probe.Kretprobe: probe.KretprobeMulti,
 	probe.Uprobe:    probe.UprobeMulti,
+	probe.Uretprobe: probe.UretprobeMulti,
 }
 
 func (p *planner) hasVariant(m probe.Mechanism) bool {
@@ -356,9 +390,13 @@ func (p *planner) walk() (Decision, *RefusedError) {
 		settingAction = firstOf(settingAction, Pace)
 	}
 	for _, f := range a.warning {
+		why := "reported only"
+		if f.Verdict == hazards.Unknown && onUnknown(f) == hazards.OnUnknownWarn {
+			why = "on_unknown warn: reported only"
+		}
 		d.Steps = append(d.Steps, Step{
 			From: cur, To: cur, Action: Warn, Hazard: f.ID,
-			Reason: fmt.Sprintf("%s: %s; reported only", f.ID, verdictText(f)),
+			Reason: fmt.Sprintf("%s: %s; %s", f.ID, verdictText(f), why),
 		})
 		settingAction = firstOf(settingAction, Warn)
 	}
@@ -382,6 +420,10 @@ func (p *planner) escape(a *assessment, visited map[probe.Mechanism]bool) (*asse
 	var firstEdge edge
 	var missing []string
 	for _, e := range escapes(a.m) {
+		if e.onlyMissing && a.available() {
+			missing = append(missing, fmt.Sprintf("%s is no remedy for a hazard (only for a missing %s)", e.to, a.m))
+			continue
+		}
 		if visited[e.to] {
 			missing = append(missing, fmt.Sprintf("its alternative %s was already rejected", e.to))
 			continue
@@ -476,6 +518,7 @@ func (p *planner) refuse(d *Decision, a *assessment, why string) (Decision, *Ref
 			if f.Hazard != nil {
 				bl.Title = f.Hazard.Title
 				bl.Ranges = append([]string(nil), f.Hazard.Affected...)
+				bl.FixedIn = append([]string(nil), f.Hazard.FixedIn...)
 			}
 			err.Blockers = append(err.Blockers, bl)
 		}
@@ -587,6 +630,10 @@ func verdictText(f hazards.Finding) string {
 		r = "no reason given"
 	}
 	if f.Verdict == hazards.Unknown {
+		switch onUnknown(f) {
+		case hazards.OnUnknownWarn, hazards.OnUnknownAllow:
+			return "verdict unknown (" + r + ")"
+		}
 		return "verdict unknown (" + r + "), treated as not safe"
 	}
 	return string(f.Verdict) + " (" + r + ")"

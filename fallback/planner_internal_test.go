@@ -24,6 +24,9 @@ const (
 	hzPace      hazards.ID = "test-pace"
 	hzWarn      hazards.ID = "test-warn"
 	hzAvoid     hazards.ID = "test-avoid"
+	// Refusing hazards whose unknown verdicts only warn or are allowed.
+	hzWarnOnUnknown  hazards.ID = "test-warn-on-unknown"
+	hzAllowOnUnknown hazards.ID = "test-allow-on-unknown"
 )
 
 var testHazards = map[hazards.ID]*hazards.Hazard{
@@ -33,6 +36,10 @@ var testHazards = map[hazards.ID]*hazards.Hazard{
 	hzPace:      {ID: hzPace, Title: "pacing hazard", Action: hazards.ActionPace, Params: hazards.Params{PaceInterval: hazards.Duration(20 * time.Millisecond), PaceConcurrency: 2}},
 	hzWarn:      {ID: hzWarn, Title: "warning hazard", Action: hazards.ActionWarn},
 	hzAvoid:     {ID: hzAvoid, Title: "avoided hazard", Action: hazards.ActionAvoid},
+	hzWarnOnUnknown: {ID: hzWarnOnUnknown, Title: "functional hazard", Action: hazards.ActionRefuse,
+		Severity: hazards.SeverityFunctional},
+	hzAllowOnUnknown: {ID: hzAllowOnUnknown, Title: "tolerated hazard", Action: hazards.ActionRefuse,
+		Severity: hazards.SeverityLockup, OnUnknown: hazards.OnUnknownAllow},
 }
 
 // fakeEval returns, for each mechanism, a finding per listed hazard with
@@ -41,7 +48,7 @@ type fakeEval map[probe.Mechanism]map[hazards.ID]hazards.Verdict
 
 func (f fakeEval) eval(m probe.Mechanism) []hazards.Finding {
 	var out []hazards.Finding
-	for _, id := range []hazards.ID{hzRefuse, hzDowngrade, hzCap, hzPace, hzWarn, hzAvoid} {
+	for _, id := range []hazards.ID{hzRefuse, hzDowngrade, hzCap, hzPace, hzWarn, hzAvoid, hzWarnOnUnknown, hzAllowOnUnknown} {
 		v, ok := f[m][id]
 		if !ok {
 			continue
@@ -224,13 +231,80 @@ func TestPlanEdges(t *testing.T) {
 			}},
 		},
 		{
-			name: "hardware perf event hazardous: software, same frequency",
+			// The cpu-clock event runs in hard IRQ: moving to it answers a
+			// missing PMU, never a hazard (issue 9, research C1).
+			name:    "hardware perf event hazardous: no move to software, refusal",
+			k:       kernelWith(4, everything),
+			eval:    fakeEval{probe.PerfEventHardware: {hzDowngrade: a}},
+			req:     Request{Mechanism: probe.PerfEventHardware, PerfEvent: hw99, ReadsUserMemory: true},
+			want:    Decision{Action: Refuse, Steps: []Step{{From: probe.PerfEventHardware, Action: Refuse, Hazard: hzDowngrade}}},
+			refused: []hazards.ID{hzDowngrade},
+		},
+		{
+			name: "unknown verdict with on_unknown warn: attach with a warning",
 			k:    kernelWith(4, everything),
-			eval: fakeEval{probe.PerfEventHardware: {hzDowngrade: a}},
-			req:  Request{Mechanism: probe.PerfEventHardware, PerfEvent: hw99, ReadsUserMemory: true},
-			want: Decision{Chosen: probe.PerfEventSoftware, Action: Downgrade, Settings: Settings{PerfEvent: &PerfEvent{Frequency: 99}}, Steps: []Step{
-				{From: probe.PerfEventHardware, To: probe.PerfEventSoftware, Action: Downgrade, Hazard: hzDowngrade},
+			eval: fakeEval{probe.Kprobe: {hzWarnOnUnknown: u}},
+			req:  Request{Mechanism: probe.Kprobe, Alternatives: []probe.Mechanism{probe.Fentry}},
+			want: Decision{Chosen: probe.Kprobe, Action: Warn, Steps: []Step{
+				{From: probe.Kprobe, To: probe.Kprobe, Action: Warn, Hazard: hzWarnOnUnknown},
 			}},
+		},
+		{
+			name: "affected verdict with on_unknown warn still blocks",
+			k:    kernelWith(4, everything),
+			eval: fakeEval{probe.Kprobe: {hzWarnOnUnknown: a}},
+			req:  Request{Mechanism: probe.Kprobe, Alternatives: []probe.Mechanism{probe.Fentry}},
+			want: Decision{Chosen: probe.Fentry, Action: Upgrade, Steps: []Step{
+				{From: probe.Kprobe, To: probe.Fentry, Action: Upgrade, Hazard: hzWarnOnUnknown},
+			}},
+		},
+		{
+			name: "unknown verdict with on_unknown allow: attach, no step",
+			k:    kernelWith(4, everything),
+			eval: fakeEval{probe.Kprobe: {hzAllowOnUnknown: u}},
+			req:  Request{Mechanism: probe.Kprobe},
+			want: Decision{Chosen: probe.Kprobe, Action: Allow},
+		},
+		{
+			name: "tp-btf hazardous: raw tracepoint variant",
+			k:    kernelWith(4, everything),
+			eval: fakeEval{probe.TpBTF: {hzDowngrade: a}},
+			req:  Request{Mechanism: probe.TpBTF, Alternatives: []probe.Mechanism{probe.RawTracepoint}},
+			want: Decision{Chosen: probe.RawTracepoint, Action: Downgrade, Steps: []Step{
+				{From: probe.TpBTF, To: probe.RawTracepoint, Action: Downgrade, Hazard: hzDowngrade},
+			}},
+		},
+		{
+			name: "raw tracepoint unavailable: tracepoint variant",
+			k:    kernelWith(4, allBut(probe.RawTracepoint), probe.RawTracepoint),
+			req:  Request{Mechanism: probe.RawTracepoint, Alternatives: []probe.Mechanism{probe.Tracepoint}},
+			want: Decision{Chosen: probe.Tracepoint, Action: Downgrade, Steps: []Step{
+				{From: probe.RawTracepoint, To: probe.Tracepoint, Action: Downgrade, Missing: probe.RawTracepoint},
+			}},
+		},
+		{
+			name: "uretprobe-multi unavailable: uretprobe variant",
+			k:    kernelWith(4, allBut(probe.UretprobeMulti), probe.UretprobeMulti),
+			req:  Request{Mechanism: probe.UretprobeMulti, Alternatives: []probe.Mechanism{probe.Uretprobe}},
+			want: Decision{Chosen: probe.Uretprobe, Action: Downgrade, Steps: []Step{
+				{From: probe.UretprobeMulti, To: probe.Uretprobe, Action: Downgrade, Missing: probe.UretprobeMulti},
+			}},
+		},
+		{
+			name: "many uretprobes: batch into uretprobe-multi",
+			k:    kernelWith(4, everything),
+			req:  Request{Mechanism: probe.Uretprobe, Targets: 2},
+			want: Decision{Chosen: probe.UretprobeMulti, Action: Upgrade, Settings: Settings{Multi: true}, Steps: []Step{
+				{From: probe.Uretprobe, To: probe.UretprobeMulti, Action: Upgrade},
+			}},
+		},
+		{
+			name:    "fmod-ret, lsm and iter have no edges: refusal",
+			k:       kernelWith(4, everything),
+			eval:    fakeEval{probe.FmodRet: {hzDowngrade: a}},
+			req:     Request{Mechanism: probe.FmodRet, Alternatives: []probe.Mechanism{probe.Fexit, probe.Kretprobe}},
+			want:    Decision{Action: Refuse, Steps: []Step{{From: probe.FmodRet, Action: Refuse, Hazard: hzDowngrade}}},
+			refused: []hazards.ID{hzDowngrade},
 		},
 		{
 			name: "hardware perf event unavailable: software, same period",
@@ -638,6 +712,9 @@ func TestCounterparts(t *testing.T) {
 		probe.KprobeMulti:    {probe.Kprobe},
 		probe.KretprobeMulti: {probe.Kretprobe},
 		probe.UprobeMulti:    {probe.Uprobe},
+		probe.UretprobeMulti: {probe.Uretprobe},
+		probe.TpBTF:          {probe.RawTracepoint},
+		probe.RawTracepoint:  {probe.Tracepoint},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("counterparts (-want +got):\n%s", diff)
