@@ -23,7 +23,8 @@ import (
 // Options configures a Loader. A nil *Options selects every default.
 // New copies what it uses; changing Options afterwards has no effect.
 type Options struct {
-	// Kernel describes the running kernel. Nil means probe.Detect once, in New.
+	// Kernel describes the running kernel. Nil means probe.Detect once, in
+	// New, looking for the facts the catalog and the policy's rules name.
 	Kernel *probe.Kernel
 	// HostRoot is where the host's root file system is mounted when the
 	// agent runs in a container ("/host"): New's probe.Detect reads the
@@ -31,7 +32,9 @@ type Options struct {
 	// (probe.Options.HostRoot). Empty means "/". Ignored when Kernel is
 	// set. Flags.Apply sets it from -safebpf-host-root or SAFEBPF_HOST_ROOT.
 	HostRoot string
-	// Catalog is the hazard catalog. Nil means hazards.Builtin().
+	// Catalog is the hazard catalog. Nil means hazards.CatalogFor(Policy):
+	// the catalog file SAFEBPF_CATALOG or the policy's catalog key names,
+	// else hazards.Builtin().
 	Catalog *hazards.Catalog
 	// Policy holds the operator's edits (mode, force list, overrides,
 	// pacing). Nil means no edits.
@@ -98,7 +101,13 @@ func New(opts *Options) (*Loader, error) {
 	}
 	l.catalog = opts.Catalog
 	if l.catalog == nil {
-		l.catalog = hazards.Builtin()
+		// The built-in catalog, or a newer one from SAFEBPF_CATALOG or the
+		// policy's catalog key.
+		cat, err := hazards.CatalogFor(opts.Policy)
+		if err != nil {
+			return nil, err
+		}
+		l.catalog = cat
 	}
 	pol, err := effectivePolicy(l.catalog, opts.Policy, opts.Mode, opts.Force)
 	if err != nil {
@@ -111,7 +120,7 @@ func New(opts *Options) (*Loader, error) {
 	if opts.Kernel != nil {
 		l.kernel = opts.Kernel.Clone()
 	} else {
-		k, err := detect(context.Background(), opts.HostRoot)
+		k, err := detect(context.Background(), opts.HostRoot, kernelFacts(l.catalog, opts.Policy))
 		if err != nil {
 			return nil, fmt.Errorf("detect kernel: %w", err)
 		}
@@ -293,11 +302,24 @@ func planWith(k *probe.Kernel, cat *hazards.Catalog, req fallback.Request, pol *
 	return d, err
 }
 
-func detect(ctx context.Context, hostRoot string) (*probe.Kernel, error) {
-	if hostRoot != "" {
-		return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot})
+// detect reads the running kernel (below hostRoot when set) and the facts
+// the catalog's evidence asks about (issue 9: evidence not looked for is
+// unknown).
+func detect(ctx context.Context, hostRoot string, facts []probe.Fact) (*probe.Kernel, error) {
+	return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot, Facts: facts})
+}
+
+// kernelFacts are the facts of the catalog and of the policy's own rules.
+func kernelFacts(cat *hazards.Catalog, pol *hazards.Policy) []probe.Fact {
+	facts := cat.Facts()
+	if pol != nil {
+		for _, r := range pol.Rules {
+			for _, e := range r.Evidence {
+				facts = append(facts, e.Fact())
+			}
+		}
 	}
-	return probe.Detect(ctx, nil)
+	return facts
 }
 
 func policyForce(p *hazards.Policy) []hazards.ID {

@@ -56,15 +56,8 @@ func Describe(d Description) (*Kernel, error) {
 		}
 		k.Kallsyms = kallsymsFromScan(scan)
 	}
-	for _, f := range facts {
-		if f.Kind == FactSymbol {
-			continue
-		}
-		if k.Observations == nil {
-			k.Observations = map[string]Observation{}
-		}
-		k.Observations[f.Key()] = Unobserved(f.String() + ": described offline; machine code, BTF and self-tests are read only from a live kernel")
-	}
+	// Machine code, BTF and self-tests are read only from a live kernel:
+	// the other kinds stay "not looked for".
 	k.Mechanisms = OfflineSupport(k)
 	return k, nil
 }

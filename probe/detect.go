@@ -78,10 +78,10 @@ type Description struct {
 	CPUs             int
 	Kallsyms         string // contents (or an excerpt) of /proc/kallsyms
 	Config           string // contents of a kernel config file
-	// Facts are the facts to record, as in Options.Facts: symbol facts
-	// are answered from Kallsyms (when given); every other kind is
-	// recorded as unobserved, because a description has no live kernel to
-	// read machine code, BTF or self-tests from.
+	// Facts are the facts to look for, as in Options.Facts: symbol facts
+	// are answered from Kallsyms (when given); every other kind stays "not
+	// looked for" (Kernel.Observe says so), because a description has no
+	// live kernel to read machine code, BTF or self-tests from.
 	Facts []Fact
 }
 

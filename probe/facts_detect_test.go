@@ -61,8 +61,8 @@ func TestFactValid(t *testing.T) {
 }
 
 // TestDescribeFacts: symbol facts are answered from the kallsyms excerpt,
-// every other kind is recorded as unobserved (a description has no live
-// kernel), and a symbol nobody asked for stays unknown.
+// every other kind stays unknown (a description has no live kernel), and a
+// symbol nobody asked for stays unknown.
 func TestDescribeFacts(t *testing.T) {
 	facts := []Fact{
 		{Kind: FactSymbol, Name: "tasks_rcu_exit_srcu", Data: true},
@@ -90,8 +90,8 @@ func TestDescribeFacts(t *testing.T) {
 		t.Errorf("__x64_sys_uretprobe = %+v, want absent", o.Holds)
 	}
 	for _, f := range facts[2:4] {
-		if o := k.Observe(f); o.Known() || !strings.Contains(o.Witness, "described offline") {
-			t.Errorf("%s = %+v, want unobserved because described offline", f, o)
+		if o := k.Observe(f); o.Known() || !strings.Contains(o.Witness, "not looked for") {
+			t.Errorf("%s = %+v, want unknown: not looked for offline", f, o)
 		}
 	}
 	if _, known := k.Symbol("copy_from_user_nofault"); known {

@@ -10,11 +10,12 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/probe"
 )
 
 func main() {
-	k, err := probe.Detect(context.Background(), nil)
+	k, err := probe.Detect(context.Background(), &probe.Options{Facts: hazards.Builtin().Facts()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "probejson: detect kernel:", err)
 		os.Exit(1)
