@@ -1,11 +1,13 @@
 //go:build linux && (386 || amd64)
 
 // Command profiler samples user stacks at 99 Hz and prints the hottest ones,
-// and shows safebpf's hardware→software perf event move: it asks for the
-// hardware cycles event, and because the program reads user memory (user
-// stacks), safebpf runs it on the software cpu-clock event at the same
-// frequency where the hardware event is hazardous (nmi-user-read-deadlock)
-// or absent.
+// and shows how safebpf judges a sampling program that touches user
+// memory. It asks for the hardware cycles event (the software cpu-clock
+// event where there is no PMU: same frequency). Its program takes user
+// stacks and reads no other user memory, so only nmi-user-stack-deadlock
+// (copy_from_user_nmi, fixed in 6.0 and 5.19.14) can refuse it, on either
+// event: the cpu-clock event runs in hard IRQ and is no way around it. The
+// profiler prints which path applies and how each deadlock was judged.
 //
 // Usage (as root):
 //
@@ -79,10 +81,16 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		},
 	})
 	if err != nil {
+		writeRefusalPath(out, err)
 		return err
 	}
 	defer l.Close()
 	defer coll.Close()
+	for _, p := range coll.Plans {
+		if p.Program == "profile" {
+			writePath(out, p)
+		}
+	}
 
 	who := "every process"
 	if c.pid != 0 {

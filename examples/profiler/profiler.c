@@ -2,10 +2,10 @@
 
 // profiler: sample user stacks on a perf event.
 //
-// Asking for user stacks (BPF_F_USER_STACK) makes the program read user
-// memory. On a hardware cycles event that runs in NMI context, which some
-// kernels cannot do safely; safebpf moves such programs to the software
-// cpu-clock event at the same frequency.
+// Asking for user stacks (BPF_F_USER_STACK) makes the kernel copy user
+// memory in NMI or IRQ context: on 5.19 before 5.19.14 that can deadlock
+// (nmi-user-stack-deadlock), and safebpf refuses it there. The program
+// reads no other user memory, so 6.0 and later are fine.
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
