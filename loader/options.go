@@ -256,7 +256,9 @@ func extraOf(extra []*Extra) (Extra, error) {
 // Only the CPU-cycles hardware event may be moved, to the software
 // cpu-clock event with the same frequency or period, when hardware events
 // are unavailable; every other event is kept as asked (refused if the
-// kernel cannot give it).
+// kernel cannot give it). A hazard (nmi-user-read-deadlock,
+// nmi-user-stack-deadlock) is no reason to move: it refuses the software
+// event too, since cpu-clock runs in hard IRQ.
 type PerfEventOptions struct {
 	// Hardware asks for the CPU-cycles hardware event (an NMI on x86).
 	Hardware bool
