@@ -237,7 +237,9 @@ func TestEvaluate(t *testing.T) {
 		{"fexit crash symbol absent", kern(t, "5.15.0", syms(false, map[string]bool{"__bpf_tramp_image_put_rcu": false})), fx, crash, hazards.Affected, "__bpf_tramp_image_put_rcu absent"},
 		{"fexit crash rhel 8", kern(t, "4.18", rhel("el8", "477.10.1")), fx, crash, hazards.Unknown, "e21aa341785c is UNVERIFIED"},
 
-		// C7: CVE-2024-50063, 6.6.57 and 6.11.4 onwards.
+		// C7: CVE-2024-50063, 6.1.135, 6.6.57 and 6.11.4 onwards (OSV).
+		{"tail 6.1.134", kern(t, "6.1.134"), feTail, tail, hazards.NotAffected, "outside"},
+		{"tail 6.1.135", kern(t, "6.1.135"), feTail, tail, hazards.Affected, ">= 6.1.135, < 6.2"},
 		{"tail 6.6.56", kern(t, "6.6.56"), feTail, tail, hazards.NotAffected, "outside"},
 		{"tail 6.6.57", kern(t, "6.6.57"), feTail, tail, hazards.Affected, ">= 6.6.57, < 6.7"},
 		{"tail 6.7.0", kern(t, "6.7.0"), feTail, tail, hazards.NotAffected, "outside"},

@@ -81,8 +81,9 @@ def fexit_crash(v, d):
     return over_line(v, lambda x: yes((5,5,0) <= x < (5,10,28) or (5,11,0) <= x < (5,11,11)))
 
 def tailcall(v):
-    # C7: CVE-2024-50063, 6.6.57 and 6.11.4 on.
-    return over_line(v, lambda x: yes((6,6,57) <= x < (6,7,0) or x >= (6,11,4)))
+    # C7: CVE-2024-50063, in 6.1.135, 6.6.57 and 6.11.4 on (OSV record;
+    # Debian 6.1.192's BTF has the member).
+    return over_line(v, lambda x: yes((6,1,135) <= x < (6,2,0) or (6,6,57) <= x < (6,7,0) or x >= (6,11,4)))
 
 def kret(v, cpus):
     r = over_line(v, lambda x: yes(x < (6,7,0)))
