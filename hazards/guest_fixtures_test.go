@@ -1,6 +1,7 @@
 package hazards_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/safebpf/safebpf/hazards"
@@ -35,22 +36,29 @@ func TestGuestKernelVerdicts(t *testing.T) {
 		fixture string
 		mech    probe.Mechanism
 		want    want
+		// why holds substrings of reasons that name the kernel's own
+		// witness (kallsyms as captured in the guest).
+		why map[hazards.ID]string
 	}{
-		{"debian-5.10", probe.Fentry, want{nmi: na, stack: na, poke: na, zap: na, tail: na}},
-		{"debian-6.1", probe.Fentry, want{nmi: na, stack: na, poke: na, zap: hazards.Affected, tail: hazards.Affected}},
-		{"debian-6.12", probe.Fentry, want{nmi: na, stack: na, poke: na, zap: na, tail: hazards.Affected}},
-		{"debian-5.10", probe.Fexit, want{nmi: na, stack: na, poke: na, zap: na, crash: na, tail: na}},
-		{"debian-6.12", probe.Fexit, want{nmi: na, stack: na, poke: na, zap: na, crash: na, tail: hazards.Affected}},
-		{"debian-5.10", probe.Uprobe, want{"uprobe-mmap-lock-stall": hazards.Affected}},
-		{"debian-6.1", probe.Uprobe, want{"uprobe-mmap-lock-stall": hazards.Affected}},
-		{"debian-6.12", probe.Uprobe, want{"uprobe-mmap-lock-stall": hazards.Affected}},
-		{"debian-5.10", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": na}},
-		{"debian-6.1", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": na}},
-		{"debian-6.12", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": na}},
-		{"debian-5.10", probe.PerfEventHardware, want{nmi: na, stack: na}},
-		{"debian-6.1", probe.PerfEventSoftware, want{nmi: na, stack: na}},
-		{"debian-6.12", probe.PerfEventHardware, want{nmi: na, stack: na}},
-		{"debian-6.1", probe.Kretprobe, want{nmi: na, stack: na, poke: na, "kretprobe-contention": na}},
+		{"debian-5.10", probe.Fentry, want{nmi: na, stack: na, poke: na, zap: na, tail: na},
+			map[hazards.ID]string{zap: "tasks_rcu_exit_srcu absent from kallsyms", poke: "bp_desc present in kallsyms"}},
+		{"debian-6.1", probe.Fentry, want{nmi: na, stack: na, poke: na, zap: hazards.Affected, tail: hazards.Affected},
+			map[hazards.ID]string{zap: "tasks_rcu_exit_srcu present in kallsyms"}},
+		{"debian-6.12", probe.Fentry, want{nmi: na, stack: na, poke: na, zap: na, tail: hazards.Affected}, nil},
+		{"debian-5.10", probe.Fexit, want{nmi: na, stack: na, poke: na, zap: na, crash: na, tail: na},
+			map[hazards.ID]string{crash: "__bpf_tramp_image_put_rcu present in kallsyms"}},
+		{"debian-6.12", probe.Fexit, want{nmi: na, stack: na, poke: na, zap: na, crash: na, tail: hazards.Affected},
+			map[hazards.ID]string{crash: "__bpf_tramp_image_put_rcu present in kallsyms", zap: "tasks_rcu_exit_srcu absent from kallsyms"}},
+		{"debian-5.10", probe.Uprobe, want{"uprobe-mmap-lock-stall": hazards.Affected}, nil},
+		{"debian-6.1", probe.Uprobe, want{"uprobe-mmap-lock-stall": hazards.Affected}, nil},
+		{"debian-6.12", probe.Uprobe, want{"uprobe-mmap-lock-stall": hazards.Affected}, nil},
+		{"debian-5.10", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": na}, nil},
+		{"debian-6.1", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": na}, nil},
+		{"debian-6.12", probe.Uretprobe, want{"uprobe-mmap-lock-stall": hazards.Affected, "uretprobe-seccomp-kill": na}, nil},
+		{"debian-5.10", probe.PerfEventHardware, want{nmi: na, stack: na}, nil},
+		{"debian-6.1", probe.PerfEventSoftware, want{nmi: na, stack: na}, nil},
+		{"debian-6.12", probe.PerfEventHardware, want{nmi: na, stack: na}, nil},
+		{"debian-6.1", probe.Kretprobe, want{nmi: na, stack: na, poke: na, "kretprobe-contention": na}, nil},
 	} {
 		t.Run(tc.fixture+"/"+string(tc.mech), func(t *testing.T) {
 			k := fixtures.GuestKernel(t, "..", tc.fixture)
@@ -64,6 +72,11 @@ func TestGuestKernelVerdicts(t *testing.T) {
 			for id, v := range tc.want {
 				if f, ok := got[id]; !ok || f.Verdict != v {
 					t.Errorf("%s on %s: %q (%s), want %q", id, k.Release, f.Verdict, f.Reason, v)
+				}
+			}
+			for id, sub := range tc.why {
+				if f := got[id]; !strings.Contains(f.Reason, sub) {
+					t.Errorf("%s on %s: reason %q does not name the witness %q", id, k.Release, f.Reason, sub)
 				}
 			}
 		})
