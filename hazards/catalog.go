@@ -88,7 +88,7 @@ func (c *Catalog) Version() string {
 // MarshalJSON renders the whole catalog as a catalog document:
 // {"apiVersion", "version", "rules": [every hazard, policy overrides
 // applied and user rules appended]}. ParseCatalog and LoadCatalog read it
-// back; `safebpf hazards --json` prints it.
+// back; `safebpf hazards --export` prints it.
 func (c *Catalog) MarshalJSON() ([]byte, error) {
 	doc := catalogDocument{APIVersion: "safebpf/v1", Version: c.Version(), Rules: c.Hazards()}
 	if doc.Rules == nil {

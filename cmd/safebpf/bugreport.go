@@ -136,13 +136,13 @@ func (a *app) bugreport(c *cobra.Command, o *bugreportOpts) error {
 	rp, err := a.resolvePolicy(c, &o.probe.pol)
 	if err != nil {
 		r.Policy.Error = err.Error()
-		rp = &resolvedPolicy{cat: hazards.Builtin(), eff: hazards.Policy{APIVersion: "safebpf/v1"}, policySource: policy}
+		rp = &resolvedPolicy{base: hazards.Builtin(), cat: hazards.Builtin(), eff: hazards.Policy{APIVersion: "safebpf/v1"}, policySource: policy}
 	} else {
 		r.Policy.policyJSON = rp.json()
 		r.Policy.Content = rp.file
 	}
-	as := assumption{ReadsUserMemory: true, Alternatives: true, Seccomp: true}
-	if k, err := a.detect(context.Background(), hr.Value); err != nil {
+	as := assumption{ReadsUserMemory: true, UserStacks: true, TailCalls: true, Alternatives: true, Seccomp: true}
+	if k, err := a.detect(context.Background(), hr.Value, rp.cat.Facts()); err != nil {
 		r.ProbeError = "detect kernel: " + err.Error()
 	} else if r.Probe, err = probeReportFor(k, rp, &as, hr.Value); err != nil {
 		r.ProbeError = err.Error()

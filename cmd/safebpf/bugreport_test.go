@@ -148,7 +148,7 @@ func TestBugreportDecisions(t *testing.T) {
 	if !strings.Contains(string(bu.Decisions.Records[0]), "a-hazard-from-a-newer-release") {
 		t.Errorf("the ignored force warning is not the first record: %s", bu.Decisions.Records[0])
 	}
-	host, err := detectHost(t.Context(), "")
+	host, err := detectHost(t.Context(), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ files' contents; other keys are ignored), and prints one row per kernel
 	f.StringVar(&o.osRelease, "os-release", "", "an os-release file")
 	f.StringVar(&o.arch, "arch", "", "architecture: amd64 (x86_64), arm64 (aarch64), 386 (i686), ... (default amd64)")
 	f.IntVar(&o.cpus, "cpus", 0, "possible CPUs, 1 to 65536 (default unknown)")
-	f.StringVar(&o.kallsyms, "kallsyms", "", "/proc/kallsyms or an excerpt (evidence symbols)")
+	f.StringVar(&o.kallsyms, "kallsyms", "", "/proc/kallsyms or an excerpt (evidence symbols; machine code, BTF and self-tests are only read live: 'safebpf probe')")
 	f.StringVar(&o.config, "config", "", "kernel config, plain or gzip (e.g. /proc/config.gz)")
 	f.StringVar(&o.mechanism, "mechanism", "", "plan only this mechanism (fentry, kprobe, uprobe, ...)")
 	f.IntVar(&o.req.targets, "targets", 1, "functions or symbols attached together, 1 to 1048576")
@@ -135,8 +135,9 @@ func (o *checkOpts) checkFlags(c *cobra.Command) ([]probe.Mechanism, error) {
 	return []probe.Mechanism{m}, nil
 }
 
-// describe builds the kernel from the description flags or --kernel.
-func (o *checkOpts) describe() (*probe.Kernel, error) {
+// describe builds the kernel from the description flags or --kernel,
+// looking in --kallsyms for the symbol facts among facts.
+func (o *checkOpts) describe(facts []probe.Fact) (*probe.Kernel, error) {
 	if o.kernelFile != "" {
 		k, err := readKernelFixture(o.kernelFile)
 		if err != nil {
@@ -150,6 +151,7 @@ func (o *checkOpts) describe() (*probe.Kernel, error) {
 		VersionSignature: o.signature,
 		Arch:             o.arch,
 		CPUs:             o.cpus,
+		Facts:            facts,
 	}
 	for _, f := range []struct {
 		flag, path string
@@ -205,7 +207,7 @@ func (a *app) check(c *cobra.Command, o *checkOpts) error {
 	if o.fleetFile != "" {
 		return a.fleet(o, rp, mechs, p, asJSON)
 	}
-	k, err := o.describe()
+	k, err := o.describe(rp.cat.Facts())
 	if err != nil {
 		return err
 	}

@@ -49,9 +49,13 @@ func (a *app) output(o *outputOpts) (p *printer, asJSON bool, err error) {
 // assumption is what probe, check and plan assume about the program, one
 // statement for all three, changed by the same flags.
 type assumption struct {
-	// ReadsUserMemory: the program reads user memory (probe-read helpers or
-	// user stacks).
+	// ReadsUserMemory: the program reads user memory with the probe-read
+	// or copy-from-user helpers.
 	ReadsUserMemory bool `json:"reads_user_memory"`
+	// UserStacks: the program takes user stacks (BPF_F_USER_STACK).
+	UserStacks bool `json:"user_stacks"`
+	// TailCalls: the program makes tail calls.
+	TailCalls bool `json:"tail_calls"`
 	// Alternatives: the program has every variant a fallback needs
 	// (fentry and kprobe, fexit and kretprobe, multi and single links).
 	Alternatives bool `json:"alternatives"`
@@ -59,14 +63,18 @@ type assumption struct {
 	Seccomp bool `json:"seccomp"`
 	// Text says it in words.
 	Text string `json:"text"`
-	// fromObject: plan reads ReadsUserMemory and Alternatives from the
-	// ELF object.
+	// fromObject: plan reads ReadsUserMemory, UserStacks, TailCalls and
+	// Alternatives from the ELF object.
 	fromObject bool
 }
 
 func addAssumption(c *cobra.Command, a *assumption) {
 	c.Flags().BoolVar(&a.ReadsUserMemory, "reads-user-memory", true,
-		"assume the program reads user memory (--reads-user-memory=false: it does not)")
+		"assume the program reads user memory with bpf_probe_read_user* or bpf_copy_from_user* (--reads-user-memory=false: it does not)")
+	c.Flags().BoolVar(&a.UserStacks, "user-stacks", true,
+		"assume the program takes user stacks, bpf_get_stack* with BPF_F_USER_STACK (--user-stacks=false: it does not)")
+	c.Flags().BoolVar(&a.TailCalls, "tail-calls", true,
+		"assume the program makes tail calls (--tail-calls=false: it does not)")
 	c.Flags().BoolVar(&a.Alternatives, "alternatives", true,
 		"assume the program has every variant a fallback needs (fentry and kprobe, fexit and kretprobe)")
 	c.Flags().BoolVar(&a.Seccomp, "seccomp", true,
@@ -76,17 +84,20 @@ func addAssumption(c *cobra.Command, a *assumption) {
 // text states the assumption in one sentence.
 func (a assumption) text() string {
 	var parts []string
-	switch {
-	case a.fromObject:
-		parts = append(parts, "reads user memory and has the variants its object's code shows")
-	case a.ReadsUserMemory && a.Alternatives:
-		parts = append(parts, "reads user memory", "has every variant a fallback needs")
-	case a.ReadsUserMemory:
-		parts = append(parts, "reads user memory", "has no variant for another mechanism")
-	case a.Alternatives:
-		parts = append(parts, "does not read user memory", "has every variant a fallback needs")
-	default:
-		parts = append(parts, "does not read user memory", "has no variant for another mechanism")
+	either := func(on bool, yes, no string) string {
+		if on {
+			return yes
+		}
+		return no
+	}
+	if a.fromObject {
+		parts = append(parts, "reads user memory, takes user stacks, makes tail calls and has the variants as its object's code shows")
+	} else {
+		parts = append(parts,
+			either(a.ReadsUserMemory, "reads user memory", "does not read user memory"),
+			either(a.UserStacks, "takes user stacks", "takes no user stacks"),
+			either(a.TailCalls, "makes tail calls", "makes no tail calls"),
+			either(a.Alternatives, "has every variant a fallback needs", "has no variant for another mechanism"))
 	}
 	if a.Seccomp {
 		parts = append(parts, "traces processes that may run under seccomp")
@@ -98,10 +109,15 @@ func (a assumption) text() string {
 	if a.fromObject {
 		return s + " (the loader's default unless the agent says otherwise per uprobe)."
 	}
-	return s + " (--reads-user-memory, --alternatives and --seccomp change this)."
+	return s + " (--reads-user-memory, --user-stacks, --tail-calls, --alternatives and --seccomp change this)."
 }
 
 func (a *assumption) finish() { a.Text = a.text() }
+
+// attachment is the program the assumption describes, attached with m.
+func (a assumption) attachment(m probe.Mechanism) hazards.Attachment {
+	return hazards.Attachment{Mechanism: m, ReadsUserMemory: a.ReadsUserMemory, ReadsUserStacks: a.UserStacks, TailCalls: a.TailCalls, Seccomp: a.Seccomp}
+}
 
 // policyOpts are the policy flags of probe, check and plan.
 type policyOpts struct {
@@ -127,7 +143,10 @@ func addPolicy(c *cobra.Command, p *policyOpts, withForce bool) {
 
 // resolvedPolicy is the policy in effect for one command.
 type resolvedPolicy struct {
-	// cat is the built-in catalog with the policy applied.
+	// base is the catalog the policy applies to: the built-in one, or the
+	// file SAFEBPF_CATALOG or the policy's catalog key names.
+	base *hazards.Catalog
+	// cat is base with the policy applied.
 	cat *hazards.Catalog
 	// file is the policy file's content, nil without one.
 	file *hazards.Policy
@@ -154,17 +173,25 @@ func sourceName(s loader.Setting, flag string) string {
 // are warned about and ignored.
 func (a *app) resolvePolicy(c *cobra.Command, p *policyOpts) (*resolvedPolicy, error) {
 	force, policy, _ := (&loader.Flags{Force: p.force, Policy: p.policy}).Settings()
-	rp := &resolvedPolicy{cat: hazards.Builtin(), policySource: policy, forceSource: force}
+	rp := &resolvedPolicy{policySource: policy, forceSource: force}
 	if policy.Value != "" {
 		pol, err := hazards.LoadPolicy(policy.Value)
 		if err != nil {
 			return nil, usageErr("load policy from %s: %w", sourceName(policy, "--policy"), err)
 		}
-		cat, err := hazards.Builtin().WithPolicy(pol)
+		rp.file = pol
+	}
+	base, err := hazards.CatalogFor(rp.file)
+	if err != nil {
+		return nil, usageErr("%w", err)
+	}
+	rp.base, rp.cat = base, base
+	if rp.file != nil {
+		cat, err := base.WithPolicy(rp.file)
 		if err != nil {
 			return nil, usageErr("apply policy from %s: %w", sourceName(policy, "--policy"), err)
 		}
-		rp.file, rp.cat = pol, cat
+		rp.cat = cat
 	}
 	rp.eff = hazards.Policy{APIVersion: "safebpf/v1"}
 	if rp.file != nil {
@@ -255,6 +282,8 @@ func planMechanisms(k *probe.Kernel, rp *resolvedPolicy, mechs []probe.Mechanism
 			Mechanism:       m,
 			Pinned:          ro.pinned,
 			ReadsUserMemory: as.ReadsUserMemory,
+			ReadsUserStacks: as.UserStacks,
+			TailCalls:       as.TailCalls,
 			Seccomp:         as.Seccomp,
 			Targets:         ro.targets,
 			MaxActive:       ro.maxActive,
@@ -266,13 +295,13 @@ func planMechanisms(k *probe.Kernel, rp *resolvedPolicy, mechs []probe.Mechanism
 			req.PerfEvent = &fallback.PerfEvent{Hardware: m == probe.PerfEventHardware, Frequency: ro.frequency}
 		}
 		// The base catalog: Plan applies the policy itself.
-		d, err := fallback.Plan(k, hazards.Builtin(), req, &rp.eff)
+		d, err := fallback.Plan(k, rp.base, req, &rp.eff)
 		if err != nil && d.Action != fallback.Refuse {
 			return nil, usageErr("plan %s: %w", m, err)
 		}
 		out = append(out, planned{
 			mech:     m,
-			findings: rp.cat.Evaluate(k, hazards.Attachment{Mechanism: m, ReadsUserMemory: as.ReadsUserMemory, Seccomp: as.Seccomp}),
+			findings: rp.cat.Evaluate(k, as.attachment(m)),
 			d:        d,
 			err:      err,
 		})

@@ -44,7 +44,7 @@ type describedKernel struct {
 // readFleet reads every kernel of a fleet file: a stream of JSON values,
 // each an object (a probe report, a kernel, or a described kernel) or an
 // array of them.
-func readFleet(path string) ([]fleetEntry, error) {
+func readFleet(path string, facts []probe.Fact) ([]fleetEntry, error) {
 	f, err := openInput(path, inFleet)
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func readFleet(path string) ([]fleetEntry, error) {
 			if len(values) > 1 {
 				at += fmt.Sprintf("[%d]", i)
 			}
-			e, err := fleetKernel(v)
+			e, err := fleetKernel(v, facts)
 			if err != nil {
 				return nil, fmt.Errorf("read fleet file %s: %w", at, err)
 			}
@@ -93,8 +93,9 @@ func readFleet(path string) ([]fleetEntry, error) {
 	return out, nil
 }
 
-// fleetKernel decodes one fleet value.
-func fleetKernel(v json.RawMessage) (fleetEntry, error) {
+// fleetKernel decodes one fleet value; a described kernel's kallsyms is
+// searched for the symbol facts among facts.
+func fleetKernel(v json.RawMessage, facts []probe.Fact) (fleetEntry, error) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(v, &keys); err != nil {
 		return fleetEntry{}, fmt.Errorf("want a JSON object: %w", err)
@@ -130,6 +131,7 @@ func fleetKernel(v json.RawMessage) (fleetEntry, error) {
 	k, err := probe.Describe(probe.Description{
 		Release: d.Release, ProcVersion: d.ProcVersion, VersionSignature: d.VersionSignature,
 		OSRelease: d.OSRelease, Arch: d.Arch, CPUs: d.CPUs, Kallsyms: d.Kallsyms, Config: d.Config,
+		Facts: facts,
 	})
 	if err != nil {
 		return fleetEntry{}, err
@@ -211,7 +213,7 @@ type fleetSummary struct {
 }
 
 func (a *app) fleet(o *checkOpts, rp *resolvedPolicy, mechs []probe.Mechanism, p *printer, asJSON bool) error {
-	entries, err := readFleet(o.fleetFile)
+	entries, err := readFleet(o.fleetFile, rp.cat.Facts())
 	if err != nil {
 		return usageErr("--fleet: %w", err)
 	}

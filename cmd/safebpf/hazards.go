@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,8 +13,9 @@ import (
 
 // hazardsOpts are the flags of `safebpf hazards`.
 type hazardsOpts struct {
-	out outputOpts
-	pol policyOpts
+	out    outputOpts
+	pol    policyOpts
+	export bool
 }
 
 func (a *app) hazardsCommand() *cobra.Command {
@@ -21,11 +23,18 @@ func (a *app) hazardsCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "hazards [ID]",
 		Short: "list the hazard catalog, or explain one hazard",
-		Long: `Without ID, lists the hazard catalog (id, action, title). With ID, explains
-one hazard: summary, affected ranges, distro notes, conditions, evidence,
-parameters and references. An unknown ID is an error that lists the known
-IDs. A policy (--policy or SAFEBPF_POLICY) is applied first: its rules and
-overrides show.`,
+		Long: `Without ID, lists the hazard catalog (id, action, title) and its version.
+With ID, explains one hazard: summary, severity, what an unknown verdict
+does, affected and unknown ranges, fixed releases, distro notes,
+conditions, evidence, parameters and references. An unknown ID is an error
+that lists the known IDs. The catalog is the built-in one, or a newer
+catalog file SAFEBPF_CATALOG or the policy's catalog key names. A policy
+(--policy or SAFEBPF_POLICY) is applied first: its rules and overrides
+show.
+
+--export prints the catalog listed as a catalog document ({"apiVersion",
+"version", "rules": [...]}): the file format SAFEBPF_CATALOG and a policy's
+catalog key load.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageErr("want at most one hazard ID, got %d arguments", len(args))
@@ -46,7 +55,20 @@ overrides show.`,
 	}
 	addPolicy(c, &o.pol, false)
 	addOutput(c, &o.out)
+	c.Flags().BoolVar(&o.export, "export", false,
+		"print the catalog as a catalog document, the format SAFEBPF_CATALOG loads")
 	return c
+}
+
+// catalogSource says which catalog the policy applies to.
+func catalogSource(rp *resolvedPolicy) string {
+	if path := os.Getenv(hazards.EnvCatalog); path != "" {
+		return "the catalog from " + hazards.EnvCatalog + " (" + path + ")"
+	}
+	if rp.file != nil && rp.file.Catalog != "" {
+		return "the catalog from " + rp.file.Catalog + " (the policy's catalog key)"
+	}
+	return "the built-in catalog"
 }
 
 // hazardsReport is the JSON form of `safebpf hazards`.
@@ -67,9 +89,15 @@ func (a *app) hazards(c *cobra.Command, o *hazardsOpts, args []string) error {
 		return err
 	}
 	cat := rp.cat
+	if o.export {
+		if len(args) > 0 || asJSON || p.wide {
+			return usageErr("--export prints the whole catalog: drop the hazard ID and the output flags")
+		}
+		return writeJSON(a.stdout, cat)
+	}
 	if len(args) == 0 {
 		hs := cat.Hazards()
-		info := catalogInfo()
+		info := catalogInfo(rp.base)
 		if asJSON {
 			r := hazardsReport{SchemaVersion: schemaVersion, Catalog: info, Hazards: hs}
 			if rp.file != nil {
@@ -78,9 +106,9 @@ func (a *app) hazards(c *cobra.Command, o *hazardsOpts, args []string) error {
 			}
 			return writeJSON(a.stdout, r)
 		}
-		head := fmt.Sprintf("%s in the built-in catalog (%s)", plural(len(hs), "hazard", "hazards", "no hazards"), info.describe())
+		head := fmt.Sprintf("%s in %s (%s)", plural(len(hs), "hazard", "hazards", "no hazards"), catalogSource(rp), info.describe())
 		if rp.file != nil {
-			head = fmt.Sprintf("%s with the policy from %s applied", plural(len(hs), "hazard", "hazards", "no hazards"), rp.policySource.Value)
+			head = fmt.Sprintf("%s in %s (%s) with the policy from %s applied", plural(len(hs), "hazard", "hazards", "no hazards"), catalogSource(rp), info.describe(), rp.policySource.Value)
 		}
 		p.para("", head+"; 'safebpf hazards ID' explains one.")
 		p.blank()
@@ -155,12 +183,22 @@ func explain(p *printer, h *hazards.Hazard, disabled bool) {
 		}
 	}
 	field("Action", string(h.Action))
+	if h.Severity != "" {
+		field("Severity", string(h.Severity))
+	}
+	field("On unknown", string(h.EffectiveOnUnknown()))
 	field("Mechanisms", strings.Join(ms, ", "))
 	if len(h.Arch) > 0 {
 		field("Arch", strings.Join(h.Arch, ", "))
 	}
 	if len(h.Affected) > 0 {
 		field("Affected", hazards.RangeText(h.Affected...)+" (upstream versions)")
+	}
+	if len(h.Unknown) > 0 {
+		field("Unknown", hazards.RangeText(h.Unknown...)+" (no source decides)")
+	}
+	if len(h.FixedIn) > 0 {
+		field("Fixed in", strings.Join(h.FixedIn, ", "))
 	}
 	for _, d := range h.Distros {
 		var cond []string
@@ -186,24 +224,37 @@ func explain(p *printer, h *hazards.Hazard, disabled bool) {
 	for _, e := range h.Evidence {
 		var parts []string
 		if e.Present != "" {
-			parts = append(parts, "present → "+string(e.Present))
+			parts = append(parts, "holds → "+string(e.Present))
 		}
 		if e.Absent != "" {
-			a := "absent → " + string(e.Absent)
+			a := "does not → " + string(e.Absent)
 			if e.Data {
 				a += " (data symbol: only when kallsyms lists data symbols)"
 			}
 			parts = append(parts, a)
 		}
-		field("Evidence", fmt.Sprintf("%s in kallsyms: %s", e.Symbol, strings.Join(parts, "; ")))
+		on := ""
+		if len(e.Arch) > 0 {
+			on = " (on " + strings.Join(e.Arch, ", ") + ")"
+		}
+		field("Evidence", fmt.Sprintf("%s%s: %s", e.Fact(), on, strings.Join(parts, "; ")))
 	}
 	r := h.Requires
 	var req []string
 	if r.ReadsUserMemory {
 		req = append(req, "the program reads user memory")
 	}
+	if r.UserStacks {
+		req = append(req, "the program takes user stacks")
+	}
+	if r.TailCalls {
+		req = append(req, "the program makes tail calls")
+	}
 	if r.Context != "" {
 		req = append(req, "runs in "+r.Context+" context")
+	}
+	if r.Preemptible {
+		req = append(req, "the kernel is built preemptible (CONFIG_PREEMPTION)")
 	}
 	if r.MinCPUs > 0 {
 		req = append(req, fmt.Sprintf("at least %d possible CPUs", r.MinCPUs))

@@ -57,9 +57,11 @@ func main() {
 type app struct {
 	stdout, stderr io.Writer
 	color          bool
-	detect         func(ctx context.Context, hostRoot string) (*probe.Kernel, error)
-	now            func() time.Time
-	stdin          io.Reader // nil: os.Stdin
+	// detect reads this machine's kernel (below hostRoot when set),
+	// looking for the facts given: the catalog's evidence.
+	detect func(ctx context.Context, hostRoot string, facts []probe.Fact) (*probe.Kernel, error)
+	now    func() time.Time
+	stdin  io.Reader // nil: os.Stdin
 }
 
 // run executes the command line args (without the program name) and
@@ -79,12 +81,10 @@ func newApp(stdout, stderr io.Writer) *app {
 }
 
 // detectHost probes the running kernel, reading its files below hostRoot
-// when one is given.
-func detectHost(ctx context.Context, hostRoot string) (*probe.Kernel, error) {
-	if hostRoot == "" {
-		return probe.Detect(ctx, nil)
-	}
-	return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot})
+// when one is given, and looks for the facts (evidence nobody looked for is
+// unknown to the hazard evaluation).
+func detectHost(ctx context.Context, hostRoot string, facts []probe.Fact) (*probe.Kernel, error) {
+	return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot, Facts: facts})
 }
 
 // exitError ends a command with an exit code and, unless silent, a

@@ -36,7 +36,7 @@ func runWith(t *testing.T, k *probe.Kernel, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	a := newApp(&out, &errb)
-	a.detect = func(context.Context, string) (*probe.Kernel, error) { return k.Clone(), nil }
+	a.detect = func(context.Context, string, []probe.Fact) (*probe.Kernel, error) { return k.Clone(), nil }
 	code := a.run(args)
 	return result{code, out.String(), errb.String()}
 }
@@ -135,17 +135,60 @@ func TestCheckJSON(t *testing.T) {
 			stepHazards: []string{"fentry-zap-pid-ns-deadlock"},
 		},
 		{
-			name:    "6.1.30 hardware perf event reading user memory → software",
-			args:    []string{"--release", "6.1.30", "--mechanism", "perf-event-hardware", "--reads-user-memory"},
+			// Issue 9: the cpu-clock event runs in hard IRQ and deadlocks
+			// like the NMI (research C1); the refusal names the fixes.
+			name:    "6.1.30 software perf event reading user memory → refused",
+			args:    []string{"--release", "6.1.30", "--mechanism", "perf-event-software", "--reads-user-memory", "--user-stacks=false"},
+			code:    1,
 			version: "6.1.30", source: "release",
-			requested: "perf-event-hardware", chosen: "perf-event-software", action: "downgrade",
+			requested: "perf-event-software", action: "refuse",
 			stepHazards: []string{"nmi-user-read-deadlock"},
-			findingIDs:  []string{"nmi-user-read-deadlock"},
+			findingIDs:  []string{"nmi-user-read-deadlock", "nmi-user-stack-deadlock"},
 			check: func(t *testing.T, d decisionOut) {
-				if pe := d.Settings.PerfEvent; pe == nil || pe.Hardware || pe.Frequency != 99 {
-					t.Errorf("perf event settings = %+v, want software at 99 Hz", pe)
+				if d.ErrorType != "refused.nmi-user-read-deadlock" || !strings.Contains(d.Error, "fixed in 6.1.36, 6.3.10, 6.4") {
+					t.Errorf("error %q (%s) does not name the fixed kernels", d.Error, d.ErrorType)
 				}
 			},
+		},
+		{
+			name:    "6.1.30 hardware perf event reading user memory → refused, not moved to software",
+			args:    []string{"--release", "6.1.30", "--mechanism", "perf-event-hardware", "--reads-user-memory"},
+			code:    1,
+			version: "6.1.30", source: "release",
+			requested: "perf-event-hardware", action: "refuse",
+			stepHazards: []string{"nmi-user-read-deadlock"},
+			check: func(t *testing.T, d decisionOut) {
+				if !strings.Contains(d.Error, "perf-event-software is no remedy") {
+					t.Errorf("error %q does not say why software is no way out", d.Error)
+				}
+			},
+		},
+		{
+			name:    "6.1.30 profiler that only takes user stacks is allowed (fixed in 6.0)",
+			args:    []string{"--release", "6.1.30", "--mechanism", "perf-event-software", "--reads-user-memory=false", "--user-stacks"},
+			version: "6.1.30", source: "release",
+			requested: "perf-event-software", chosen: "perf-event-software", action: "allow",
+			findingIDs: []string{"nmi-user-read-deadlock", "nmi-user-stack-deadlock"},
+		},
+		{
+			name:    "5.19.5 profiler taking user stacks → refused",
+			args:    []string{"--release", "5.19.5", "--mechanism", "perf-event-software", "--reads-user-memory=false", "--user-stacks"},
+			code:    1,
+			version: "5.19.5", source: "release",
+			requested: "perf-event-software", action: "refuse",
+			stepHazards: []string{"nmi-user-stack-deadlock"},
+			check: func(t *testing.T, d decisionOut) {
+				if !strings.Contains(d.Error, "fixed in 5.19.14, 6.0") {
+					t.Errorf("error %q does not name the fixed kernels", d.Error)
+				}
+			},
+		},
+		{
+			name:    "6.12.5 fentry with tail calls warns",
+			args:    []string{"--release", "6.12.5", "--mechanism", "fentry", "--reads-user-memory=false", "--tail-calls"},
+			version: "6.12.5", source: "release",
+			requested: "fentry", chosen: "fentry", action: "warn",
+			stepHazards: []string{"fentry-tail-call-break"},
 		},
 		{
 			name:    "6.1.30 hardware perf event not reading user memory stays",
@@ -179,8 +222,10 @@ func TestCheckJSON(t *testing.T) {
 			},
 		},
 		{
-			name:    "fexit → kretprobe → capped on a big 6.1 with the symbol",
-			args:    []string{"--release", "6.1.30", "--cpus", "128", "--mechanism", "fexit", "--kallsyms", "testdata/kallsyms-tasks-rcu"},
+			name: "fexit → kretprobe → capped on a big 6.1 with the symbol",
+			// Not reading user memory: on 6.1.30 a program that does is
+			// refused on fexit and kretprobe alike (they may run in IRQ).
+			args:    []string{"--release", "6.1.30", "--cpus", "128", "--mechanism", "fexit", "--kallsyms", "testdata/kallsyms-tasks-rcu", "--reads-user-memory=false"},
 			version: "6.1.30", source: "release",
 			requested: "fexit", chosen: "kretprobe", action: "downgrade",
 			stepHazards: []string{"fentry-zap-pid-ns-deadlock", "kretprobe-contention"},
@@ -227,7 +272,7 @@ func TestCheckJSON(t *testing.T) {
 		},
 		{
 			name:    "Debian /proc/version gives the sublevel",
-			args:    []string{"--release", "6.1.0-9-amd64", "--proc-version", "Linux version 6.1.0-9-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.30-1 (2023-05-24)", "--os-release", "testdata/os-release-debian12", "--mechanism", "tracepoint"},
+			args:    []string{"--release", "6.1.0-9-amd64", "--proc-version", "Linux version 6.1.0-9-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.30-1 (2023-05-24)", "--os-release", "testdata/os-release-debian12", "--mechanism", "tracepoint", "--reads-user-memory=false"},
 			version: "6.1.30", source: "proc_version",
 			requested: "tracepoint", chosen: "tracepoint", action: "allow",
 		},
@@ -299,8 +344,9 @@ func TestCheckEveryMechanism(t *testing.T) {
 		"kprobe-multi": "refuse", "kretprobe-multi": "refuse", "tracepoint": "refuse", "raw-tracepoint": "refuse",
 		"uprobe": "pace", "uretprobe": "pace", "uprobe-multi": "downgrade", // to uprobe: uprobe_multi needs 6.6
 		"perf-event-hardware": "allow", "perf-event-software": "allow",
-		// Each needs a newer kernel than 5.4 (6.6, 5.5, 5.7, 5.7, 5.8).
-		"uretprobe-multi": "refuse", "tp-btf": "refuse", "fmod-ret": "refuse", "lsm": "refuse", "iter": "refuse",
+		// Each needs a newer kernel than 5.4 (5.5, 5.7, 5.7, 5.8).
+		// uretprobe-multi falls back to its uretprobe variant.
+		"uretprobe-multi": "downgrade", "tp-btf": "refuse", "fmod-ret": "refuse", "lsm": "refuse", "iter": "refuse",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("actions per mechanism (-want +got):\n%s", diff)
@@ -315,7 +361,8 @@ func TestCheckEveryMechanism(t *testing.T) {
 }
 
 func TestCheckHuman(t *testing.T) {
-	r := runCLI(t, "check", "--release", "6.8.0-53-generic", "--version-signature", "Ubuntu 6.8.0-53.55-generic 6.8.12", "--mechanism", "fentry")
+	r := runCLI(t, "check", "--release", "6.8.0-53-generic", "--version-signature", "Ubuntu 6.8.0-53.55-generic 6.8.12", "--mechanism", "fentry",
+		"--proc-version", "Linux version 6.8.0-53-generic (buildd@lcy02-amd64-046) (x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04) 13.3.0, GNU ld (GNU Binutils for Ubuntu) 2.42) #55-Ubuntu SMP PREEMPT_DYNAMIC Sat Jan 11 00:26:32 UTC 2025")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -325,7 +372,7 @@ func TestCheckHuman(t *testing.T) {
 	}
 	for _, want := range []string{"upstream version  6.8.12 (from /proc/version_signature)", "fentry → kprobe (downgrade",
 		"fentry-zap-pid-ns-deadlock: affected → downgrade", "upstream 6.8.12 in >= 6.7, < 6.9", "x86-text-poke-race: not-affected\n",
-		"Assuming the program reads user memory"} {
+		"Assuming the program reads user memory, takes user stacks, makes tail calls", "preemption        dynamic"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
@@ -450,6 +497,91 @@ func TestHazardsCommand(t *testing.T) {
 	r = runCLI(t, "hazards", "nmi-user-read-deadlock")
 	if !strings.Contains(r.stdout, "Affected:    >= 5.19, < 6.1.36 or >= 6.2, < 6.3.10") || strings.Contains(r.stdout, "~>") {
 		t.Errorf("affected ranges not rendered:\n%s", r.stdout)
+	}
+	// Issue 9: severity, what an unknown verdict does, the fixes, evidence
+	// of every kind.
+	for _, want := range []string{"Severity:    lockup", "On unknown:  refuse", "Fixed in:    6.1.36, 6.3.10, 6.4",
+		"call copy_from_user_nofault->nmi_uaccess_okay (on amd64): holds"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("explanation lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r := runCLI(t, "hazards"); !strings.Contains(r.stdout, "in the built-in catalog (version "+hazards.Builtin().Version()+", sha256:") {
+		t.Errorf("listing does not name the catalog's version:\n%s", r.stdout)
+	}
+}
+
+// TestHazardsExport: --export prints the catalog as a catalog document
+// that SAFEBPF_CATALOG loads back; a malformed catalog file is an input
+// error.
+func TestHazardsExport(t *testing.T) {
+	r := runCLI(t, "hazards", "--export")
+	back, err := hazards.ParseCatalog("export.json", []byte(r.stdout))
+	if r.code != 0 || err != nil || len(back.Hazards()) != len(hazards.Builtin().Hazards()) || back.Version() != hazards.Builtin().Version() {
+		t.Fatalf("hazards --export does not export the catalog: exit %d, %v\n%s", r.code, err, r.stderr)
+	}
+	path := filepath.Join(t.TempDir(), "catalog.json")
+	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(hazards.EnvCatalog, path)
+	if r := runCLI(t, "hazards"); r.code != 0 || !strings.Contains(r.stdout, "in the catalog from "+hazards.EnvCatalog) {
+		t.Errorf("hazards with %s: exit %d\n%s%s", hazards.EnvCatalog, r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, "check", "--release", "6.1.30", "--mechanism", "perf-event-software"); r.code != exitRefused {
+		t.Errorf("check with the exported catalog: exit %d, want the refusal\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if err := os.WriteFile(path, []byte(`{"apiVersion": "safebpf/v1", "rules": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"hazards"}, {"check", "--release", "6.1.30"}} {
+		if r := runCLI(t, args...); r.code != exitUsage || !strings.Contains(r.stderr, "missing catalog version") {
+			t.Errorf("%v with a bad %s catalog: exit %d, stderr %q", args, hazards.EnvCatalog, r.code, r.stderr)
+		}
+	}
+	if r := runCLI(t, "hazards", "--export", "--json"); r.code != exitUsage {
+		t.Errorf("--export --json: exit %d, want a usage error", r.code)
+	}
+}
+
+// TestProbeEvidence: the preemption model and the live witnesses'
+// observations show (counted; -o wide: each with its witness), and probe
+// asks Detect for the catalog's facts.
+func TestProbeEvidence(t *testing.T) {
+	k := fixtureKernel()
+	yes := true
+	k.Preemption = probe.Preemption{Preemptible: &yes, Model: probe.PreemptDynamic, Witness: "/proc/version says SMP PREEMPT_DYNAMIC"}
+	k.Observations = map[string]probe.Observation{
+		"call:copy_from_user_nofault->nmi_uaccess_okay": probe.Observed(true, "call nmi_uaccess_okay at copy_from_user_nofault+0x37 (kcore)"),
+		"selftest:uretprobe-seccomp-kill":               probe.Unobserved("no uretprobe syscall"),
+	}
+	var asked []probe.Fact
+	a := newApp(new(bytes.Buffer), new(bytes.Buffer))
+	a.detect = func(_ context.Context, _ string, facts []probe.Fact) (*probe.Kernel, error) {
+		asked = facts
+		return k.Clone(), nil
+	}
+	var out bytes.Buffer
+	a.stdout = &out
+	if code := a.run([]string{"probe"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if diff := cmp.Diff(hazards.Builtin().Facts(), asked); diff != "" {
+		t.Errorf("facts asked for (-catalog +asked):\n%s", diff)
+	}
+	for _, want := range []string{"preemption        dynamic\n", "evidence          2 facts observed: 1 hold, 0 do not, 1 unknown"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("probe output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := a.run([]string{"probe", "-o", "wide"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"dynamic (/proc/version says SMP PREEMPT_DYNAMIC)", "call:copy_from_user_nofault->nmi_uaccess_okay: holds (call nmi_uaccess_okay at"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("probe -o wide lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 
@@ -631,7 +763,13 @@ func TestProbeJSONShape(t *testing.T) {
 }
 
 func TestProbeHuman(t *testing.T) {
+	// The worst case: a program that makes tail calls meets the
+	// fentry-tail-call-break of 6.11.4 and later.
 	r := runWith(t, fixtureKernel(), "probe")
+	if r.code != 0 || !strings.Contains(r.stdout, "fentry-tail-call-break  affected  warn") {
+		t.Errorf("exit %d; no tail-call warning on 6.18.44:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runWith(t, fixtureKernel(), "probe", "--tail-calls=false")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -738,14 +876,15 @@ func TestPlanCommand(t *testing.T) {
 
 // TestCheckConfigFile: a gzip-compressed config (as /proc/config.gz)
 // without CONFIG_HARDENED_USERCOPY clears the NMI deadlock; with it, the
-// perf event moves to the software clock.
+// request is refused (the software clock is no way out of a hazard).
 func TestCheckConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name, config, chosen string
 	}{
 		{"hardened usercopy off", "CONFIG_BPF=y\n# CONFIG_HARDENED_USERCOPY is not set\nCONFIG_PERF_EVENTS=y\n", "perf-event-hardware"},
-		{"hardened usercopy on", "CONFIG_BPF=y\nCONFIG_HARDENED_USERCOPY=y\nCONFIG_PERF_EVENTS=y\n", "perf-event-software"},
+		// Refused: the software clock is no way out of the hazard (issue 9).
+		{"hardened usercopy on", "CONFIG_BPF=y\nCONFIG_HARDENED_USERCOPY=y\nCONFIG_PERF_EVENTS=y\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -794,4 +933,18 @@ func TestCheckKernelFixture(t *testing.T) {
 		t.Errorf("--kernel with --release: exit %d, want 2", r.code)
 	}
 	oneLineErr(t, r, "--kernel")
+}
+
+// TestCheckRefusalNamesFixes: a refused profiler on an affected kernel is
+// told which kernels carry the fix (issue 9), and one that only takes
+// user stacks is allowed there.
+func TestCheckRefusalNamesFixes(t *testing.T) {
+	r := runCLI(t, "check", "--release", "6.1.30", "--mechanism", "perf-event-software", "--reads-user-memory")
+	if r.code != exitRefused || !strings.Contains(r.stdout, "nmi-user-read-deadlock is fixed in 6.1.36, 6.3.10, 6.4") {
+		t.Errorf("exit %d, want the refusal naming the fixes:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, "check", "--release", "6.1.30", "--mechanism", "perf-event-software", "--reads-user-memory=false", "--user-stacks")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "no hazard applies to 6.1.30; no refusals") {
+		t.Errorf("exit %d, want a user-stacks-only profiler allowed:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

@@ -30,7 +30,8 @@ func (a *app) planCommand() *cobra.Command {
 		Long: `Shows what the loader would do with a BPF ELF object, without loading
 anything: per program, its attach point, the alternatives found (programs
 targeting the same function with another mechanism), whether it reads user
-memory, the mechanism chosen, its settings, the hazards and any refusal.
+memory (the JSON form also: takes user stacks, makes tail calls), the
+mechanism chosen, its settings, the hazards and any refusal.
 The kernel is this machine's (probed as 'safebpf probe' does) or the one in
 --kernel, a kernel captured with 'safebpf probe --json'. Plain "uprobe"
 sections are planned with a stand-in target and "perf_event" sections as a
@@ -98,7 +99,7 @@ func (a *app) plan(c *cobra.Command, o *planOpts, object string) error {
 		if err != nil {
 			return err
 		}
-		if k, err = a.detect(context.Background(), hr.Value); err != nil {
+		if k, err = a.detect(context.Background(), hr.Value, rp.cat.Facts()); err != nil {
 			return failed(fmt.Errorf("detect kernel: %w", err))
 		}
 	}
@@ -110,7 +111,7 @@ func (a *app) plan(c *cobra.Command, o *planOpts, object string) error {
 	if plans == nil {
 		plans = []loader.ProgramPlan{}
 	}
-	as := assumption{ReadsUserMemory: true, Alternatives: true, Seccomp: true, fromObject: true}
+	as := assumption{ReadsUserMemory: true, UserStacks: true, TailCalls: true, Alternatives: true, Seccomp: true, fromObject: true}
 	as.finish()
 	var ps []planned
 	seen := map[string]bool{}

@@ -87,7 +87,11 @@ func (a *app) validatePolicy(c *cobra.Command, o *outputOpts, path string) error
 	pol, err := hazards.LoadPolicy(path)
 	var cat *hazards.Catalog
 	if err == nil {
-		cat, err = hazards.Builtin().WithPolicy(pol)
+		// The catalog the policy applies to: SAFEBPF_CATALOG, its own
+		// catalog key, else the built-in one.
+		if cat, err = hazards.CatalogFor(pol); err == nil {
+			cat, err = cat.WithPolicy(pol)
+		}
 	}
 	if err != nil {
 		if !errors.Is(err, hazards.ErrInvalidPolicy) {

@@ -49,10 +49,12 @@ func (a *app) probeCommand() *cobra.Command {
 		Use:   "probe",
 		Short: "this machine's kernel: identity, mechanisms, hazards, decisions",
 		Long: `Detects this machine's kernel (release, trusted upstream version and its
-source, distro, arch, CPUs, config, evidence symbols), probes every
-mechanism for real (root, or CAP_BPF+CAP_PERFMON, is needed to say
-"available"; otherwise the answer is undecided), evaluates every hazard for
-each mechanism it concerns and plans each mechanism as the loader would.
+source, distro, arch, CPUs, preemption model, config, and the facts the
+catalog's evidence asks about: kallsyms symbols, machine code read from
+/proc/kcore, BTF, self-tests), probes every mechanism for real (root, or
+CAP_BPF+CAP_PERFMON, is needed to say "available"; otherwise the answer is
+undecided), evaluates every hazard for each mechanism it concerns and plans
+each mechanism as the loader would.
 
 In a container, --host-root (or SAFEBPF_HOST_ROOT) names where the host's /
 is mounted: its os-release, /boot and /proc and /sys files are read there,
@@ -95,7 +97,7 @@ func (a *app) probeHost(c *cobra.Command, o *probeOpts) (*probeReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := a.detect(context.Background(), hr.Value)
+	k, err := a.detect(context.Background(), hr.Value, rp.cat.Facts())
 	if err != nil {
 		return nil, failed(fmt.Errorf("detect kernel: %w", err))
 	}

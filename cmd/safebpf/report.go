@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -181,6 +182,37 @@ func joinIDs(ids []hazards.ID) string {
 	return strings.Join(s, ", ")
 }
 
+// writeObservations prints what the live witnesses (machine code, BTF,
+// self-tests) said about the catalog's facts: counted, and with -o wide
+// each with its witness.
+func writeObservations(p *printer, k *probe.Kernel) {
+	if len(k.Observations) == 0 {
+		return
+	}
+	keys := slices.Sorted(maps.Keys(k.Observations))
+	var holds, not, unknown int
+	for _, key := range keys {
+		o := k.Observations[key]
+		state := "unknown"
+		switch {
+		case !o.Known():
+			unknown++
+		case *o.Holds:
+			holds++
+			state = "holds"
+		default:
+			not++
+			state = "does not hold"
+		}
+		if p.wide {
+			p.field("evidence", fmt.Sprintf("%s: %s (%s)", key, state, o.Witness))
+		}
+	}
+	if !p.wide {
+		p.field("evidence", fmt.Sprintf("%d facts observed: %d hold, %d do not, %d unknown", len(keys), holds, not, unknown))
+	}
+}
+
 // sourceText says in words where the trusted version came from.
 var sourceText = map[probe.VersionSource]string{
 	probe.SourceVersionSignature: "from /proc/version_signature",
@@ -230,6 +262,18 @@ func writeKernel(p *printer, k *probe.Kernel) {
 	} else {
 		p.field("config", "unknown")
 	}
+	if pr := k.Preemption; pr.Known() {
+		text := pr.Model
+		if text == "" {
+			text = map[bool]string{true: "preemptible", false: "not preemptible"}[*pr.Preemptible]
+		}
+		if p.wide && pr.Witness != "" {
+			text += " (" + pr.Witness + ")"
+		}
+		p.field("preemption", text)
+	} else {
+		p.field("preemption", "unknown")
+	}
 	if k.Kallsyms.Readable {
 		var present []string
 		for sym, ok := range k.Kallsyms.Symbols {
@@ -250,6 +294,7 @@ func writeKernel(p *printer, k *probe.Kernel) {
 	} else {
 		p.field("kallsyms", "unknown")
 	}
+	writeObservations(p, k)
 	if k.BTF || k.Tracefs != "" {
 		p.field("BTF, tracefs", yesNo(k.BTF)+", "+orNone([]string{k.Tracefs}))
 	}
@@ -401,6 +446,17 @@ func writeDecisionDetail(p *printer, d fallback.Decision, err error) {
 		p.hang(fmt.Sprintf("    %d. ", i+1), fmt.Sprintf("%s %s → %s%s: %s", s.Action, s.From, to, cause, s.Reason))
 	}
 	var re *fallback.RefusedError
+	if errors.As(err, &re) && !p.wide {
+		// The kernels that carry the fixes (issue 9): the way out that is
+		// not forcing.
+		seen := map[hazards.ID]bool{}
+		for _, b := range re.Blockers {
+			if len(b.FixedIn) > 0 && !seen[b.Hazard] {
+				seen[b.Hazard] = true
+				p.hang("    ", fmt.Sprintf("%s is fixed in %s", b.Hazard, strings.Join(b.FixedIn, ", ")))
+			}
+		}
+	}
 	switch {
 	case err == nil:
 	case !p.wide && errors.As(err, &re) && re.ForceHint != "":

@@ -31,10 +31,11 @@ type versionJSON struct {
 	Catalog   catalogJSON `json:"catalog"`
 }
 
-// catalogJSON identifies the built-in hazard catalog.
+// catalogJSON identifies a hazard catalog: the built-in one (version,
+// bug reports) or the one in effect (hazards).
 type catalogJSON struct {
-	// Version is the catalog's own version, empty when this build's
-	// catalog carries none.
+	// Version is the catalog's own version (hazards/catalog.yaml's
+	// "version", or a loaded catalog file's).
 	Version string `json:"version,omitempty"`
 	// Digest is the SHA-256 of the catalog's hazards as JSON: it tells two
 	// catalogs apart whatever their version says.
@@ -50,26 +51,20 @@ func (c catalogJSON) describe() string {
 	return fmt.Sprintf("%s, %s", v, c.Digest[:len("sha256:")+12])
 }
 
-// catalogInfo identifies the built-in catalog.
-func catalogInfo() catalogJSON {
-	cat := hazards.Builtin()
+// catalogInfo identifies a catalog.
+func catalogInfo(cat *hazards.Catalog) catalogJSON {
 	b, _ := json.Marshal(cat.Hazards()) // plain data: cannot fail
 	sum := sha256.Sum256(b)
 	return catalogJSON{
-		Version: catalogVersion(cat),
+		Version: cat.Version(),
 		Digest:  "sha256:" + hex.EncodeToString(sum[:]),
 		Hazards: len(cat.Hazards()),
 	}
 }
 
-// catalogVersion returns the catalog's version. The built-in catalog gains
-// a version field with the catalog work of issue 9; until then it has
-// none, and the digest identifies it.
-func catalogVersion(*hazards.Catalog) string { return "" }
-
 // buildVersion reads the module version and VCS stamp from the binary.
 func buildVersion() versionJSON {
-	v := versionJSON{Version: "unknown", GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Catalog: catalogInfo()}
+	v := versionJSON{Version: "unknown", GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Catalog: catalogInfo(hazards.Builtin())}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return v

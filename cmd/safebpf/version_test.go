@@ -21,7 +21,7 @@ func TestVersion(t *testing.T) {
 		!strings.HasPrefix(v.Catalog.Digest, "sha256:") || len(v.Catalog.Digest) != len("sha256:")+64 {
 		t.Errorf("version %+v", v)
 	}
-	if again := catalogInfo(); again != v.Catalog {
+	if again := catalogInfo(hazards.Builtin()); again != v.Catalog {
 		t.Errorf("digest not stable: %+v then %+v", v.Catalog, again)
 	}
 	human := runCLI(t, "version")
