@@ -37,9 +37,12 @@ type ProgramPlan struct {
 	Alternatives []string `json:"alternatives,omitempty"`
 	// Optional is set when the program's group may be skipped.
 	Optional bool `json:"optional,omitempty"`
-	// ReadsUserMemory is the instruction scan's answer (unknown counts as
-	// true); UserMemoryReasons says what it found.
+	// ReadsUserMemory, ReadsUserStacks and TailCalls are the instruction
+	// scan's answers (unknown counts as true); UserMemoryReasons says what
+	// it found.
 	ReadsUserMemory   bool     `json:"reads_user_memory"`
+	ReadsUserStacks   bool     `json:"reads_user_stacks"`
+	TailCalls         bool     `json:"tail_calls"`
 	UserMemoryReasons []string `json:"user_memory_reasons,omitempty"`
 	// Chosen is true when this program is one its group attaches.
 	Chosen bool `json:"chosen"`
@@ -98,6 +101,8 @@ func (c *Collection) addPlans(an *analysis, plans []*groupPlan) {
 					Group:             g.key,
 					Optional:          g.optional,
 					ReadsUserMemory:   orig.scan.ReadsUserMemory,
+					ReadsUserStacks:   orig.scan.ReadsUserStacks,
+					TailCalls:         orig.scan.TailCalls,
 					UserMemoryReasons: orig.scan.Reasons,
 					Decision:          groupDecision,
 					Refusal:           refusal,
@@ -197,7 +202,13 @@ func PlanSpec(spec *ebpf.CollectionSpec, k *probe.Kernel, opts *Options) ([]Prog
 	}
 	cat := opts.Catalog
 	if cat == nil {
-		cat = hazards.Builtin()
+		// The built-in catalog, or a newer one from SAFEBPF_CATALOG or the
+		// policy's catalog key.
+		c, err := hazards.CatalogFor(opts.Policy)
+		if err != nil {
+			return nil, fmt.Errorf("plan spec: %w", err)
+		}
+		cat = c
 	}
 	pol, err := effectivePolicy(cat, opts.Policy, opts.Mode, opts.Force)
 	if err != nil {

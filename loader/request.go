@@ -28,7 +28,7 @@ type requestOptions struct {
 // variants the request may move to). It is the one place the loader fills
 // a fallback.Request: what the programs do is taken from their scans, and
 // a nil scan (a program nobody could look at) counts as reading user
-// memory.
+// memory, taking user stacks and making tail calls.
 func newRequest(m probe.Mechanism, target string, scans []*elfscan.Result, o requestOptions) fallback.Request {
 	req := fallback.Request{
 		Mechanism:    m,
@@ -40,11 +40,12 @@ func newRequest(m probe.Mechanism, target string, scans []*elfscan.Result, o req
 		MaxActive:    o.maxActive,
 		PerfEvent:    o.perf,
 	}
-	req.ReadsUserMemory = len(scans) == 0
+	unknown := len(scans) == 0
+	req.ReadsUserMemory, req.ReadsUserStacks, req.TailCalls = unknown, unknown, unknown
 	for _, s := range scans {
-		if s == nil || s.ReadsUserMemory {
-			req.ReadsUserMemory = true
-		}
+		req.ReadsUserMemory = req.ReadsUserMemory || s == nil || s.ReadsUserMemory
+		req.ReadsUserStacks = req.ReadsUserStacks || s == nil || s.ReadsUserStacks
+		req.TailCalls = req.TailCalls || s == nil || s.TailCalls
 	}
 	return req
 }
