@@ -295,6 +295,30 @@ func TestLSM(t *testing.T) {
 		}
 		return
 	}
+	// LSM programs run on BPF trampolines: where the catalog finds a
+	// trampoline hazard that does not depend on the program
+	// (fentry-zap-pid-ns-deadlock on Debian's 6.1.192), nothing can replace
+	// lsm and the load is refused.
+	applying := map[hazards.ID]bool{}
+	for _, f := range hazards.Builtin().Evaluate(l.Kernel(), hazards.Attachment{Mechanism: probe.LSM, ReadsUserMemory: true, ReadsUserStacks: true, TailCalls: true}) {
+		applying[f.ID] = f.Verdict != hazards.NotAffected
+	}
+	if applying["fentry-zap-pid-ns-deadlock"] {
+		var re *fallback.RefusedError
+		if !errors.As(err, &re) || len(re.Blockers) == 0 {
+			t.Fatalf("lsm on %s, where fentry-zap-pid-ns-deadlock applies: %v, want a refusal for a hazard", l.Kernel().Release, err)
+		}
+		for _, b := range re.Blockers {
+			if b.Mechanism != probe.LSM || !applying[b.Hazard] {
+				t.Errorf("blocker %s on %s: not a hazard the catalog finds for lsm here", b.Hazard, b.Mechanism)
+			}
+		}
+		if diff := cmp.Diff(before, kernelFDs(t)); diff != "" {
+			t.Errorf("a refused LoadAndAttach left kernel objects (-before +after):\n%s", diff)
+		}
+		t.Logf("lsm refused as the catalog says: %v", err)
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
