@@ -171,7 +171,7 @@ func loadPolicy(path string, tp trust.Process) (*Policy, error) {
 	case env != "":
 		c, err := loadCatalog(env, tp)
 		if err != nil {
-			return nil, fmt.Errorf("load catalog from %s: %w", EnvCatalog, err)
+			return nil, fmt.Errorf("%s: %w", EnvCatalog, err)
 		}
 		base = c
 	case p.Catalog != "":
@@ -211,14 +211,14 @@ func CatalogFor(p *Policy) (*Catalog, error) {
 	if path := os.Getenv(EnvCatalog); path != "" {
 		c, err := LoadCatalog(path)
 		if err != nil {
-			return nil, fmt.Errorf("load catalog from %s: %w", EnvCatalog, err)
+			return nil, fmt.Errorf("%s: %w", EnvCatalog, err)
 		}
 		return c, nil
 	}
 	if p != nil && p.Catalog != "" {
 		c, err := LoadCatalog(p.Catalog)
 		if err != nil {
-			return nil, fmt.Errorf("load catalog named by the policy: %w", err)
+			return nil, fmt.Errorf("the policy's catalog key: %w", err)
 		}
 		return c, nil
 	}
