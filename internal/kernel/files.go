@@ -55,32 +55,51 @@ func unquote(v string) string {
 	return v
 }
 
-// ParseCPUList counts the CPUs in a kernel CPU list such as "0-3,8"
-// (/sys/devices/system/cpu/possible).
-func ParseCPUList(s string) (int, error) {
+// MaxCPUs bounds a CPU count or list: CONFIG_NR_CPUS tops out at 8192 on
+// x86 and 4096 on arm64, so 65536 leaves room for any machine.
+const MaxCPUs = 1 << 16
+
+// ParseCPUs returns the CPUs of a kernel CPU list such as "0-3,5,7-8" (the
+// format of /sys/devices/system/cpu/online and possible) in ascending
+// order. An empty list, a part that is not N or N-M with N <= M, parts out
+// of ascending order and more than [MaxCPUs] CPUs are errors wrapping
+// [ErrUnparseable].
+func ParseCPUs(s string) ([]int, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return 0, fmt.Errorf("parse cpu list: empty: %w", ErrUnparseable)
+		return nil, fmt.Errorf("parse cpu list: empty: %w", ErrUnparseable)
 	}
-	n := 0
+	var cpus []int
 	for _, part := range strings.Split(s, ",") {
 		lo, hi, isRange := strings.Cut(part, "-")
 		a, err := strconv.Atoi(lo)
 		if err != nil || a < 0 {
-			return 0, fmt.Errorf("parse cpu list %q: %w", truncate(s), ErrUnparseable)
+			return nil, fmt.Errorf("parse cpu list %q: bad CPU %q: %w", truncate(s), truncate(lo), ErrUnparseable)
 		}
 		b := a
 		if isRange {
 			if b, err = strconv.Atoi(hi); err != nil || b < a {
-				return 0, fmt.Errorf("parse cpu list %q: %w", truncate(s), ErrUnparseable)
+				return nil, fmt.Errorf("parse cpu list %q: bad range %q: %w", truncate(s), truncate(part), ErrUnparseable)
 			}
 		}
-		if b-a >= 1<<16 || n+(b-a+1) > 1<<16 {
-			return 0, fmt.Errorf("parse cpu list %q: too many CPUs: %w", truncate(s), ErrUnparseable)
+		if n := len(cpus); n > 0 && a <= cpus[n-1] {
+			return nil, fmt.Errorf("parse cpu list %q: not ascending at %q: %w", truncate(s), truncate(part), ErrUnparseable)
 		}
-		n += b - a + 1
+		if b-a >= MaxCPUs || len(cpus)+(b-a+1) > MaxCPUs {
+			return nil, fmt.Errorf("parse cpu list %q: more than %d CPUs: %w", truncate(s), MaxCPUs, ErrUnparseable)
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
 	}
-	return n, nil
+	return cpus, nil
+}
+
+// ParseCPUList counts the CPUs in a kernel CPU list such as "0-3,8"
+// (/sys/devices/system/cpu/possible), as [ParseCPUs] reads it.
+func ParseCPUList(s string) (int, error) {
+	cpus, err := ParseCPUs(s)
+	return len(cpus), err
 }
 
 // ParseConfig reads a kernel config (.config format) and returns the set

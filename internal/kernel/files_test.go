@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"errors"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -55,6 +56,10 @@ func TestParseCPUList(t *testing.T) {
 		{"0-", 0, true},
 		{"-1", 0, true},
 		{"0-99999999", 0, true},
+		{"0-65535", 65536, false},
+		{"0-65535,65536", 0, true},
+		{"1,0", 0, true},
+		{"0-2,2", 0, true},
 	}
 	for _, tt := range tests {
 		got, err := ParseCPUList(tt.in)
@@ -63,6 +68,28 @@ func TestParseCPUList(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, ErrUnparseable) {
 			t.Errorf("ParseCPUList(%q) error %v does not wrap ErrUnparseable", tt.in, err)
+		}
+	}
+}
+
+func TestParseCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+	}{
+		{"0", []int{0}},
+		{"0-1\n", []int{0, 1}},
+		{"0-3,5,7-8", []int{0, 1, 2, 3, 5, 7, 8}},
+		{"2,4", []int{2, 4}},
+	} {
+		got, err := ParseCPUs(tc.in)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ParseCPUs(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "a", "3-1", "0-", "-1", "1,0", "0-2,2", "0-4294967295"} {
+		if got, err := ParseCPUs(bad); !errors.Is(err, ErrUnparseable) {
+			t.Errorf("ParseCPUs(%q) = %v, %v; want ErrUnparseable", bad, got, err)
 		}
 	}
 }

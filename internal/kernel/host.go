@@ -164,6 +164,16 @@ func (h *Host) PossibleCPUs() (int, error) {
 	return ParseCPUList(s)
 }
 
+// OnlineCPUs reads /sys/devices/system/cpu/online (a host file, at most
+// [MaxFileSize] bytes) into ascending CPU numbers.
+func (h *Host) OnlineCPUs() ([]int, error) {
+	s, err := h.readLine("sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, fmt.Errorf("read online cpus: %w", err)
+	}
+	return ParseCPUs(s)
+}
+
 // Config reads the kernel config from /proc/config.gz, then
 // /boot/config-RELEASE; either may be gzip-compressed or plain. source
 // names the file read.

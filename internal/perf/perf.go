@@ -3,8 +3,6 @@ package perf
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 )
 
 // errInvalidInput marks argument errors.
@@ -68,35 +66,4 @@ func (e Event) validate() error {
 		return fmt.Errorf("event %s: neither frequency nor period set: %w", e.Name(), errInvalidInput)
 	}
 	return nil
-}
-
-// ParseCPUList parses a kernel CPU list such as "0-3,5,7-8" (the format of
-// /sys/devices/system/cpu/online) into ascending CPU numbers.
-func ParseCPUList(s string) ([]int, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, fmt.Errorf("parse CPU list: empty: %w", errInvalidInput)
-	}
-	var cpus []int
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		first, err := strconv.Atoi(lo)
-		if err != nil || first < 0 {
-			return nil, fmt.Errorf("parse CPU list %q: bad CPU %q: %w", s, lo, errInvalidInput)
-		}
-		last := first
-		if isRange {
-			last, err = strconv.Atoi(hi)
-			if err != nil || last < first {
-				return nil, fmt.Errorf("parse CPU list %q: bad range %q: %w", s, part, errInvalidInput)
-			}
-		}
-		if n := len(cpus); n > 0 && first <= cpus[n-1] {
-			return nil, fmt.Errorf("parse CPU list %q: not ascending at %q: %w", s, part, errInvalidInput)
-		}
-		for c := first; c <= last; c++ {
-			cpus = append(cpus, c)
-		}
-	}
-	return cpus, nil
 }

@@ -5,22 +5,19 @@ package perf
 import (
 	"errors"
 	"fmt"
-	"os"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/safebpf/safebpf/internal/kernel"
 	"github.com/safebpf/safebpf/internal/tracefs"
 	"golang.org/x/sys/unix"
 )
 
-// OnlineCPUs returns the CPUs in /sys/devices/system/cpu/online.
+// OnlineCPUs returns the CPUs in /sys/devices/system/cpu/online, read as
+// a host file: a regular file of at most kernel.MaxFileSize bytes.
 func OnlineCPUs() ([]int, error) {
-	data, err := os.ReadFile("/sys/devices/system/cpu/online")
-	if err != nil {
-		return nil, fmt.Errorf("read online CPUs: %w", err)
-	}
-	return ParseCPUList(string(data))
+	return (&kernel.Host{}).OnlineCPUs()
 }
 
 // Open opens ev on each of its CPUs (pid -1, system-wide, close-on-exec,
