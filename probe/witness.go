@@ -258,9 +258,9 @@ func dropWitnessCache(key weak.Pointer[kernel.Host]) {
 // hostSymbols reads h's /proc/kallsyms into a symbol table, once per Host.
 func hostSymbols(h *kernel.Host) (*kcode.Symbols, error) {
 	return witnessCached(h, func() **witnessValue[*kcode.Symbols] { return &witnessCache.syms }, func() (*kcode.Symbols, error) {
-		file, err := h.Open("proc/kallsyms")
+		file, err := h.OpenKallsyms() // bounded by kernel.MaxKallsymsSize
 		if err != nil {
-			return nil, fmt.Errorf("open /proc/kallsyms: %w", err)
+			return nil, err
 		}
 		defer file.Close()
 		return kcode.ReadSymbols(file)

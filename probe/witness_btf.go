@@ -47,7 +47,7 @@ func loadBTF(h *kernel.Host) (btfSpec, error) {
 		}
 		return btfSpec{spec, path}, nil
 	}
-	b, err := h.ReadFile(path)
+	b, err := h.ReadBTF() // bounded by kernel.MaxBTFSize
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return btfSpec{}, fmt.Errorf("%s: no such file (CONFIG_DEBUG_INFO_BTF off?)", path)

@@ -339,6 +339,20 @@ func TestBTFWitness(t *testing.T) {
 	}
 }
 
+// TestBTFWitnessThroughRoot: a root (a container's host root) serves the
+// kernel's real BTF, a few MiB, which the host-file bound (1 MiB) refused;
+// it is read through kernel.MaxBTFSize.
+func TestBTFWitnessThroughRoot(t *testing.T) {
+	fi, err := os.Stat("/sys/kernel/btf/vmlinux")
+	if err != nil || fi.Size() <= kernel.MaxFileSize {
+		t.Skipf("needs /sys/kernel/btf/vmlinux larger than %d bytes (CONFIG_DEBUG_INFO_BTF): %v", kernel.MaxFileSize, err)
+	}
+	o := observeIn(t, os.DirFS("/"), nil, Fact{Kind: FactBTF, Name: "bpf_map.owner"})
+	if !o.Known() {
+		t.Errorf("bpf_map.owner through a root holding %d bytes of BTF: %s", fi.Size(), o.Witness)
+	}
+}
+
 func TestSelfTestWitnessGates(t *testing.T) {
 	root := fstest.MapFS{"proc/kallsyms": {Data: []byte("ffffffff81000000 T __x64_sys_uretprobe\n")}}
 	for _, tt := range []struct {

@@ -10,7 +10,7 @@
 // another machine's files. Host reads only regular files (opening never
 // blocks on a FIFO or device) and reads each kind of file through a bound
 // (MaxFileSize, MaxConfigSize also after gunzip, MaxKallsymsSize,
-// MaxMountsSize), via internal/boundedio.
+// MaxMountsSize, MaxBTFSize), via internal/boundedio.
 //
 // Release strings are never handed to a semver library: "5.15.0-91-generic"
 // is not semver (see the module's STYLE.md, rule 17). ParseRelease splits

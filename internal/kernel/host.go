@@ -58,6 +58,9 @@ const (
 	// MaxMountsSize bounds /proc/self/mounts (nodes with thousands of
 	// container mounts list a few MiB).
 	MaxMountsSize = 64 << 20
+	// MaxBTFSize bounds /sys/kernel/btf/vmlinux (5-6 MiB on distribution
+	// kernels).
+	MaxBTFSize = 64 << 20
 )
 
 // maxKallsyms is MaxKallsymsSize; tests lower it.
@@ -206,12 +209,32 @@ func (h *Host) Config(release string) (cfg map[string]string, source string, err
 
 // Kallsyms scans /proc/kallsyms for the wanted symbols.
 func (h *Host) Kallsyms(want []string) (KallsymsScan, error) {
-	f, err := h.Open("proc/kallsyms")
+	f, err := h.OpenKallsyms()
 	if err != nil {
-		return KallsymsScan{}, fmt.Errorf("open kallsyms: %w", err)
+		return KallsymsScan{}, err
 	}
 	defer f.Close()
-	return ScanKallsyms(boundedio.LimitReader(f, maxKallsyms, "kallsyms", "/proc/kallsyms"), want)
+	return ScanKallsyms(f, want)
+}
+
+// OpenKallsyms opens /proc/kallsyms (a regular file) for reading through
+// its bound: reading past [MaxKallsymsSize] bytes fails with an error
+// matching boundedio.ErrTooLarge. The caller closes it.
+func (h *Host) OpenKallsyms() (io.ReadCloser, error) {
+	f, err := h.Open("proc/kallsyms")
+	if err != nil {
+		return nil, fmt.Errorf("open /proc/kallsyms: %w", err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{boundedio.LimitReader(f, maxKallsyms, "kallsyms", "/proc/kallsyms"), f}, nil
+}
+
+// ReadBTF reads the kernel's BTF, /sys/kernel/btf/vmlinux: a regular
+// file of at most [MaxBTFSize] bytes.
+func (h *Host) ReadBTF() ([]byte, error) {
+	return h.readFile("sys/kernel/btf/vmlinux", MaxBTFSize, "kernel BTF")
 }
 
 // BTF reports whether the kernel exposes its BTF at /sys/kernel/btf/vmlinux.
