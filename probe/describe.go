@@ -11,10 +11,25 @@ import (
 // host (for `safebpf check` and tests). Mechanism availability is decided
 // by version, arch and, when given, the config ("offline: by version …");
 // no program is loaded. An unparseable release yields an error wrapping
-// ErrUnparseableRelease; a malformed fact is an error too.
+// ErrUnparseableRelease; a malformed fact is an error too. The arch may be
+// written as [ParseArch] reads it (x86_64, aarch64, ...) and is recorded
+// in its GOARCH form; an arch ParseArch rejects (an error matching
+// ErrUnknownArch) and CPUs outside 0 (unknown) to [MaxCPUs] (an error
+// matching ErrInvalidKernel) are refused, as [ReadKernelJSON] refuses
+// them.
 func Describe(d Description) (*Kernel, error) {
 	if strings.TrimSpace(d.Release) == "" {
 		return nil, errNoRelease
+	}
+	if d.Arch != "" {
+		a, err := ParseArch(d.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("describe kernel: %w", err)
+		}
+		d.Arch = a
+	}
+	if d.CPUs < 0 || d.CPUs > MaxCPUs {
+		return nil, fmt.Errorf("describe kernel: cpus %d: want 0 (unknown) to %d: %w", d.CPUs, MaxCPUs, ErrInvalidKernel)
 	}
 	facts, err := uniqueFacts(d.Facts)
 	if err != nil {

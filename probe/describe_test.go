@@ -18,6 +18,32 @@ func TestDescribeErrors(t *testing.T) {
 	}
 }
 
+// TestDescribeArchAndCPUs: a described kernel is held to the bounds a
+// kernel read from JSON is held to (ReadKernelJSON), so the CLI's flags,
+// a fleet's described kernels and fixtures meet one set of checks.
+func TestDescribeArchAndCPUs(t *testing.T) {
+	for arch, want := range map[string]string{"": "amd64", "x86_64": "amd64", "aarch64": "arm64", " ARM64 ": "arm64", "i686": "386"} {
+		k, err := Describe(Description{Release: "6.1.0", Arch: arch})
+		if err != nil || k.Arch != want {
+			t.Errorf("Describe(arch %q) = %v, %v; want arch %s", arch, k, err, want)
+		}
+	}
+	for _, arch := range []string{"sparc", "x86"} {
+		if k, err := Describe(Description{Release: "6.1.0", Arch: arch}); !errors.Is(err, ErrUnknownArch) {
+			t.Errorf("Describe(arch %q) = %v, %v; want ErrUnknownArch", arch, k, err)
+		}
+	}
+	for _, cpus := range []int{-1, MaxCPUs + 1} {
+		k, err := Describe(Description{Release: "6.1.0", CPUs: cpus})
+		if !errors.Is(err, ErrInvalidKernel) || !strings.Contains(err.Error(), "65536") {
+			t.Errorf("Describe(cpus %d) = %v, %v; want ErrInvalidKernel naming the bound", cpus, k, err)
+		}
+	}
+	if k, err := Describe(Description{Release: "6.1.0", CPUs: MaxCPUs}); err != nil || k.CPUs != MaxCPUs {
+		t.Errorf("Describe(cpus %d) = %v, %v", MaxCPUs, k, err)
+	}
+}
+
 func TestDescribeEvidence(t *testing.T) {
 	k, err := Describe(Description{
 		Release: "6.8.0-53-generic",

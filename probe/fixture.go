@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/safebpf/safebpf/internal/boundedio"
+	"github.com/safebpf/safebpf/internal/kernel"
 )
 
 // ErrInvalidKernel is matched by every error of [ReadKernelJSON] about the
@@ -21,8 +22,10 @@ const (
 	// MaxKernelJSONSize bounds the input: the fixtures captured in the
 	// kernel-matrix guests, with full kernel configs, are about 120 KiB.
 	MaxKernelJSONSize = 4 << 20
-	// MaxCPUs bounds Kernel.CPUs (0 means unknown).
-	MaxCPUs = 1 << 16
+	// MaxCPUs bounds Kernel.CPUs (0 means unknown) wherever a kernel is
+	// described: CONFIG_NR_CPUS tops out at 8192 on x86 and 4096 on
+	// arm64.
+	MaxCPUs = kernel.MaxCPUs
 )
 
 // Bounds on the parts of a kernel description. The counts are two orders
