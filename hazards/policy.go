@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/safebpf/safebpf/internal/trust"
+	"github.com/safebpf/safebpf/probe"
 )
 
 // Mode says what the loader does with its decisions.
@@ -59,9 +60,9 @@ const (
 	// MaxPaceConcurrency bounds uprobes.concurrency and params.concurrency:
 	// how many uprobe registrations may run at once.
 	MaxPaceConcurrency = 1024
-	// MaxMinCPUs bounds min_cpus; no kernel supports more possible CPUs
-	// (x86's NR_CPUS tops out at 8192).
-	MaxMinCPUs = 1 << 16
+	// MaxMinCPUs bounds min_cpus: no kernel has more possible CPUs than
+	// probe.MaxCPUs.
+	MaxMinCPUs = probe.MaxCPUs
 )
 
 // checkPacing validates an interval and a concurrency found at path.

@@ -1,11 +1,8 @@
 package hazards
 
 import (
-	"slices"
 	"strings"
 	"testing"
-
-	"github.com/safebpf/safebpf/probe"
 )
 
 // TestPolicyBounds checks that values far beyond what the loader can use
@@ -41,15 +38,5 @@ func TestPolicyBounds(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.key+": ") || !strings.Contains(err.Error(), tc.message) {
 			t.Errorf("%q: %v; want an error at %s saying %q", tc.body, err, tc.key, tc.message)
 		}
-	}
-}
-
-// TestArchesMatchProbe keeps the catalog's arch names in step with
-// probe.ParseArch, which the CLI uses to read --arch: a name one accepts
-// and the other does not would make arch-specific hazards silently not
-// apply.
-func TestArchesMatchProbe(t *testing.T) {
-	if got, want := knownArches, probe.Arches(); !slices.Equal(got, want) {
-		t.Errorf("hazards knownArches = %v; probe.Arches() = %v", got, want)
 	}
 }

@@ -84,9 +84,6 @@ var (
 	distroIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 )
 
-// knownArches are the GOARCH names that run Linux and BPF.
-var knownArches = []string{"386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64", "ppc64le", "riscv64", "s390x"}
-
 var validActions = []Action{ActionDowngrade, ActionAvoid, ActionRefuse, ActionCap, ActionPace, ActionWarn}
 
 var (
@@ -169,8 +166,8 @@ func compileHazard(h *Hazard, path string, ck *checker) (compiledRule, error) {
 		}
 	}
 	for i, a := range h.Arch {
-		if !slices.Contains(knownArches, a) {
-			return r, ck.errf(fmt.Sprintf("%s[%d]", p("arch"), i), "unknown arch %q (known: %s)", a, strings.Join(knownArches, ", "))
+		if !slices.Contains(probe.Arches(), a) {
+			return r, ck.errf(fmt.Sprintf("%s[%d]", p("arch"), i), "unknown arch %q (known: %s)", a, strings.Join(probe.Arches(), ", "))
 		}
 	}
 	if len(h.Affected) > maxRanges {
@@ -299,8 +296,8 @@ func checkEvidence(e Evidence, path string, ck *checker) error {
 		return ck.errf(path+".data", "data applies to symbol evidence only")
 	}
 	for i, a := range e.Arch {
-		if !slices.Contains(knownArches, a) {
-			return ck.errf(fmt.Sprintf("%s.arch[%d]", path, i), "unknown arch %q (known: %s)", a, strings.Join(knownArches, ", "))
+		if !slices.Contains(probe.Arches(), a) {
+			return ck.errf(fmt.Sprintf("%s.arch[%d]", path, i), "unknown arch %q (known: %s)", a, strings.Join(probe.Arches(), ", "))
 		}
 	}
 	if e.Present == "" && e.Absent == "" {
