@@ -51,7 +51,8 @@ var configNameRE = regexp.MustCompile(`^CONFIG_[A-Za-z0-9_]+$`)
 // rejects, an unknown mechanism or version source, a version beyond
 // 255.255.99999, names that are not config options or symbols, and control
 // characters anywhere (they would reach the operator's terminal). An arch
-// written as uname -m writes it (x86_64) is returned in its GOARCH form.
+// written as uname -m writes it (x86_64) is returned in its GOARCH form,
+// and a missing version source as [SourceNone].
 //
 // Read a file with boundedio.Open first, so that a FIFO or a device fails
 // at once.
@@ -131,7 +132,9 @@ func validateKernel(k *Kernel) error {
 		return invalidKernel("version %s: want 1..255.0..255.0..99999", v)
 	}
 	switch k.VersionSource {
-	case "", SourceVersionSignature, SourceDebian, SourceRelease, SourceVDSO, SourceReleasePartial, SourceOverride, SourceNone:
+	case "":
+		k.VersionSource = SourceNone
+	case SourceVersionSignature, SourceDebian, SourceRelease, SourceVDSO, SourceReleasePartial, SourceOverride, SourceNone:
 	default:
 		return invalidKernel("version_source %q: want one of %s, %s, %s, %s, %s, %s, %s", k.VersionSource,
 			SourceVersionSignature, SourceDebian, SourceRelease, SourceVDSO, SourceReleasePartial, SourceOverride, SourceNone)

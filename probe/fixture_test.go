@@ -109,6 +109,11 @@ func TestReadKernelJSONRejects(t *testing.T) {
 	if err != nil || k.Arch != "amd64" || k.CPUs != 4 {
 		t.Errorf("ReadKernelJSON(x86_64) = %+v, %v; want arch amd64", k, err)
 	}
+	// A kernel without a version source has none ('unknown (unknown)' in
+	// reports, not 'unknown ()').
+	if err == nil && k.VersionSource != SourceNone {
+		t.Errorf("ReadKernelJSON without version_source: source %q; want %q", k.VersionSource, SourceNone)
+	}
 }
 
 type endless struct{}

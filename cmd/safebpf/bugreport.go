@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/boundedio"
 	"github.com/safebpf/safebpf/loader"
 )
 
@@ -32,6 +33,10 @@ const (
 	maxDecisionRecords = 500     // the newest are kept
 	maxLogLine         = 1 << 20 // longer lines are skipped
 )
+
+// maxLogSize bounds how much of an agent's log is read: its last 1 GiB (a
+// variable: tests lower it).
+var maxLogSize int64 = 1 << 30
 
 func (a *app) bugreportCommand() *cobra.Command {
 	o := &bugreportOpts{}
@@ -213,23 +218,23 @@ func readDecisions(path string, stdin io.Reader) (bugDecisions, error) {
 	var r io.Reader = stdin
 	partial := false
 	if path != "-" {
-		f, err := openRegular(path, inLog)
+		f, err := boundedio.Open(path, "decision log")
 		if err != nil {
 			return d, err
 		}
 		defer f.Close()
 		// A long-lived agent's log can be big: its newest records are
 		// at the end, so read the end.
-		if fi, err := f.Stat(); err == nil && fi.Size() > inLog.limit {
-			if _, err := f.Seek(fi.Size()-inLog.limit, io.SeekStart); err != nil {
+		if fi, err := f.Stat(); err == nil && fi.Size() > maxLogSize {
+			if _, err := f.Seek(fi.Size()-maxLogSize, io.SeekStart); err != nil {
 				return d, fmt.Errorf("read %s: %w", path, err)
 			}
 			partial = true
-			d.Note = fmt.Sprintf("read the last %s of the log", size(inLog.limit))
+			d.Note = fmt.Sprintf("read the last %s of the log", boundedio.FormatSize(maxLogSize))
 		}
 		r = f
 	}
-	br := bufio.NewReaderSize(io.LimitReader(r, inLog.limit), 64<<10)
+	br := bufio.NewReaderSize(io.LimitReader(r, maxLogSize), 64<<10)
 	if partial {
 		if _, err := readLine(br); err != nil && !errors.Is(err, errLongLine) && !errors.Is(err, io.EOF) {
 			return d, fmt.Errorf("read %s: %w", path, err)

@@ -225,9 +225,9 @@ func TestBugreportLogTail(t *testing.T) {
 	if err := os.WriteFile(path, []byte(log.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	old := inLog.limit
-	inLog.limit = int64(log.Len() / 5) // about ten lines
-	defer func() { inLog.limit = old }()
+	old := maxLogSize
+	maxLogSize = int64(log.Len() / 5) // about ten lines
+	defer func() { maxLogSize = old }()
 	d, err := readDecisions(path, nil)
 	if err != nil {
 		t.Fatal(err)

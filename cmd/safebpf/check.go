@@ -5,6 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/safebpf/safebpf/internal/boundedio"
+	"github.com/safebpf/safebpf/internal/kernel"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -106,8 +108,8 @@ func (o *checkOpts) checkFlags(c *cobra.Command) ([]probe.Mechanism, error) {
 	case o.fleetFile == "" && o.kernelFile == "" && o.release == "":
 		return nil, usageErr("--release, --kernel or --fleet is required (e.g. --release 5.15.0-91-generic)")
 	}
-	if c.Flags().Changed("cpus") && (o.cpus < 1 || o.cpus > maxCPUs) {
-		return nil, usageErr("--cpus %d: want 1 to %d", o.cpus, maxCPUs)
+	if c.Flags().Changed("cpus") && (o.cpus < 1 || o.cpus > probe.MaxCPUs) {
+		return nil, usageErr("--cpus %d: want 1 to %d", o.cpus, probe.MaxCPUs)
 	}
 	if o.req.targets < 1 || o.req.targets > maxTargets {
 		return nil, usageErr("--targets %d: want 1 to %d", o.req.targets, maxTargets)
@@ -119,7 +121,7 @@ func (o *checkOpts) checkFlags(c *cobra.Command) ([]probe.Mechanism, error) {
 		return nil, usageErr("--frequency %d: want 1 to %d Hz (the kernel's default perf_event_max_sample_rate)", o.req.frequency, maxFrequency)
 	}
 	if c.Flags().Changed("arch") {
-		arch, err := parseArch(o.arch)
+		arch, err := probe.ParseArch(o.arch)
 		if err != nil {
 			return nil, usageErr("--arch: %w", err)
 		}
@@ -139,7 +141,7 @@ func (o *checkOpts) checkFlags(c *cobra.Command) ([]probe.Mechanism, error) {
 // looking in --kallsyms for the symbol facts among facts.
 func (o *checkOpts) describe(facts []probe.Fact) (*probe.Kernel, error) {
 	if o.kernelFile != "" {
-		k, err := readKernelFixture(o.kernelFile)
+		k, err := readKernelFile(o.kernelFile)
 		if err != nil {
 			return nil, usageErr("--kernel: %w", err)
 		}
@@ -153,23 +155,27 @@ func (o *checkOpts) describe(facts []probe.Fact) (*probe.Kernel, error) {
 		CPUs:             o.cpus,
 		Facts:            facts,
 	}
+	text := func(path string, limit int64, what string) (string, error) {
+		b, err := boundedio.ReadFile(path, limit, what)
+		return string(b), err
+	}
 	for _, f := range []struct {
 		flag, path string
-		kind       inputKind
+		read       func(string) (string, error)
 		dst        *string
 	}{
-		{"--os-release", o.osRelease, inOSRelease, &d.OSRelease},
-		{"--kallsyms", o.kallsyms, inKallsyms, &d.Kallsyms},
-		{"--config", o.config, inConfig, &d.Config},
+		{"--os-release", o.osRelease, func(p string) (string, error) { return text(p, kernel.MaxFileSize, "os-release") }, &d.OSRelease},
+		{"--kallsyms", o.kallsyms, func(p string) (string, error) { return text(p, kernel.MaxKallsymsSize, "kallsyms") }, &d.Kallsyms},
+		{"--config", o.config, readConfig, &d.Config},
 	} {
 		if f.path == "" {
 			continue
 		}
-		text, err := readText(f.path, f.kind)
+		t, err := f.read(f.path)
 		if err != nil {
 			return nil, usageErr("%s: %w", f.flag, err)
 		}
-		*f.dst = text
+		*f.dst = t
 	}
 	k, err := probe.Describe(d)
 	if err != nil {

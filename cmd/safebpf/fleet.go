@@ -13,6 +13,7 @@ import (
 
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/boundedio"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -41,16 +42,20 @@ type describedKernel struct {
 	VDSOAlt string `json:"vdso"`
 }
 
+// maxFleetSize bounds a fleet file: a million probe reports of about
+// 100 KiB would not fit, a fleet's described kernels do.
+const maxFleetSize = 256 << 20
+
 // readFleet reads every kernel of a fleet file: a stream of JSON values,
 // each an object (a probe report, a kernel, or a described kernel) or an
 // array of them.
 func readFleet(path string, facts []probe.Fact) ([]fleetEntry, error) {
-	f, err := openInput(path, inFleet)
+	f, err := boundedio.OpenLimit(path, maxFleetSize, "fleet file")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	br := bufio.NewReader(io.LimitReader(f, inFleet.limit+1))
+	br := bufio.NewReader(boundedio.LimitReader(f, maxFleetSize, "fleet file", path))
 	counter := &lineCounter{r: br}
 	dec := json.NewDecoder(counter)
 	var out []fleetEntry
@@ -60,8 +65,8 @@ func readFleet(path string, facts []probe.Fact) ([]fleetEntry, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if counter.n > inFleet.limit {
-			return nil, fmt.Errorf("read fleet file %s: more than the %s limit", path, size(inFleet.limit))
+		if errors.Is(err, boundedio.ErrTooLarge) {
+			return nil, err
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read fleet file %s:%d: %w", path, counter.lineAt(dec.InputOffset()), err)
@@ -108,7 +113,7 @@ func fleetKernel(v json.RawMessage, facts []probe.Fact) (fleetEntry, error) {
 	_, probed := keys["mechanisms"]
 	_, source := keys["version_source"]
 	if report || probed || source {
-		k, err := decodeKernel(v)
+		k, err := probe.ReadKernelJSON(bytes.NewReader(v))
 		if err != nil {
 			return fleetEntry{}, err
 		}
@@ -118,16 +123,7 @@ func fleetKernel(v json.RawMessage, facts []probe.Fact) (fleetEntry, error) {
 	if err := json.Unmarshal(v, &d); err != nil {
 		return fleetEntry{}, err
 	}
-	if d.CPUs < 0 || d.CPUs > maxCPUs {
-		return fleetEntry{}, fmt.Errorf(`"cpus" %d: want 0 (unknown) to %d`, d.CPUs, maxCPUs)
-	}
-	if d.Arch != "" {
-		a, err := parseArch(d.Arch)
-		if err != nil {
-			return fleetEntry{}, fmt.Errorf(`"arch": %w`, err)
-		}
-		d.Arch = a
-	}
+	// Describe checks the arch and the CPU count.
 	k, err := probe.Describe(probe.Description{
 		Release: d.Release, ProcVersion: d.ProcVersion, VersionSignature: d.VersionSignature,
 		OSRelease: d.OSRelease, Arch: d.Arch, CPUs: d.CPUs, Kallsyms: d.Kallsyms, Config: d.Config,

@@ -10,6 +10,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/safebpf/safebpf/internal/boundedio"
+	"github.com/safebpf/safebpf/internal/kernel"
+	"github.com/safebpf/safebpf/loader"
+	"github.com/safebpf/safebpf/probe"
 )
 
 // TestArchNames: the names people write for an architecture mean what
@@ -43,7 +48,7 @@ func TestArchNames(t *testing.T) {
 			}
 			continue
 		}
-		if code != exitUsage || !strings.Contains(stderr, "unknown architecture") || !strings.Contains(stderr, "aarch64") {
+		if code != exitUsage || !strings.Contains(stderr, "unknown arch") || !strings.Contains(stderr, "aarch64") {
 			t.Errorf("--arch %q: exit %d %q, want 2 naming the accepted names", bad, code, stderr)
 		}
 	}
@@ -71,14 +76,15 @@ func TestInputsBounded(t *testing.T) {
 		f.Close()
 		return p
 	}
-	bigKallsyms := sparse("kallsyms", inKallsyms.limit+1)
-	bigObject := sparse("big.o", inObject.limit+1)
-	bigFixture := sparse("big.json", inFixture.limit+1)
+	bigKallsyms := sparse("kallsyms", kernel.MaxKallsymsSize+1)
+	bigObject := sparse("big.o", loader.MaxObjectSize+1)
+	bigFixture := sparse("big.json", probe.MaxKernelJSONSize+1)
+	bigFleet := sparse("big.jsonl", maxFleetSize+1)
 	// A small gzip file that inflates past the config limit.
 	var gz bytes.Buffer
 	zw := newGzip(&gz)
 	chunk := make([]byte, 1<<20)
-	for n := int64(0); n <= inConfig.limit; n += int64(len(chunk)) {
+	for n := int64(0); n <= kernel.MaxConfigSize; n += int64(len(chunk)) {
 		zw.Write(chunk)
 	}
 	zw.Close()
@@ -101,10 +107,11 @@ func TestInputsBounded(t *testing.T) {
 		{[]string{"check", "--kernel", fifo}, []string{fifo, "a FIFO"}},
 		{[]string{"plan", fifo}, []string{fifo, "a FIFO"}},
 		{append(check, "--config", dir), []string{dir, "a directory"}},
-		{append(check, "--kallsyms", bigKallsyms), []string{bigKallsyms, "128 MiB limit"}},
-		{[]string{"plan", bigObject}, []string{bigObject, "256 MiB limit"}},
-		{[]string{"check", "--kernel", bigFixture}, []string{bigFixture, "16 MiB limit"}},
-		{append(check, "--config", bomb), []string{bomb, "16 MiB limit"}},
+		{append(check, "--kallsyms", bigKallsyms), []string{bigKallsyms, limit(kernel.MaxKallsymsSize)}},
+		{[]string{"plan", bigObject}, []string{bigObject, limit(loader.MaxObjectSize)}},
+		{[]string{"check", "--kernel", bigFixture}, []string{bigFixture, limit(probe.MaxKernelJSONSize)}},
+		{[]string{"check", "--fleet", bigFleet}, []string{bigFleet, limit(maxFleetSize)}},
+		{append(check, "--config", bomb), []string{bomb, limit(kernel.MaxConfigSize)}},
 	}
 	for _, tt := range tests {
 		name := strings.Join(tt.args, " ")
@@ -169,11 +176,11 @@ func TestFixtureBounds(t *testing.T) {
 		want       []string
 	}{
 		{"empty kernel", `{"kernel":{}}`, []string{`no "release"`}},
-		{"not an object", `[1,2]`, []string{"not a JSON object"}},
+		{"not an object", `[1,2]`, []string{"want a JSON object"}},
 		{"release x", `{"kernel":{"release":"x"}}`, []string{`"x"`}},
-		{"negative CPUs", `{"kernel":{"release":"6.1.0","cpus":-1}}`, []string{`"cpus" -1`, "65536"}},
-		{"too many CPUs", `{"release":"6.1.0","cpus":100000,"version_source":"release"}`, []string{`"cpus" 100000`}},
-		{"unknown arch", `{"kernel":{"release":"6.1.0","arch":"sparc"}}`, []string{`"arch"`, "sparc"}},
+		{"negative CPUs", `{"kernel":{"release":"6.1.0","cpus":-1}}`, []string{`cpus -1`, "65536"}},
+		{"too many CPUs", `{"release":"6.1.0","cpus":100000,"version_source":"release"}`, []string{`cpus 100000`}},
+		{"unknown arch", `{"kernel":{"release":"6.1.0","arch":"sparc"}}`, []string{"arch", `"sparc"`}},
 		{"bad version", `{"kernel":{"release":"6.1.0","version":"6.-1.0"}}`, []string{"6.-1.0"}},
 	} {
 		p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".json")
@@ -202,6 +209,23 @@ func TestFixtureBounds(t *testing.T) {
 		if tt.name != "not an object" {
 			oneLineErr(t, r, append([]string{fleet + ":3"}, tt.want...)...)
 		}
+	}
+	// A fleet's described kernels (probe.Describe) meet the same bounds.
+	for _, tt := range []struct{ line, want string }{
+		{`{"name":"n","release":"6.1.0","cpus":-1}`, "cpus -1"},
+		{`{"name":"n","release":"6.1.0","cpus":65537}`, "cpus 65537"},
+		{`{"name":"n","release":"6.1.0","arch":"sparc"}`, `"sparc"`},
+	} {
+		fleet := filepath.Join(dir, "described.jsonl")
+		if err := os.WriteFile(fleet, []byte(`{"name":"good","release":"6.1.30"}`+"\n"+tt.line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := runCLI(t, "check", "--fleet", fleet)
+		if r.code != exitUsage {
+			t.Errorf("%s in a fleet: exit %d, want 2", tt.line, r.code)
+			continue
+		}
+		oneLineErr(t, r, fleet+":2", tt.want)
 	}
 }
 
@@ -250,3 +274,6 @@ func TestControlCharactersEscaped(t *testing.T) {
 }
 
 func newGzip(w *bytes.Buffer) *gzip.Writer { return gzip.NewWriter(w) }
+
+// limit is how an error names a size limit: "256 MiB limit".
+func limit(n int64) string { return boundedio.FormatSize(n) + " limit" }

@@ -413,8 +413,8 @@ func TestUsageErrors(t *testing.T) {
 		{"policy with another word", []string{"policy", "check", "x"}, []string{"policy validate FILE"}},
 		{"policy validate without file", []string{"policy", "validate"}, []string{"exactly one FILE"}},
 		{"plan without object", []string{"plan"}, []string{"OBJECT.o"}},
-		{"plan unreadable object", []string{"plan", "/nonexistent/x.o"}, []string{"read BPF object", "/nonexistent/x.o"}},
-		{"plan bad kernel fixture", []string{"plan", "../../examples/opensnoop/opensnoop_x86_bpfel.o", "--kernel", "/nonexistent.json"}, []string{"kernel fixture", "/nonexistent.json"}},
+		{"plan unreadable object", []string{"plan", "/nonexistent/x.o"}, []string{"open ELF object", "/nonexistent/x.o"}},
+		{"plan bad kernel fixture", []string{"plan", "../../examples/opensnoop/opensnoop_x86_bpfel.o", "--kernel", "/nonexistent.json"}, []string{"--kernel", "kernel description", "/nonexistent.json"}},
 		{"help unknown", []string{"help", "frob"}, []string{"unknown command"}},
 	}
 	for _, tt := range tests {

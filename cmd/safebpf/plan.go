@@ -72,15 +72,12 @@ func (a *app) plan(c *cobra.Command, o *planOpts, object string) error {
 	if err != nil {
 		return err
 	}
-	b, err := readInput(object, inObject)
+	// ReadObject, not cilium/ebpf directly: it reads only a regular file
+	// of a bounded size and refuses objects whose headers claim more
+	// memory than the file holds (a .bss bomb).
+	spec, err := loader.ReadObject(object)
 	if err != nil {
 		return usageErr("%w", err)
-	}
-	// ParseObject, not cilium/ebpf directly: it refuses objects whose
-	// headers claim more memory than the file holds (a .bss bomb).
-	spec, err := loader.ParseObject(b)
-	if err != nil {
-		return usageErr("read object %s: %w", object, err)
 	}
 	rp, err := a.resolvePolicy(c, &o.pol)
 	if err != nil {
@@ -91,7 +88,7 @@ func (a *app) plan(c *cobra.Command, o *planOpts, object string) error {
 		if c.Flags().Changed("host-root") {
 			return usageErr("--kernel and --host-root exclude each other: the fixture is the whole kernel")
 		}
-		if k, err = readKernelFixture(o.kernelFile); err != nil {
+		if k, err = readKernelFile(o.kernelFile); err != nil {
 			return usageErr("--kernel: %w", err)
 		}
 	} else {

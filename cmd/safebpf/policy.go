@@ -7,11 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/boundedio"
 )
-
-// inPolicy bounds a policy file (hazards.LoadPolicy has its own, smaller,
-// limit on the document).
-var inPolicy = inputKind{"policy", 16 << 20, "a policy file (YAML or JSON)"}
 
 func (a *app) policyCommand() *cobra.Command {
 	c := &cobra.Command{
@@ -77,8 +74,9 @@ func (a *app) validatePolicy(c *cobra.Command, o *outputOpts, path string) error
 		return err
 	}
 	// Unreadable (missing, a FIFO, a device) is an input error, exit 2;
-	// checked without blocking before the policy loader opens it.
-	f, err := openInput(path, inPolicy)
+	// checked without blocking before the policy loader opens it (which
+	// bounds the size).
+	f, err := boundedio.Open(path, "policy")
 	if err != nil {
 		return usageErr("%w", err)
 	}

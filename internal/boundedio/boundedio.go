@@ -51,6 +51,28 @@ func Open(path string, what string) (*os.File, error) {
 	return f, nil
 }
 
+// OpenLimit opens path as [Open] does and refuses a file larger than limit
+// bytes, before reading anything, with an error matching [ErrTooLarge]:
+// for callers that stream the file. They read it through [LimitReader] as
+// well, since a file may grow and /proc files report size 0. The caller
+// closes the file.
+func OpenLimit(path string, limit int64, what string) (*os.File, error) {
+	f, err := Open(path, what)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat %s %s: %w", what, path, err)
+	}
+	if fi.Size() > limit {
+		f.Close()
+		return nil, tooLarge(what, path, limit, fmt.Sprintf("it has %s", FormatSize(fi.Size())))
+	}
+	return f, nil
+}
+
 // ReadOpened reads an already opened file: it checks that f is a regular
 // file no larger than limit, then reads at most limit bytes, failing with
 // [ErrTooLarge] if there is more (a file that grew, or a /proc file whose

@@ -103,6 +103,29 @@ func TestReadFileLimit(t *testing.T) {
 	}
 }
 
+func TestOpenLimit(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "fleet")
+	if err := os.WriteFile(p, make([]byte, 100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenLimit(p, 100, "fleet file")
+	if err != nil {
+		t.Fatalf("OpenLimit at the limit: %v", err)
+	}
+	f.Close()
+	if _, err := OpenLimit(p, 99, "fleet file"); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "99 B limit for a fleet file") {
+		t.Errorf("OpenLimit over the limit = %v; want ErrTooLarge naming the file and the limit", err)
+	}
+	err = withDeadline(t, 2*time.Second, func() error {
+		_, err := OpenLimit("/dev/zero", 1<<20, "fleet file")
+		return err
+	})
+	if !errors.Is(err, ErrNotRegular) {
+		t.Errorf("OpenLimit(/dev/zero) = %v; want ErrNotRegular", err)
+	}
+}
+
 func TestReadFileProcUnknownSize(t *testing.T) {
 	// /proc files report size 0; the limit must still hold while reading.
 	fi, err := os.Stat("/proc/self/maps")

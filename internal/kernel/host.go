@@ -188,14 +188,10 @@ func (h *Host) Config(release string) (cfg map[string]string, source string, err
 			errs = append(errs, err)
 			continue
 		}
-		var r io.Reader = bytes.NewReader(b)
-		if len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b {
-			zr, err := gzip.NewReader(r)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("open /%s: %w", name, err))
-				continue
-			}
-			r = boundedio.LimitReader(zr, MaxConfigSize, "decompressed kernel config", "/"+name)
+		r, err := ConfigReader(b, "/"+name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		cfg, err := ParseConfig(r)
 		if err != nil {
@@ -205,6 +201,21 @@ func (h *Host) Config(release string) (cfg map[string]string, source string, err
 		return cfg, "/" + name, nil
 	}
 	return nil, "", fmt.Errorf("read kernel config: %w", errors.Join(errs...))
+}
+
+// ConfigReader returns a reader of the text of a kernel config read from
+// the file name (for messages): b itself, or, when b is gzip-compressed
+// (/proc/config.gz), its decompressed text, which fails with an error
+// matching boundedio.ErrTooLarge past [MaxConfigSize] bytes (a gzip bomb).
+func ConfigReader(b []byte, name string) (io.Reader, error) {
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		return bytes.NewReader(b), nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	return boundedio.LimitReader(zr, MaxConfigSize, "decompressed kernel config", name), nil
 }
 
 // Kallsyms scans /proc/kallsyms for the wanted symbols.
