@@ -3,7 +3,6 @@ package vmtest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,22 +20,14 @@ func FixturePath(root, kernel string) string {
 	return filepath.Join(root, FixtureDir, kernel+".json")
 }
 
-// DecodeFixture decodes the output of `safebpf probe --json` (an object
-// whose "kernel" member is a probe.Kernel) into a Kernel and checks it
-// describes a real kernel: a release and a trusted version.
+// DecodeFixture decodes the output of `safebpf probe --json` (the report,
+// or its "kernel" member) with probe.ReadKernelJSON, the decoder of the
+// command's --kernel, and checks it describes a real kernel: a trusted
+// version.
 func DecodeFixture(b []byte) (*probe.Kernel, error) {
-	var report struct {
-		Kernel *probe.Kernel `json:"kernel"`
-	}
-	if err := json.Unmarshal(b, &report); err != nil {
+	k, err := probe.ReadKernelJSON(bytes.NewReader(b))
+	if err != nil {
 		return nil, fmt.Errorf("decode probe output: %w", err)
-	}
-	if report.Kernel == nil {
-		return nil, errors.New(`decode probe output: no "kernel" member`)
-	}
-	k := report.Kernel
-	if k.Release == "" {
-		return nil, errors.New("decode probe output: no release")
 	}
 	if k.Version == nil {
 		return nil, fmt.Errorf("decode probe output: release %q has no trusted version", k.Release)
