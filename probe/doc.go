@@ -16,7 +16,8 @@
 //     and tests. It never touches the host; mechanisms are decided by
 //     [OfflineSupport].
 //   - [Mechanism.InterruptContext] says whether a mechanism's programs run
-//     in interrupt context: always, maybe or never.
+//     in interrupt context: always, maybe or never, given what they attach
+//     to (programs on syscall entry points never do).
 //   - [ParseRelease] and [ResolveVersion] are the pure parsers behind both.
 //
 // # Three-valued answers

@@ -129,24 +129,123 @@ const (
 	Never  Occurrence = "never"
 )
 
-// InterruptContext says whether a program attached with m runs in hard-IRQ
-// or NMI context, where it can interrupt a CPU that holds a lock taken with
-// interrupts enabled:
+// InterruptContext says whether a program attached with m to targets
+// runs in hard-IRQ or NMI context, where it can interrupt a CPU that holds
+// a lock taken with interrupts enabled (vmap_area_lock: the user-memory
+// deadlocks). A target is what the program attaches to, as the kernel names
+// it: a function ("__x64_sys_getpid"), a tracepoint ("syscalls/
+// sys_enter_openat"), a raw tracepoint or BTF tracepoint event
+// ("sys_enter").
 //
-//   - Always: perf_event programs. A hardware event's overflow handler is
-//     an NMI on x86; the software cpu-clock event's runs from an hrtimer in
-//     hard-IRQ context.
+//   - Always: perf_event programs, whatever the event. A hardware event's
+//     overflow handler is an NMI on x86; the software cpu-clock event's
+//     runs from an hrtimer in hard-IRQ context.
+//   - Never: uprobes and their multi forms (they fire in the traced task,
+//     in process context) and iterators (they run in the reader's read());
+//     and programs on kernel functions and events when every target is a
+//     syscall entry point (below).
 //   - Maybe: programs on kernel functions and events (kprobes and their
 //     multi forms, fentry, fexit, fmod_ret, LSM hooks, tracepoints, raw and
-//     BTF tracepoints), which run in whatever context the traced code runs
-//     in, interrupts included.
-//   - Never: uprobes and their multi forms (they fire in the traced task,
-//     in process context) and iterators (they run in the reader's read()).
-func (m Mechanism) InterruptContext() Occurrence {
-	if o, ok := interruptContexts[m]; ok {
+//     BTF tracepoints) otherwise, including when no target is given: they
+//     run in whatever context the traced code runs in, interrupts
+//     included. A multi-target request is Never only if every target is.
+//
+// Syscall entry points run only in process context, in the task making
+// the system call:
+//
+//   - For kprobe, kretprobe, kprobe-multi, kretprobe-multi, fentry, fexit
+//     and fmod_ret: a syscall's wrapper or body, as SYSCALL_DEFINE names
+//     them (include/linux/syscalls.h, arch/*/include/asm/syscall_wrapper.h):
+//     __x64_sys_NAME, __ia32_sys_NAME, __ia32_compat_sys_NAME,
+//     __x64_compat_sys_NAME (x32, as 6.1 names it) and
+//     __x32_compat_sys_NAME (x32, as 5.x kernels named it),
+//     __arm64_sys_NAME, __arm64_compat_sys_NAME,
+//     __s390x_sys_NAME, __s390_sys_NAME, __s390_compat_sys_NAME,
+//     __se_sys_NAME, __se_compat_sys_NAME, __do_sys_NAME and
+//     __do_compat_sys_NAME (a ksyscall section resolves to one of them).
+//     On x86-64 only do_syscall_64 (arch/x86/entry/common.c) calls them,
+//     through x64_sys_call or sys_call_table, after
+//     syscall_enter_from_user_mode has enabled interrupts; the 32-bit
+//     entries do_int80_syscall_32 and do_fast_syscall_32 alike. Plain
+//     sys_NAME is not one: fbdev's sys_fillrect and friends share the
+//     prefix.
+//   - For tracepoints: the syscalls group's sys_enter_NAME and
+//     sys_exit_NAME, and raw_syscalls' sys_enter and sys_exit; for raw
+//     and BTF tracepoints: sys_enter and sys_exit. trace_sys_enter fires
+//     from syscall_trace_enter and trace_sys_exit from syscall_exit_work
+//     (kernel/entry/common.c), the task's syscall entry and exit work with
+//     interrupts enabled; the syscalls group's events are callbacks of
+//     those two (kernel/trace/trace_syscalls.c).
+//
+// (Source read: Debian's linux-source-6.1 6.1.192-3; the names were
+// checked in the kallsyms of the kernel-matrix guests.)
+func (m Mechanism) InterruptContext(targets ...string) Occurrence {
+	o, ok := interruptContexts[m]
+	if !ok {
+		return Maybe
+	}
+	if o != Maybe || len(targets) == 0 {
 		return o
 	}
-	return Maybe
+	for _, t := range targets {
+		if !syscallEntry(m, t) {
+			return Maybe
+		}
+	}
+	return Never
+}
+
+// syscallFunctionPrefixes are the names SYSCALL_DEFINE gives a syscall's
+// wrappers and body, before the syscall's name.
+var syscallFunctionPrefixes = []string{
+	"__x64_sys_", "__ia32_sys_", "__ia32_compat_sys_", "__x64_compat_sys_", "__x32_compat_sys_",
+	"__arm64_sys_", "__arm64_compat_sys_",
+	"__s390x_sys_", "__s390_sys_", "__s390_compat_sys_",
+	"__se_sys_", "__se_compat_sys_", "__do_sys_", "__do_compat_sys_",
+}
+
+// syscallEntry reports whether a program attached with m to target runs
+// only from a syscall's entry or exit (see InterruptContext).
+func syscallEntry(m Mechanism, target string) bool {
+	switch m {
+	case Kprobe, Kretprobe, KprobeMulti, KretprobeMulti, Fentry, Fexit, FmodRet:
+		for _, p := range syscallFunctionPrefixes {
+			if rest, ok := strings.CutPrefix(target, p); ok {
+				return symbolRest(rest)
+			}
+		}
+	case Tracepoint:
+		group, name, _ := strings.Cut(target, "/")
+		switch group {
+		case "syscalls":
+			rest, ok := strings.CutPrefix(name, "sys_enter_")
+			if !ok {
+				rest, ok = strings.CutPrefix(name, "sys_exit_")
+			}
+			return ok && symbolRest(rest)
+		case "raw_syscalls":
+			return name == "sys_enter" || name == "sys_exit"
+		}
+	case RawTracepoint, TpBTF:
+		return target == "sys_enter" || target == "sys_exit"
+	}
+	return false
+}
+
+// symbolRest reports whether s can end a symbol name: at least one of
+// [A-Za-z0-9_.] (compiler clones such as "__do_sys_foo.isra.0" keep their
+// function's callers), or the glob characters * and ?, which a pattern
+// that has the whole prefix can only expand to such names with.
+func symbolRest(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '*' || c == '?') {
+			return false
+		}
+	}
+	return true
 }
 
 var interruptContexts = map[Mechanism]Occurrence{
