@@ -225,11 +225,20 @@ func (c *Catalog) evaluate(i int, k *probe.Kernel, a Attachment) (Verdict, strin
 			return NotAffected, fmt.Sprintf("%s does not run in NMI context", a.Mechanism)
 		}
 	case ContextInterrupt:
-		switch a.Mechanism.InterruptContext() {
-		case probe.Never:
+		switch {
+		case a.Mechanism.InterruptContext() == probe.Never:
 			return NotAffected, fmt.Sprintf("%s programs never run in interrupt context (process context)", a.Mechanism)
-		case probe.Maybe:
-			doubts = append(doubts, fmt.Sprintf("%s programs run in interrupt context only when what they trace does", a.Mechanism))
+		case a.Mechanism.InterruptContext(a.AttachTo...) == probe.Never:
+			return NotAffected, fmt.Sprintf("%s on %s runs only in process context (syscall entry points are never called from an interrupt)", a.Mechanism, targetList(a.AttachTo))
+		case a.Mechanism.InterruptContext(a.AttachTo...) == probe.Maybe:
+			doubt := fmt.Sprintf("%s programs run in interrupt context only when what they trace does", a.Mechanism)
+			for _, t := range a.AttachTo {
+				if a.Mechanism.InterruptContext(t) != probe.Never {
+					doubt += fmt.Sprintf(" (%q is not a syscall entry point)", t)
+					break
+				}
+			}
+			doubts = append(doubts, doubt)
 		}
 	}
 	if h.Requires.Seccomp && !a.Seccomp {
@@ -248,6 +257,14 @@ func (c *Catalog) evaluate(i int, k *probe.Kernel, a Attachment) (Verdict, strin
 		return Unknown, why + ", but " + strings.Join(doubts, ", ")
 	}
 	return v, why
+}
+
+// targetList names up to three targets and counts the rest.
+func targetList(ts []string) string {
+	if len(ts) <= 3 {
+		return strings.Join(ts, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(ts[:3], ", "), len(ts)-3)
 }
 
 // kernelVerdict applies, in order: kernel assertions, live evidence,

@@ -306,8 +306,9 @@ func TestCatalogFacts(t *testing.T) {
 }
 
 // TestChangelogCoversVersion: the catalog's version has its section in
-// CHANGELOG.md, and that section names every built-in hazard it knows
-// (the first versioned catalog lists them all).
+// CHANGELOG.md with at least one hazard's entry, and every built-in hazard
+// has an entry in that section or an earlier one (the first versioned
+// catalog, 2026.12.1, lists them all).
 func TestChangelogCoversVersion(t *testing.T) {
 	b, err := os.ReadFile("CHANGELOG.md")
 	if err != nil {
@@ -323,9 +324,14 @@ func TestChangelogCoversVersion(t *testing.T) {
 	if j := strings.Index(section, "\n## "); j >= 0 {
 		section = section[:j]
 	}
+	named := false
 	for _, id := range Builtin().IDs() {
-		if !strings.Contains(section, "**"+string(id)+"**") {
-			t.Errorf("CHANGELOG.md section %s has no entry for %s", Builtin().Version(), id)
+		named = named || strings.Contains(section, "**"+string(id)+"**")
+		if !strings.Contains(log[i:], "**"+string(id)+"**") {
+			t.Errorf("CHANGELOG.md has no entry for %s in section %s or an earlier one", id, Builtin().Version())
 		}
+	}
+	if !named {
+		t.Errorf("CHANGELOG.md section %s names no hazard", Builtin().Version())
 	}
 }

@@ -44,12 +44,15 @@
 //  1. A hazard disabled by policy is not-affected ("disabled by policy").
 //  2. Attachment conditions filter: an arch not listed, a program that does
 //     not read user memory, take user stacks or make tail calls when the
-//     hazard requires it, a mechanism that never runs in the required
-//     execution context (uprobes never run in interrupt context), a target
-//     not under seccomp, or fewer CPUs than min_cpus give not-affected. A
-//     condition that cannot be decided (arch or CPU count unknown, a
-//     mechanism that runs in interrupt context only when what it traces
-//     does) turns an affected verdict from the steps below into unknown.
+//     hazard requires it, a program that never runs in the required
+//     execution context (uprobes never run in interrupt context, nor do
+//     programs whose every target is a syscall entry point:
+//     probe.Mechanism.InterruptContext), a target not under seccomp, or
+//     fewer CPUs than min_cpus give not-affected. A condition that cannot
+//     be decided (arch or CPU count unknown, a program on kernel functions
+//     or events other than syscall entry points, or with unknown targets,
+//     which runs in interrupt context when what it traces does) turns an
+//     affected verdict from the steps below into unknown.
 //  3. Policy kernel assertions (a regular expression over uname -r) say
 //     fixed or affected, and beat everything below.
 //  4. Live evidence, in the order of trust selftest > call > symbol > btf

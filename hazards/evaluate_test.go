@@ -102,6 +102,12 @@ const (
 	seccompST  = "selftest:uretprobe-seccomp-kill"
 )
 
+// at is a with its targets.
+func at(a hazards.Attachment, targets ...string) hazards.Attachment {
+	a.AttachTo = targets
+	return a
+}
+
 // TestEvaluate holds the built-in catalog against the research notes
 // (HAZARDS-RESEARCH.md, section 0 first): each row names the fact it
 // checks.
@@ -156,6 +162,16 @@ func TestEvaluate(t *testing.T) {
 		{"nmi software cpu-clock 6.1.25", kern(t, "6.1.25"), sw, nmi, hazards.Affected, "6.1.25 in >= 6.1, < 6.1.36"},
 		{"nmi kprobe may run in IRQ", kern(t, "6.1.25"), kpRead, nmi, hazards.Unknown, "kprobe programs run in interrupt context only when what they trace does"},
 		{"nmi kprobe fixed kernel", kern(t, "6.1.36"), kpRead, nmi, hazards.NotAffected, "outside"},
+		// Syscall entry points run only in process context (probe.Mechanism.InterruptContext).
+		{"nmi kprobe on a syscall wrapper", kern(t, "6.1.25"), at(kpRead, "__x64_sys_getpid"), nmi, hazards.NotAffected, "kprobe on __x64_sys_getpid runs only in process context"},
+		{"nmi fentry on a syscall wrapper", kern(t, "6.1.25"), hazards.Attachment{Mechanism: probe.Fentry, ReadsUserMemory: true, AttachTo: []string{"__x64_sys_openat"}}, nmi, hazards.NotAffected, "process context"},
+		{"nmi syscall tracepoint", kern(t, "6.1.25"), hazards.Attachment{Mechanism: probe.Tracepoint, ReadsUserMemory: true, AttachTo: []string{"syscalls/sys_enter_openat"}}, nmi, hazards.NotAffected, "process context"},
+		{"nmi raw sys_exit", kern(t, "6.1.25"), hazards.Attachment{Mechanism: probe.RawTracepoint, ReadsUserMemory: true, AttachTo: []string{"sys_exit"}}, nmi, hazards.NotAffected, "process context"},
+		{"nmi kprobe-multi on wrappers", kern(t, "6.1.25"), hazards.Attachment{Mechanism: probe.KprobeMulti, ReadsUserMemory: true, AttachTo: []string{"__x64_sys_openat", "__x64_sys_openat2", "__ia32_sys_openat", "__ia32_compat_sys_openat"}}, nmi, hazards.NotAffected, "__x64_sys_openat, __x64_sys_openat2, __ia32_sys_openat and 1 more"},
+		{"nmi kprobe-multi, one target not a wrapper", kern(t, "6.1.25"), hazards.Attachment{Mechanism: probe.KprobeMulti, ReadsUserMemory: true, AttachTo: []string{"__x64_sys_openat", "do_sys_openat2"}}, nmi, hazards.Unknown, `("do_sys_openat2" is not a syscall entry point)`},
+		{"nmi kprobe on a function", kern(t, "6.1.25"), at(kpRead, "do_sys_openat2"), nmi, hazards.Unknown, "only when what they trace does"},
+		{"nmi perf event stays affected", kern(t, "6.1.25"), at(sw, "__x64_sys_getpid"), nmi, hazards.Affected, "6.1.25"},
+		{"stack kprobe on a syscall wrapper", kern(t, "5.19.5"), hazards.Attachment{Mechanism: probe.Kprobe, ReadsUserStacks: true, AttachTo: []string{"__x64_sys_write"}}, stack, hazards.NotAffected, "process context"},
 		// C2: a program that only takes user stacks is not on the probe-read path.
 		{"nmi user stacks only", kern(t, "6.1.25"), stackHW, nmi, hazards.NotAffected, "does not read user memory"},
 		// Machine code beats the version (OTel maccess): the fix's call found on 6.1.25.

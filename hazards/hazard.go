@@ -167,10 +167,12 @@ type Requires struct {
 	UserStacks bool `yaml:"user_stacks,omitempty" json:"user_stacks,omitempty"`
 	// TailCalls: the program makes tail calls (bpf_tail_call).
 	TailCalls bool `yaml:"tail_calls,omitempty" json:"tail_calls,omitempty"`
-	// Context names the execution context: "interrupt" (the mechanism's
-	// programs run in hard-IRQ or NMI context: always for perf events,
-	// maybe for programs on kernel functions and events, which makes an
-	// affected verdict unknown, never for uprobes) or "nmi" (only
+	// Context names the execution context: "interrupt" (the program runs
+	// in hard-IRQ or NMI context, as probe.Mechanism.InterruptContext
+	// answers for the mechanism and the attachment's targets: always for
+	// perf events; maybe for programs on kernel functions and events,
+	// which makes an affected verdict unknown; never for uprobes and for
+	// programs on syscall entry points) or "nmi" (only
 	// perf-event-hardware).
 	Context string `yaml:"context,omitempty" json:"context,omitempty"`
 	// MinCPUs: the hazard matters from this many possible CPUs on.
@@ -271,6 +273,13 @@ type Attachment struct {
 	TailCalls bool
 	// Seccomp is true when the traced process may run under seccomp (unknown counts as true).
 	Seccomp bool
+	// AttachTo lists what the program attaches to, as the kernel names
+	// it: functions ("__x64_sys_getpid"), a tracepoint as "group/name", a
+	// raw or BTF tracepoint's event ("sys_enter"). Empty means unknown.
+	// With the mechanism it decides whether the program may run in
+	// interrupt context (probe.Mechanism.InterruptContext): on syscall
+	// entry points it never does.
+	AttachTo []string
 }
 
 // Finding is a hazard's verdict for one kernel and attachment.

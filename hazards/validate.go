@@ -69,8 +69,9 @@ const (
 	// perf-event-hardware programs do (on x86).
 	ContextNMI = "nmi"
 	// ContextInterrupt: the program runs in hard-IRQ or NMI context
-	// (probe.Mechanism.InterruptContext): always for perf events, maybe for
-	// programs on kernel functions and events, never for uprobes.
+	// (probe.Mechanism.InterruptContext of the mechanism and the targets):
+	// always for perf events, maybe for programs on kernel functions and
+	// events, never for uprobes and programs on syscall entry points.
 	ContextInterrupt = "interrupt"
 )
 
