@@ -67,6 +67,14 @@ type Request struct {
 	Mechanism probe.Mechanism
 	// Target names the function, event, symbol or perf event (for messages).
 	Target string
+	// AttachTo lists what the program attaches to, as the kernel names
+	// it: functions ("__x64_sys_getpid", one per symbol of a multi link),
+	// a tracepoint as "group/name", a raw or BTF tracepoint's event
+	// ("sys_enter"). Empty means unknown. It decides, with each mechanism
+	// planned, whether the program may run in interrupt context
+	// (hazards.Attachment.AttachTo): programs on syscall entry points
+	// never do.
+	AttachTo []string
 	// Alternatives lists the other mechanisms the caller has program
 	// variants for (e.g. Kprobe beside Fentry). Perf hardware→software and
 	// kretprobe maxactive need no variant.

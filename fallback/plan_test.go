@@ -187,6 +187,26 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 			errHas:    []string{"verdict unknown, treated as not safe", "run in interrupt context only when what they trace does"},
 		},
 		{
+			name: "nmi-user-read-deadlock: the same kprobe on a syscall wrapper runs only in process context → allowed",
+			k:    debian6130, req: fallback.Request{Mechanism: probe.Kprobe, Target: "__x64_sys_openat", AttachTo: []string{"__x64_sys_openat"}, ReadsUserMemory: true, Alternatives: alt(probe.Fentry)},
+			chosen: probe.Kprobe, action: fallback.Allow,
+			findingIDs: []hazards.ID{"nmi-user-read-deadlock"},
+		},
+		{
+			name: "nmi-user-read-deadlock: a kprobe-multi on wrappers and one other function → unknown, refused",
+			k:    debian6130, req: fallback.Request{Mechanism: probe.KprobeMulti, AttachTo: []string{"__x64_sys_openat", "do_sys_openat2"}, Targets: 2, ReadsUserMemory: true},
+			action:    fallback.Refuse,
+			steps:     []stepKey{{From: probe.KprobeMulti, Action: fallback.Refuse, Hazard: "nmi-user-read-deadlock"}},
+			refusedBy: []hazards.ID{"nmi-user-read-deadlock"},
+			errHas:    []string{`"do_sys_openat2" is not a syscall entry point`},
+		},
+		{
+			name: "nmi-user-read-deadlock: a syscall tracepoint reading user memory → allowed",
+			k:    debian6130, req: fallback.Request{Mechanism: probe.Tracepoint, AttachTo: []string{"syscalls/sys_enter_openat"}, ReadsUserMemory: true},
+			chosen: probe.Tracepoint, action: fallback.Allow,
+			findingIDs: []hazards.ID{"nmi-user-read-deadlock"},
+		},
+		{
 			name: "nmi-user-read-deadlock: on_unknown warn lets the kprobe attach with a warning",
 			k:    debian6130, req: fallback.Request{Mechanism: probe.Kprobe, ReadsUserMemory: true},
 			pol:    &hazards.Policy{APIVersion: "safebpf/v1", Hazards: map[hazards.ID]hazards.Override{"nmi-user-read-deadlock": {OnUnknown: hazards.OnUnknownWarn}}},

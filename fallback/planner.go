@@ -67,6 +67,7 @@ func Plan(k *probe.Kernel, cat *hazards.Catalog, req Request, pol *hazards.Polic
 			ReadsUserStacks: req.ReadsUserStacks,
 			TailCalls:       req.TailCalls,
 			Seccomp:         req.Seccomp,
+			AttachTo:        req.AttachTo,
 		})
 	}
 	return plan(k, eval, req, pol)
