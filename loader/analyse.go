@@ -385,6 +385,7 @@ func requestFor(p *progInfo, alternatives []probe.Mechanism, scans []*elfscan.Re
 		keep:         p.keep,
 		seccomp:      seccomp,
 		targets:      ap.targets(),
+		attachTo:     ap.attachTo(),
 	}
 	switch ap.mech {
 	case probe.Kretprobe, probe.Fexit, probe.KretprobeMulti:

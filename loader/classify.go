@@ -70,6 +70,37 @@ func (ap attachPoint) targets() int {
 	return 1
 }
 
+// attachTo returns what the attach point attaches to, as the kernel names
+// it (fallback.Request.AttachTo): the function of a kprobe, kretprobe or
+// trampoline program (for ksyscall, the wrapper resolve chose), the
+// functions of a multi link (resolved, or its pattern), "group/name" for
+// a tracepoint, the event of a raw or BTF tracepoint. Nil when the
+// mechanism's context does not depend on it or it is not known.
+func (ap attachPoint) attachTo() []string {
+	switch ap.mech {
+	case probe.Kprobe, probe.Kretprobe, probe.Fentry, probe.Fexit, probe.FmodRet:
+		if ap.symbol != "" {
+			return []string{ap.symbol}
+		}
+	case probe.KprobeMulti, probe.KretprobeMulti:
+		switch {
+		case len(ap.symbols) > 0:
+			return ap.symbols
+		case len(ap.addrs) == 0 && ap.symbol != "":
+			return []string{ap.symbol}
+		}
+	case probe.Tracepoint:
+		if ap.group != "" && ap.name != "" {
+			return []string{ap.group + "/" + ap.name}
+		}
+	case probe.RawTracepoint, probe.TpBTF:
+		if ap.name != "" {
+			return []string{ap.name}
+		}
+	}
+	return nil
+}
+
 // classification is the result of classify for one program.
 type classification struct {
 	use      use

@@ -136,7 +136,7 @@ func (l *Loader) kprobe(m, tramp probe.Mechanism, symbol string, prog *ebpf.Prog
 		return nil, err
 	}
 	ap := attachPoint{mech: m, symbol: symbol, target: symbol, name: symbol}
-	o := requestOptions{alternatives: variantMechs(x.Variants, tramp), keep: x.KeepMechanism, seccomp: true}
+	o := requestOptions{alternatives: variantMechs(x.Variants, tramp), keep: x.KeepMechanism, seccomp: true, attachTo: ap.attachTo()}
 	if opts != nil {
 		ap.offset = opts.Offset
 		o.maxActive = opts.RetprobeMaxActive
@@ -178,7 +178,7 @@ func (l *Loader) kprobeMulti(m, single probe.Mechanism, prog *ebpf.Program, opts
 	if len(opts.Symbols) == 1 {
 		ap.symbol = opts.Symbols[0]
 	}
-	o := requestOptions{keep: x.KeepMechanism, seccomp: true, targets: n}
+	o := requestOptions{keep: x.KeepMechanism, seccomp: true, targets: n, attachTo: ap.attachTo()}
 	if len(opts.Addresses) == 0 {
 		o.alternatives = variantMechs(x.Variants, single)
 	}
@@ -246,6 +246,9 @@ func (l *Loader) AttachTracing(opts link.TracingOptions, extra ...*Extra) (*Link
 		return l.attachTracingUnknown(opts, x, w)
 	default:
 		return nil, fmt.Errorf("attach tracing program %s: attach type %s: want fentry, fexit, fmod_ret or raw_tp: %w", target, at, errInvalidInput)
+	}
+	if spec != nil && spec.AttachTo != "" {
+		o.attachTo = []string{spec.AttachTo}
 	}
 	if len(o.alternatives) > 0 && (spec == nil || spec.AttachTo == "") {
 		return nil, fmt.Errorf("attach %s program %s with a variant: the target is unknown (pass Extra.Spec, the program's spec): %w", ap.mech, target, errInvalidInput)
@@ -432,7 +435,7 @@ func (l *Loader) Tracepoint(group, name string, prog *ebpf.Program, opts *link.T
 		return nil, err
 	}
 	target := group + "/" + name
-	req := newRequest(probe.Tracepoint, target, l.scans(x, prog, nil), requestOptions{keep: x.KeepMechanism, seccomp: true})
+	req := newRequest(probe.Tracepoint, target, l.scans(x, prog, nil), requestOptions{keep: x.KeepMechanism, seccomp: true, attachTo: []string{target}})
 	return l.attachOne(req, prog, nil, where{ap: attachPoint{mech: probe.Tracepoint, group: group, name: name, target: target}, tracepoint: opts})
 }
 
@@ -444,7 +447,7 @@ func (l *Loader) AttachRawTracepoint(opts link.RawTracepointOptions, extra ...*E
 	if err != nil {
 		return nil, err
 	}
-	o := requestOptions{keep: x.KeepMechanism, seccomp: true, alternatives: variantMechs(x.Variants, probe.TpBTF, probe.Tracepoint)}
+	o := requestOptions{keep: x.KeepMechanism, seccomp: true, alternatives: variantMechs(x.Variants, probe.TpBTF, probe.Tracepoint), attachTo: []string{opts.Name}}
 	ap := attachPoint{mech: probe.RawTracepoint, name: opts.Name, target: opts.Name}
 	if slices.Contains(o.alternatives, probe.Tracepoint) {
 		ap.group = l.tracepointGroup(opts.Name)

@@ -21,6 +21,9 @@ type requestOptions struct {
 	targets   int
 	maxActive int
 	perf      *fallback.PerfEvent
+	// attachTo is what the programs attach to, as the kernel names it
+	// (fallback.Request.AttachTo; attachPoint.attachTo); nil when unknown.
+	attachTo []string
 }
 
 // newRequest builds the planner's request to attach, with mechanism m on
@@ -39,6 +42,7 @@ func newRequest(m probe.Mechanism, target string, scans []*elfscan.Result, o req
 		Targets:      max(o.targets, 1),
 		MaxActive:    o.maxActive,
 		PerfEvent:    o.perf,
+		AttachTo:     o.attachTo,
 	}
 	unknown := len(scans) == 0
 	req.ReadsUserMemory, req.ReadsUserStacks, req.TailCalls = unknown, unknown, unknown
