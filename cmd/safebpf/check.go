@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -75,6 +77,7 @@ files' contents; other keys are ignored), and prints one row per kernel
 	f.StringVar(&o.config, "config", "", "kernel config, plain or gzip (e.g. /proc/config.gz)")
 	f.StringVar(&o.mechanism, "mechanism", "", "plan only this mechanism (fentry, kprobe, uprobe, ...)")
 	f.IntVar(&o.req.targets, "targets", 1, "functions or symbols attached together, 1 to 1048576")
+	f.StringSliceVar(&o.as.AttachTo, "attach-to", nil, "what the program attaches to, as the kernel names it: functions (__x64_sys_openat), group/name tracepoints, raw tracepoint events; comma-separated (default unknown: the program may run in interrupt context)")
 	f.IntVar(&o.req.maxActive, "maxactive", 0, "requested kretprobe maxactive, 0 (default) to 4096")
 	f.Uint64Var(&o.req.frequency, "frequency", 99, "perf event sampling frequency in Hz, 1 to 100000")
 	f.BoolVar(&o.req.pinned, "pinned", false, "forbid changing the mechanism")
@@ -110,6 +113,18 @@ func (o *checkOpts) checkFlags(c *cobra.Command) ([]probe.Mechanism, error) {
 	}
 	if c.Flags().Changed("cpus") && (o.cpus < 1 || o.cpus > probe.MaxCPUs) {
 		return nil, usageErr("--cpus %d: want 1 to %d", o.cpus, probe.MaxCPUs)
+	}
+	for _, t := range o.as.AttachTo {
+		if t == "" || strings.ContainsFunc(t, unicode.IsSpace) {
+			return nil, usageErr("--attach-to %q: want kernel names separated by commas, e.g. __x64_sys_openat,__x64_sys_openat2", strings.Join(o.as.AttachTo, ","))
+		}
+	}
+	if n := len(o.as.AttachTo); n > 0 {
+		if !c.Flags().Changed("targets") {
+			o.req.targets = n
+		} else if n > o.req.targets {
+			return nil, usageErr("--attach-to names %d targets but --targets is %d: drop --targets or raise it", n, o.req.targets)
+		}
 	}
 	if o.req.targets < 1 || o.req.targets > maxTargets {
 		return nil, usageErr("--targets %d: want 1 to %d", o.req.targets, maxTargets)

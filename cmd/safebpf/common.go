@@ -61,6 +61,10 @@ type assumption struct {
 	Alternatives bool `json:"alternatives"`
 	// Seccomp: the traced processes may run under seccomp.
 	Seccomp bool `json:"seccomp"`
+	// AttachTo lists what the program attaches to, as the kernel names it
+	// (check --attach-to; hazards.Attachment.AttachTo); empty when not
+	// said, which leaves the execution context unknown.
+	AttachTo []string `json:"attach_to,omitempty"`
 	// Text says it in words.
 	Text string `json:"text"`
 	// fromObject: plan reads ReadsUserMemory, UserStacks, TailCalls and
@@ -104,6 +108,9 @@ func (a assumption) text() string {
 	} else {
 		parts = append(parts, "traces no process that runs under seccomp")
 	}
+	if len(a.AttachTo) > 0 {
+		parts = append(parts, "attaches to "+strings.Join(a.AttachTo, ", "))
+	}
 	last := len(parts) - 1
 	s := "Assuming the program " + strings.Join(parts[:last], ", ") + " and " + parts[last]
 	if a.fromObject {
@@ -116,7 +123,7 @@ func (a *assumption) finish() { a.Text = a.text() }
 
 // attachment is the program the assumption describes, attached with m.
 func (a assumption) attachment(m probe.Mechanism) hazards.Attachment {
-	return hazards.Attachment{Mechanism: m, ReadsUserMemory: a.ReadsUserMemory, ReadsUserStacks: a.UserStacks, TailCalls: a.TailCalls, Seccomp: a.Seccomp}
+	return hazards.Attachment{Mechanism: m, ReadsUserMemory: a.ReadsUserMemory, ReadsUserStacks: a.UserStacks, TailCalls: a.TailCalls, Seccomp: a.Seccomp, AttachTo: a.AttachTo}
 }
 
 // policyOpts are the policy flags of probe, check and plan.
@@ -285,6 +292,7 @@ func planMechanisms(k *probe.Kernel, rp *resolvedPolicy, mechs []probe.Mechanism
 			ReadsUserStacks: as.UserStacks,
 			TailCalls:       as.TailCalls,
 			Seccomp:         as.Seccomp,
+			AttachTo:        as.AttachTo,
 			Targets:         ro.targets,
 			MaxActive:       ro.maxActive,
 		}

@@ -148,6 +148,7 @@ func TestFlagBounds(t *testing.T) {
 		{"--frequency", "0", "want 1 to 100000"},
 		{"--frequency", "100001", "want 1 to 100000"},
 		{"--frequency", "-5", "--frequency"},
+		{"--attach-to", "__x64_sys_getpid,,x", "want kernel names separated by commas"},
 		{"--targets", "0", "want 1 to 1048576"},
 		{"--targets", "1048577", "want 1 to 1048576"},
 		{"--maxactive", "-1", "want 0"},
@@ -160,7 +161,12 @@ func TestFlagBounds(t *testing.T) {
 		}
 		oneLineErr(t, r, tt.want)
 	}
-	for _, ok := range [][]string{{"--cpus", "1"}, {"--cpus", "65536"}, {"--frequency", "100000"}, {"--maxactive", "4096"}, {"--targets", "1048576"}} {
+	if r := runCLI(t, append(base, "--targets", "1", "--attach-to", "a,b")...); r.code != exitUsage {
+		t.Errorf("--targets 1 --attach-to a,b: exit %d, want 2", r.code)
+	} else {
+		oneLineErr(t, r, "--attach-to names 2 targets but --targets is 1")
+	}
+	for _, ok := range [][]string{{"--cpus", "1"}, {"--cpus", "65536"}, {"--frequency", "100000"}, {"--maxactive", "4096"}, {"--targets", "1048576"}, {"--attach-to", "a,b"}, {"--targets", "3", "--attach-to", "a,b"}} {
 		if r := runCLI(t, append(base, ok...)...); r.code == exitUsage {
 			t.Errorf("%v: %s", ok, r.stderr)
 		}

@@ -256,6 +256,25 @@ func TestCheckJSON(t *testing.T) {
 			stepHazards: []string{"nmi-user-read-deadlock"},
 		},
 		{
+			name:    "kprobe reading user memory on a syscall wrapper on 6.1.30 runs in process context",
+			args:    []string{"--release", "6.1.30", "--mechanism", "kprobe", "--pinned", "--attach-to", "__x64_sys_getpid"},
+			version: "6.1.30", source: "release",
+			requested: "kprobe", chosen: "kprobe", action: "allow",
+			check: func(t *testing.T, d decisionOut) {
+				if len(d.Steps) != 0 {
+					t.Errorf("steps %+v, want none", d.Steps)
+				}
+			},
+		},
+		{
+			name:    "kprobe on a wrapper and a function the timer calls on 6.1.30 refuses",
+			args:    []string{"--release", "6.1.30", "--mechanism", "kprobe", "--pinned", "--attach-to", "__x64_sys_getpid,update_process_times"},
+			code:    1,
+			version: "6.1.30", source: "release",
+			requested: "kprobe", action: "refuse",
+			stepHazards: []string{"nmi-user-read-deadlock"},
+		},
+		{
 			name:    "uretprobe under seccomp on 6.12 with the syscall",
 			args:    []string{"--release", "6.12.5", "--mechanism", "uretprobe", "--seccomp", "--kallsyms", "testdata/kallsyms-uretprobe"},
 			code:    1,
