@@ -168,7 +168,11 @@ const (
 //     syscall_enter_from_user_mode has enabled interrupts; the 32-bit
 //     entries do_int80_syscall_32 and do_fast_syscall_32 alike. Plain
 //     sys_NAME is not one: fbdev's sys_fillrect and friends share the
-//     prefix.
+//     prefix. Nor is ksys_NAME: include/linux/syscalls.h offers the ksys_
+//     functions to other kernel code ("Kernel code should not call
+//     syscalls ... directly. Instead, use ... the ksys_xyzyyz()
+//     functions"), and no source bounds those callers' context, so a
+//     program on one stays Maybe.
 //   - For tracepoints: the syscalls group's sys_enter_NAME and
 //     sys_exit_NAME, and raw_syscalls' sys_enter and sys_exit; for raw
 //     and BTF tracepoints: sys_enter and sys_exit. trace_sys_enter fires

@@ -37,10 +37,10 @@ func TestInterruptContextTargets(t *testing.T) {
 		{Kprobe, []string{"update_process_times"}, Maybe}, // the timer interrupt
 		{Kprobe, []string{"do_sys_openat2"}, Maybe},       // also io_uring's workers
 		{Kprobe, []string{"__sys_bpf"}, Maybe},            // also bpf_sys_bpf from BPF programs
-		{Kprobe, []string{"ksys_read"}, Maybe},
-		{Kprobe, []string{"x64_sys_call"}, Maybe}, // the dispatcher: not in the list, so not proven
-		{Kprobe, []string{"sys_fillrect"}, Maybe}, // fbdev, not a syscall
-		{Kprobe, []string{"sys_getpid"}, Maybe},   // plain sys_: ambiguous with the above
+		{Kprobe, []string{"ksys_read"}, Maybe},            // offered to other kernel code (syscalls.h): callers' context unbounded
+		{Kprobe, []string{"x64_sys_call"}, Maybe},         // the dispatcher: not in the list, so not proven
+		{Kprobe, []string{"sys_fillrect"}, Maybe},         // fbdev, not a syscall
+		{Kprobe, []string{"sys_getpid"}, Maybe},           // plain sys_: ambiguous with the above
 		{Kprobe, []string{"__x64_sys_"}, Maybe},
 		{Kprobe, []string{"__x64_sys_getpid+0x4"}, Maybe},
 		{Kprobe, []string{"__x64_sys*"}, Maybe}, // a glob that may match more than wrappers
