@@ -13,5 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/provision-kernels.sh
+# The guests have no clang: compile cilium/ebpf's examples (from the module
+# cache, never committed) now, so the loader's test binary embeds them and
+# the guests run the example ports (loader/ciliumexamples_test.go).
+go mod download github.com/cilium/ebpf
+sh loader/testdata/cilium/gen.sh
 export SAFEBPF_VM_MATRIX=1 SAFEBPF_VM_PROVISION=0
 exec go test -v -count=1 -timeout 80m -run '^TestKernelMatrix$' ./internal/vmtest "$@"
