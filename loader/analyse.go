@@ -249,14 +249,14 @@ func (gp *groupPlan) refusal() (triedAlt, bool) {
 // reasons apply; alternatives the planner already considered are not
 // asked again. The programs of a several-program alternative are planned
 // one by one and must all be allowed.
-func planGroup(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, g *group, opts *CollectionOptions) *groupPlan {
-	return planGroupFrom(k, cat, pol, g, opts, &groupPlan{g: g}, map[*alternative]bool{})
+func planGroup(pl *planner, g *group, opts *CollectionOptions) *groupPlan {
+	return planGroupFrom(pl, g, opts, &groupPlan{g: g}, map[*alternative]bool{})
 }
 
 // replanAfterLoadFailure moves gp past its chosen alternative, which the
 // kernel would not load (loadErr names the program), to the next
 // alternatives. It returns false when gp had no chosen alternative.
-func replanAfterLoadFailure(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, gp *groupPlan, failed *progInfo, loadErr error, opts *CollectionOptions) bool {
+func replanAfterLoadFailure(pl *planner, gp *groupPlan, failed *progInfo, loadErr error, opts *CollectionOptions) bool {
 	if gp.chosen == nil {
 		return false
 	}
@@ -269,13 +269,13 @@ func replanAfterLoadFailure(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.
 		}
 	}
 	next := &groupPlan{g: gp.g, tried: append(gp.tried, triedAlt{alt: gp.chosen, prog: failed, d: d, err: loadErr, loadFailed: true})}
-	*gp = *planGroupFrom(k, cat, pol, gp.g, opts, next, skip)
+	*gp = *planGroupFrom(pl, gp.g, opts, next, skip)
 	return true
 }
 
 // planGroupFrom plans the alternatives of g not in considered, adding to
 // gp.
-func planGroupFrom(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, g *group, opts *CollectionOptions, gp *groupPlan, considered map[*alternative]bool) *groupPlan {
+func planGroupFrom(pl *planner, g *group, opts *CollectionOptions, gp *groupPlan, considered map[*alternative]bool) *groupPlan {
 	gp.chosen, gp.decisions = nil, nil
 	for i, alt := range g.alts {
 		if considered[alt] {
@@ -283,7 +283,7 @@ func planGroupFrom(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, g
 		}
 		considered[alt] = true
 		if p := firstMissing(alt); p != nil {
-			gp.tried = append(gp.tried, triedAlt{alt: alt, prog: p, d: missingDecision(p, pol), err: newRefusal(p.missing)})
+			gp.tried = append(gp.tried, triedAlt{alt: alt, prog: p, d: missingDecision(p, pl.pol), err: newRefusal(p.missing)})
 			continue
 		}
 		if p := alt.single(); p != nil {
@@ -304,13 +304,13 @@ func planGroupFrom(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, g
 				}
 			}
 			req := requestFor(p, mechs, scans, seccomp, opts)
-			d, err := planWith(k, cat, req, pol)
+			d, err := pl.plan(req)
 			if err == nil && d.Chosen != p.mech() && !samePerf(d.Chosen, p.mech()) && variants[d.Chosen] == nil {
 				// The planner moved the request to an alternative already
 				// ruled out (batching single probes back into a multi
 				// link that did not load): keep this one's mechanism.
 				req.Pinned = true
-				d, err = planWith(k, cat, req, pol)
+				d, err = pl.plan(req)
 			}
 			if err == nil {
 				chosen := alt
@@ -339,7 +339,7 @@ func planGroupFrom(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy, g
 		var failed *triedAlt
 		for _, p := range alt.progs {
 			req := requestFor(p, nil, []*elfscan.Result{&p.scan}, opts.seccomp(p.name), opts)
-			d, err := planWith(k, cat, req, pol)
+			d, err := pl.plan(req)
 			if err != nil {
 				failed = &triedAlt{alt: alt, prog: p, d: d, err: newRefusal(err)}
 				break

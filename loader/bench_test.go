@@ -2,82 +2,406 @@ package loader
 
 import (
 	"fmt"
+	"runtime/metrics"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/safebpf/safebpf/internal/perf"
 )
 
-// benchSpec has three uprobes and a tracepoint.
-func benchSpec(tg target) *ebpf.CollectionSpec {
-	var progs []*ebpf.ProgramSpec
-	for i := range 3 {
-		progs = append(progs, counterProg(fmt.Sprintf("up%d", i), "uprobe/"+tg.Path+":"+tg.Symbol, ebpf.Kprobe, int32(i), 0))
+// The benchmarks compare safebpf with plain cilium/ebpf doing the same
+// work in the same process. Each round runs both sides once, alternating
+// which goes first, so that drift in the machine's load (the CPU here is
+// shared) hits both alike; each benchmark reports, besides Go's own
+// numbers for the pair:
+//
+//	cilium-ns/op, safebpf-ns/op      median time of one side per round
+//	safebpf/cilium                   median of the per-round ratios
+//	cilium-allocs/op, safebpf-allocs/op   heap allocations per round
+//
+// docs/performance.md records a full run and how to repeat it. With
+// -short the bulk benchmarks use fewer targets: scripts/test runs every
+// benchmark once that way (-benchtime=1x) to check that they work, not
+// how fast.
+
+// side is one half of a comparison: run does the work once and returns
+// the part of its time that counts (the attach phase of a load and
+// attach, say), or 0 to count all of it.
+type side func(b *testing.B) time.Duration
+
+// rounds collects one side's measurements.
+type rounds struct {
+	d      []time.Duration
+	allocs uint64
+}
+
+var allocSamples = []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/tiny/allocs:objects"}}
+
+// heapAllocs returns the process's cumulative heap allocations (objects,
+// tiny ones included). Unlike runtime.ReadMemStats it does not stop the
+// world.
+func heapAllocs() uint64 {
+	metrics.Read(allocSamples)
+	return allocSamples[0].Value.Uint64() + allocSamples[1].Value.Uint64()
+}
+
+func (r *rounds) run(b *testing.B, s side) {
+	a := heapAllocs()
+	start := time.Now()
+	counted := s(b)
+	total := time.Since(start)
+	r.allocs += heapAllocs() - a
+	if counted == 0 {
+		counted = total
 	}
-	progs = append(progs, counterProg("tp", "tracepoint/sched/sched_process_exec", ebpf.TracePoint, 3, 0))
+	r.d = append(r.d, counted)
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// versus runs cilium and safebpf alternately, one round per iteration,
+// and reports the metrics described above. It returns the median ratio
+// safebpf/cilium.
+func versus(b *testing.B, cilium, safebpf side) float64 {
+	b.Helper()
+	var c, s rounds
+	i := 0
+	for b.Loop() {
+		if i%2 == 0 {
+			c.run(b, cilium)
+			s.run(b, safebpf)
+		} else {
+			s.run(b, safebpf)
+			c.run(b, cilium)
+		}
+		i++
+	}
+	return report(b, "cilium", &c, "safebpf", &s)
+}
+
+// report reports two sides' medians, allocations and the median of the
+// per-round ratios second/first.
+func report(b *testing.B, firstName string, first *rounds, secondName string, second *rounds) float64 {
+	n := len(first.d)
+	if n == 0 || len(second.d) != n {
+		return 0
+	}
+	ratios := make([]float64, n)
+	for i := range n {
+		ratios[i] = float64(second.d[i]) / float64(first.d[i])
+	}
+	slices.Sort(ratios)
+	ratio := ratios[n/2]
+	b.ReportMetric(float64(median(first.d).Nanoseconds()), firstName+"-ns/op")
+	b.ReportMetric(float64(median(second.d).Nanoseconds()), secondName+"-ns/op")
+	b.ReportMetric(float64(first.allocs)/float64(n), firstName+"-allocs/op")
+	b.ReportMetric(float64(second.allocs)/float64(n), secondName+"-allocs/op")
+	b.ReportMetric(ratio, secondName+"/"+firstName)
+	return ratio
+}
+
+// paddedInsns is counterInsns(key) after n additions to R7: a program of
+// about n instructions that verifies quickly.
+func paddedInsns(name string, key int32, n int) asm.Instructions {
+	insns := asm.Instructions{asm.Mov.Imm(asm.R7, 0).WithSymbol(name)}
+	for i := range n {
+		insns = append(insns, asm.Add.Imm(asm.R7, int32(i)))
+	}
+	body := counterInsns("", key, 0)
+	body[0] = body[0].WithSymbol("")
+	return append(insns, body...)
+}
+
+// tracepointSpec has n tracepoint programs of about insns instructions
+// each on syscalls/sys_enter_getppid.
+func tracepointSpec(n, insns int) *ebpf.CollectionSpec {
+	var progs []*ebpf.ProgramSpec
+	for i := range n {
+		name := fmt.Sprintf("tp%d", i)
+		progs = append(progs, &ebpf.ProgramSpec{
+			Name: name, Type: ebpf.TracePoint, SectionName: "tracepoint/syscalls/sys_enter_getppid", License: "GPL",
+			Instructions: paddedInsns(name, int32(i%8), insns),
+		})
+	}
 	return spec(progs...)
 }
 
-// BenchmarkLoadAndAttach compares load + attach + close of the same
-// collection through plain cilium/ebpf and through the loader; the
-// safebpf line reports the ratio safebpf/cilium (run both sub-benchmarks
-// in one invocation).
-func BenchmarkLoadAndAttach(b *testing.B) {
-	l := newHostLoader(b, nil)
-	mountTracefs(b)
-	tg := buildTarget(b)
-	cs := benchSpec(tg)
-	var perOp = map[string]time.Duration{}
+// perfSpec has n perf_event programs of about insns instructions.
+func perfSpec(n, insns int) (*ebpf.CollectionSpec, map[string]PerfEventOptions) {
+	var progs []*ebpf.ProgramSpec
+	events := map[string]PerfEventOptions{}
+	for i := range n {
+		name := fmt.Sprintf("pe%d", i)
+		progs = append(progs, &ebpf.ProgramSpec{
+			Name: name, Type: ebpf.PerfEvent, SectionName: "perf_event", License: "GPL",
+			Instructions: paddedInsns(name, int32(i%8), insns),
+		})
+		events[name] = PerfEventOptions{Frequency: 99}
+	}
+	return spec(progs...), events
+}
 
-	b.Run("cilium", func(b *testing.B) {
-		start := time.Now()
-		for b.Loop() {
-			coll, err := ebpf.NewCollection(cs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ex, err := link.OpenExecutable(tg.Path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var links []link.Link
-			for i := range 3 {
-				lk, err := ex.Uprobe(tg.Symbol, coll.Programs[fmt.Sprintf("up%d", i)], nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				links = append(links, lk)
-			}
-			lk, err := link.Tracepoint("sched", "sched_process_exec", coll.Programs["tp"], nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			links = append(links, lk)
-			for _, lk := range links {
-				lk.Close()
-			}
-			coll.Close()
+// ciliumPerfEvent is what a cilium/ebpf user writes to sample on the
+// software cpu-clock: one perf event per online CPU, each given the
+// program through a BPF perf link (the ioctl before 5.15), then enabled.
+type ciliumPerfEvent struct {
+	fds   []int
+	links []link.Link
+}
+
+func openCiliumPerfEvent(b *testing.B, prog *ebpf.Program, cpus []int) *ciliumPerfEvent {
+	attr := unix.PerfEventAttr{
+		Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK,
+		Sample: 99, Bits: unix.PerfBitDisabled | unix.PerfBitFreq,
+	}
+	pe := &ciliumPerfEvent{}
+	for _, cpu := range cpus {
+		fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+		if err != nil {
+			b.Fatalf("perf_event_open on cpu %d: %v", cpu, err)
 		}
-		perOp["cilium"] = time.Since(start) / time.Duration(b.N)
-	})
-	b.Run("safebpf", func(b *testing.B) {
-		start := time.Now()
-		for b.Loop() {
-			c, err := l.LoadAndAttach(cs, nil)
-			if err != nil {
-				b.Fatal(err)
+		pe.fds = append(pe.fds, fd)
+		lk, err := link.AttachRawLink(link.RawLinkOptions{Target: fd, Program: prog, Attach: ebpf.AttachPerfEvent})
+		if err != nil {
+			if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_BPF, prog.FD()); err != nil {
+				b.Fatalf("attach perf event on cpu %d: %v", cpu, err)
 			}
+		} else {
+			pe.links = append(pe.links, lk)
+		}
+		if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+			b.Fatalf("enable perf event on cpu %d: %v", cpu, err)
+		}
+	}
+	return pe
+}
+
+func (pe *ciliumPerfEvent) Close() {
+	for _, lk := range pe.links {
+		lk.Close()
+	}
+	for _, fd := range pe.fds {
+		unix.Close(fd)
+	}
+}
+
+func onlineCPUs(b *testing.B) []int {
+	cpus, err := perf.OnlineCPUs()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cpus
+}
+
+// attachPhase times LoadAndAttach without the load of the collection,
+// which is cilium/ebpf's own work on both sides: the time from the "load"
+// step to the first attach is taken out.
+type attachPhase struct {
+	loadStart, loadEnd time.Time
+}
+
+func (ph *attachPhase) hook(step string) error {
+	switch {
+	case step == "load":
+		ph.loadStart = time.Now()
+	case ph.loadEnd.IsZero() && len(step) > 7 && step[:7] == "attach:":
+		ph.loadEnd = time.Now()
+	}
+	return nil
+}
+
+func (ph *attachPhase) take() time.Duration {
+	d := ph.loadEnd.Sub(ph.loadStart)
+	*ph = attachPhase{}
+	return d
+}
+
+// BenchmarkLoadAndAttach: the attach phase of LoadAndAttach (analysis,
+// planning, telemetry and the attaches, without the collection's load)
+// against cilium/ebpf attaching the same programs one by one, for 40
+// tracepoint programs of 2,000 instructions and for 4 software
+// perf_event programs. The whole call (load included) is reported too.
+func BenchmarkLoadAndAttach(b *testing.B) {
+	mountTracefs(b)
+	b.Run("tracepoints", func(b *testing.B) {
+		l := newHostLoader(b, nil)
+		cs := tracepointSpec(40, 2000)
+		benchLoadAndAttach(b, l, cs, nil, func(b *testing.B, coll *ebpf.Collection) []closer {
+			var out []closer
+			for name, p := range coll.Programs {
+				lk, err := link.Tracepoint("syscalls", "sys_enter_getppid", p, nil)
+				if err != nil {
+					b.Fatalf("%s: %v", name, err)
+				}
+				out = append(out, linkCloser{lk})
+			}
+			return out
+		})
+	})
+	b.Run("perf-events", func(b *testing.B) {
+		l := newHostLoader(b, nil)
+		cs, events := perfSpec(4, 2000)
+		cpus := onlineCPUs(b)
+		benchLoadAndAttach(b, l, cs, &CollectionOptions{PerfEvents: events}, func(b *testing.B, coll *ebpf.Collection) []closer {
+			var out []closer
+			for _, p := range coll.Programs {
+				out = append(out, openCiliumPerfEvent(b, p, cpus))
+			}
+			return out
+		})
+	})
+}
+
+// closer is anything the cilium side closes.
+type closer interface{ Close() }
+
+type linkCloser struct{ link.Link }
+
+func (l linkCloser) Close() { l.Link.Close() }
+
+func benchLoadAndAttach(b *testing.B, l *Loader, cs *ebpf.CollectionSpec, opts *CollectionOptions, attach func(*testing.B, *ebpf.Collection) []closer) {
+	var ph attachPhase
+	l.hook = ph.hook
+	defer func() { l.hook = nil }()
+	var cw, sw rounds // whole calls
+	var ca, sa rounds // attach phases
+	i := 0
+	cilium := func() {
+		start := time.Now()
+		a0 := heapAllocs()
+		coll, err := ebpf.NewCollection(cs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		loaded := time.Now()
+		a1 := heapAllocs()
+		closers := attach(b, coll)
+		attached := time.Now()
+		a2 := heapAllocs()
+		ca.d, ca.allocs = append(ca.d, attached.Sub(loaded)), ca.allocs+a2-a1
+		cw.d, cw.allocs = append(cw.d, attached.Sub(start)), cw.allocs+a2-a0
+		for _, c := range closers {
 			c.Close()
 		}
-		perOp["safebpf"] = time.Since(start) / time.Duration(b.N)
-		if perOp["cilium"] > 0 {
-			// Reported on this line so one run shows the ratio.
-			b.ReportMetric(float64(perOp["safebpf"])/float64(perOp["cilium"]), "safebpf/cilium")
-		}
-	})
-	if perOp["cilium"] > 0 && perOp["safebpf"] > 0 {
-		b.Logf("safebpf/cilium = %.3f (%s vs %s per load+attach+close)",
-			float64(perOp["safebpf"])/float64(perOp["cilium"]), perOp["safebpf"], perOp["cilium"])
+		coll.Close()
 	}
+	safebpf := func() {
+		start := time.Now()
+		a0 := heapAllocs()
+		c, err := l.LoadAndAttach(cs, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		attached := time.Now()
+		a1 := heapAllocs()
+		load := ph.take()
+		sa.d = append(sa.d, attached.Sub(start)-load)
+		sw.d, sw.allocs = append(sw.d, attached.Sub(start)), sw.allocs+a1-a0
+		c.Close()
+	}
+	for b.Loop() {
+		if i%2 == 0 {
+			cilium()
+			safebpf()
+		} else {
+			safebpf()
+			cilium()
+		}
+		i++
+	}
+	// The allocations of safebpf's attach phase cannot be told apart from
+	// its load's: the whole call's are reported.
+	sa.allocs = sw.allocs
+	report(b, "cilium-attach", &ca, "safebpf-attach", &sa)
+	report(b, "cilium-total", &cw, "safebpf-total", &sw)
+}
+
+// perAttachProgram loads one program of type typ (counting into slot 0)
+// with plain cilium/ebpf, as an agent that migrated only its attach calls
+// has it.
+func perAttachProgram(b *testing.B, typ ebpf.ProgramType, section string) *ebpf.Program {
+	coll, err := ebpf.NewCollection(spec(counterProg("p", section, typ, 0, 0)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { coll.Close() })
+	return coll.Programs["p"]
+}
+
+// BenchmarkAttachTracepoint: Loader.Tracepoint against link.Tracepoint,
+// attach and close, on a program loaded by cilium/ebpf.
+func BenchmarkAttachTracepoint(b *testing.B) {
+	l := newHostLoader(b, nil)
+	mountTracefs(b)
+	prog := perAttachProgram(b, ebpf.TracePoint, "tracepoint/syscalls/sys_enter_getppid")
+	versus(b, func(b *testing.B) time.Duration {
+		lk, err := link.Tracepoint("syscalls", "sys_enter_getppid", prog, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lk.Close()
+		return 0
+	}, func(b *testing.B) time.Duration {
+		lk, err := l.Tracepoint("syscalls", "sys_enter_getppid", prog, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lk.Close()
+		return 0
+	})
+}
+
+// BenchmarkAttachRawTracepoint: Loader.AttachRawTracepoint against
+// link.AttachRawTracepoint, attach and close.
+func BenchmarkAttachRawTracepoint(b *testing.B) {
+	l := newHostLoader(b, nil)
+	prog := perAttachProgram(b, ebpf.RawTracepoint, "raw_tracepoint/sys_enter")
+	versus(b, func(b *testing.B) time.Duration {
+		lk, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_enter", Program: prog})
+		if err != nil {
+			b.Fatal(err)
+		}
+		lk.Close()
+		return 0
+	}, func(b *testing.B) time.Duration {
+		lk, err := l.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_enter", Program: prog})
+		if err != nil {
+			b.Fatal(err)
+		}
+		lk.Close()
+		return 0
+	})
+}
+
+// BenchmarkAttachPerfEvent: Loader.AttachPerfEvent on the software
+// cpu-clock at 99 Hz on every online CPU, against the cilium/ebpf code
+// that does the same (perf_event_open per CPU, a BPF perf link each).
+func BenchmarkAttachPerfEvent(b *testing.B) {
+	l := newHostLoader(b, nil)
+	prog := perAttachProgram(b, ebpf.PerfEvent, "perf_event")
+	cpus := onlineCPUs(b)
+	versus(b, func(b *testing.B) time.Duration {
+		openCiliumPerfEvent(b, prog, cpus).Close()
+		return 0
+	}, func(b *testing.B) time.Duration {
+		lk, err := l.AttachPerfEvent(prog, PerfEventOptions{Frequency: 99})
+		if err != nil {
+			b.Fatal(err)
+		}
+		lk.Close()
+		return 0
+	})
 }

@@ -340,8 +340,7 @@ func TestPerfEventMoves(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := &Loader{kernel: k, catalog: hazards.Builtin(), policy: hazards.Policy{Mode: hazards.Enforce}}
-		gp := planGroup(l.kernel, l.catalog, &l.policy, an.groups[0], &CollectionOptions{PerfEvents: map[string]PerfEventOptions{"pe": tt.ev}})
+		gp := planGroup(newPlanner(k, hazards.Builtin(), &hazards.Policy{Mode: hazards.Enforce}), an.groups[0], &CollectionOptions{PerfEvents: map[string]PerfEventOptions{"pe": tt.ev}})
 		got := probe.Mechanism("")
 		if gp.chosen != nil {
 			got = gp.decisions[gp.chosen.progs[0]].Chosen

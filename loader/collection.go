@@ -235,7 +235,7 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 	}
 	plans := make([]*groupPlan, len(an.groups))
 	for i, g := range an.groups {
-		plans[i] = planGroup(l.kernel, l.catalog, &l.policy, g, opts)
+		plans[i] = planGroup(l.planner, g, opts)
 	}
 	c := &Collection{Maps: map[string]*ebpf.Map{}, Programs: map[string]*ebpf.Program{}, Links: map[string]*Link{}, loader: l}
 	c.addPlans(an, plans)
@@ -277,7 +277,7 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 			break
 		}
 		gp, p := failedAlternative(err, plans)
-		if gp == nil || !replanAfterLoadFailure(l.kernel, l.catalog, &l.policy, gp, p, err, opts) {
+		if gp == nil || !replanAfterLoadFailure(l.planner, gp, p, err, opts) {
 			break
 		}
 		c = &Collection{Maps: map[string]*ebpf.Map{}, Programs: map[string]*ebpf.Program{}, Links: map[string]*Link{}, loader: l}

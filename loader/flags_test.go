@@ -386,7 +386,7 @@ func TestNewIgnoresUnknownForce(t *testing.T) {
 	}
 
 	// The known force still works: kprobe on 5.5.3 x86 attaches, warned.
-	d, err := planWith(k, hazards.Builtin(), fallback.Request{Mechanism: probe.Kprobe}, &l.policy)
+	d, err := newPlanner(k, hazards.Builtin(), &l.policy).plan(fallback.Request{Mechanism: probe.Kprobe})
 	if err != nil || d.Chosen != probe.Kprobe || !slices.Contains(d.Forced, "x86-text-poke-race") {
 		t.Errorf("decision %+v, %v: want kprobe forced past x86-text-poke-race", d, err)
 	}

@@ -68,12 +68,16 @@ type Loader struct {
 	kernel  *probe.Kernel
 	catalog *hazards.Catalog
 	policy  hazards.Policy // effective: mode and force merged
+	planner *planner       // for kernel, catalog and policy
 	logger  *slog.Logger
 	rec     recorder
 	pacer   *pacer
 	missed  *missedProbes // kprobe-family links feeding safebpf.probe.missed
 	tracefs *tracefs.FS   // nil until found; guarded by mu
 	starts  *startLog     // records New wrote, handed over asynchronously
+
+	cpuMu sync.Mutex
+	cpus  []int // online CPUs, read by the first perf attach (onlineCPUs)
 
 	mu     sync.RWMutex
 	closed bool
@@ -126,6 +130,7 @@ func New(opts *Options) (*Loader, error) {
 		}
 		l.kernel = k
 	}
+	l.planner = newPlanner(l.kernel, l.catalog, &l.policy)
 	rec, err := newRecorder(opts.TracerProvider, opts.MeterProvider, l.logger, l.policy.Force)
 	if err != nil {
 		return nil, fmt.Errorf("set up telemetry: %w", err)
@@ -215,6 +220,15 @@ func (l *Loader) step(name string) error {
 	return l.hook(name)
 }
 
+// stepOn is step(kind + ":" + name), without building the name when no
+// test hook is set.
+func (l *Loader) stepOn(kind, name string) error {
+	if l.hook == nil {
+		return nil
+	}
+	return l.hook(kind + ":" + name)
+}
+
 // attempt is one planned request being carried out.
 type attempt struct {
 	ctx context.Context
@@ -229,7 +243,7 @@ type attempt struct {
 func (l *Loader) plan(ctx context.Context, req fallback.Request) (*attempt, error) {
 	ctx, end := l.rec.start(ctx, l.kernel, req.Target, req.Mechanism, "")
 	a := &attempt{ctx: ctx, end: end}
-	d, err := planWith(l.kernel, l.catalog, req, &l.policy)
+	d, err := l.planner.plan(req)
 	a.d = d
 	if err != nil {
 		err = newRefusal(err)
@@ -284,9 +298,8 @@ func (l *Loader) resolver() resolver {
 	})
 }
 
-// planWith calls the planner and fills in what it leaves empty.
-func planWith(k *probe.Kernel, cat *hazards.Catalog, req fallback.Request, pol *hazards.Policy) (fallback.Decision, error) {
-	d, err := fallback.Plan(k, cat, req, pol)
+// finishPlan fills in what the planner leaves empty in its answer to req.
+func finishPlan(d fallback.Decision, err error, req fallback.Request, pol *hazards.Policy) (fallback.Decision, error) {
 	if d.Mode == "" {
 		d.Mode = pol.Mode
 	}

@@ -279,7 +279,7 @@ func (l *Loader) attachTracingUnknown(opts link.TracingOptions, x Extra, w where
 			continue // such a program could not have loaded here
 		}
 		req := newRequest(m, w.ap.target, scans, requestOptions{keep: true, seccomp: true})
-		d, err := planWith(l.kernel, l.catalog, req, &l.policy)
+		d, err := l.planner.plan(req)
 		cands = append(cands, cand{m, d, err})
 	}
 	if len(cands) == 0 {

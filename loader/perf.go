@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/cilium/ebpf"
@@ -23,7 +24,22 @@ func (l *Loader) attachPerf(out *Link, prog *ebpf.Program, ev PerfEventOptions) 
 		return err
 	}
 	typ, config := ev.eventType()
-	set, err := perf.Open(perf.Event{Type: typ, Config: config, Frequency: ev.Frequency, Period: ev.Period, CPUs: ev.CPUs})
+	cpus := ev.CPUs
+	cached := len(cpus) == 0
+	if cached {
+		var err error
+		if cpus, err = l.onlineCPUs(false); err != nil {
+			return err
+		}
+	}
+	set, err := perf.Open(perf.Event{Type: typ, Config: config, Frequency: ev.Frequency, Period: ev.Period, CPUs: cpus})
+	if err != nil && cached {
+		// A CPU went offline (or came online) since the list was read:
+		// read it again and retry once when it changed.
+		if fresh, ferr := l.onlineCPUs(true); ferr == nil && !slices.Equal(fresh, cpus) {
+			set, err = perf.Open(perf.Event{Type: typ, Config: config, Frequency: ev.Frequency, Period: ev.Period, CPUs: fresh})
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -32,7 +48,7 @@ func (l *Loader) attachPerf(out *Link, prog *ebpf.Program, ev PerfEventOptions) 
 		return errors.Join(err, cs.closeAll(), set.Close())
 	}
 	for _, fd := range set.FDs {
-		if err := l.step("perf-attach:" + strconv.Itoa(fd.CPU())); err != nil {
+		if err := l.stepOn("perf-attach", strconv.Itoa(fd.CPU())); err != nil {
 			return fail(err)
 		}
 		a, err := perf.Attach(prog, fd)
@@ -47,6 +63,21 @@ func (l *Loader) attachPerf(out *Link, prog *ebpf.Program, ev PerfEventOptions) 
 	out.extra = append(out.extra, cs...)
 	out.attached = true
 	return nil
+}
+
+// onlineCPUs returns the online CPUs, read once per Loader (again when
+// reread is set, after a perf event failed to open on the list).
+func (l *Loader) onlineCPUs(reread bool) ([]int, error) {
+	l.cpuMu.Lock()
+	defer l.cpuMu.Unlock()
+	if l.cpus == nil || reread {
+		cpus, err := perf.OnlineCPUs()
+		if err != nil {
+			return nil, err
+		}
+		l.cpus = cpus
+	}
+	return l.cpus, nil
 }
 
 // attachTraceEvent attaches prog to a tracefs kprobe/kretprobe event. The

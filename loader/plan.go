@@ -224,9 +224,10 @@ func PlanSpec(spec *ebpf.CollectionSpec, k *probe.Kernel, opts *Options) ([]Prog
 		return nil, fmt.Errorf("plan spec: %w", err)
 	}
 	c := &Collection{}
+	pl := newPlanner(k, cat, &pol)
 	plans := make([]*groupPlan, len(an.groups))
 	for i, g := range an.groups {
-		plans[i] = planGroup(k, cat, &pol, g, copts)
+		plans[i] = planGroup(pl, g, copts)
 	}
 	c.addPlans(an, plans)
 	return c.Plans, nil
