@@ -92,6 +92,10 @@ func analyse(spec *ebpf.CollectionSpec, opts *CollectionOptions, res resolver) (
 		return nil, err
 	}
 	for _, pi := range live {
+		if pi.class.ap.batch {
+			resolveBatch(res, pi)
+			continue
+		}
 		if err := res.resolve(&pi.class.ap); err != nil {
 			pi.missing = err
 		}
@@ -108,6 +112,59 @@ func analyse(spec *ebpf.CollectionSpec, opts *CollectionOptions, res resolver) (
 	}
 	a.groups = groups
 	return a, nil
+}
+
+// resolveBatch resolves each target of a program's batch as a single
+// probe on it would be resolved (a syscall's wrapper, a symbol of the
+// binary). Targets that do not exist are left out, with why, when the
+// batch is optional; otherwise they make the program's target missing.
+func resolveBatch(res resolver, pi *progInfo) {
+	ap := &pi.class.ap
+	var syms []string
+	var cookies []uint64
+	var missing []error
+	for i, s := range ap.symbols {
+		one := *ap
+		one.symbols, one.cookies, one.addrs, one.batch, one.glob = nil, nil, nil, false, false
+		one.symbol = s
+		if single, ok := singleOf[one.mech]; ok {
+			one.mech = single // resolved as the function or symbol itself
+		}
+		if err := res.resolve(&one); err != nil {
+			if pi.optionalTargets {
+				pi.skipped = append(pi.skipped, SkippedTarget{Target: s, Err: err})
+			} else {
+				missing = append(missing, err)
+			}
+			continue
+		}
+		syms = append(syms, one.symbol)
+		if i < len(ap.cookies) {
+			cookies = append(cookies, ap.cookies[i])
+		}
+		if ap.path == "" || one.path != "" {
+			ap.path = one.path
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		pi.missing = fmt.Errorf("%d of %d targets of the batch do not exist: %w", len(missing), len(ap.symbols), errors.Join(missing...))
+		return
+	case len(syms) == 0:
+		pi.missing = fmt.Errorf("none of the %d targets of the batch exists: %w", len(ap.symbols), errTargetNotFound)
+		return
+	}
+	if len(pi.skipped) > 0 {
+		ap.symbols = syms
+		if ap.cookies != nil {
+			ap.cookies = cookies
+		}
+		if len(syms) == 1 {
+			ap.symbol = syms[0]
+		}
+		return
+	}
+	ap.symbols = syms // resolved names (syscall wrappers)
 }
 
 // explicitGroups forms the caller's groups and carries retargeted kernel
@@ -174,11 +231,25 @@ var singleOf = map[probe.Mechanism]probe.Mechanism{
 
 // addVariants offers, after every multi program of g, the same program
 // loaded as single probes (one per target): where the kernel has no multi
-// links the planner can then move the request to probes it has.
+// links the planner can then move the request to probes it has; and
+// after a single-probe program with a batch of targets, the same program
+// loaded for a multi link, which the planner batches the targets into
+// where the kernel has one.
 func addVariants(g *group) {
 	for i := 0; i < len(g.alts); i++ {
 		p := g.alts[i].single()
 		if p == nil || p.keep || p.variantOf != nil {
+			continue
+		}
+		if multi, ok := multiOf[p.mech()]; ok && p.class.ap.batch && len(p.class.ap.symbols) > 1 && p.spec.Type == ebpf.Kprobe {
+			v := &progInfo{name: p.name, scan: p.scan, optional: p.optional, missing: p.missing, variantOf: p,
+				optionalTargets: p.optionalTargets, skipped: p.skipped}
+			v.class = p.class
+			v.class.ap.mech = multi
+			v.spec = p.spec.Copy()
+			v.spec.AttachType = *formAttachType(p.spec, multi)
+			g.alts = slices.Insert(g.alts, i+1, &alternative{progs: []*progInfo{v}})
+			i++
 			continue
 		}
 		single, ok := singleOf[p.mech()]
@@ -188,10 +259,13 @@ func addVariants(g *group) {
 		}) {
 			continue
 		}
-		v := &progInfo{name: p.name, scan: p.scan, optional: p.optional, missing: p.missing, variantOf: p}
+		v := &progInfo{name: p.name, scan: p.scan, optional: p.optional, missing: p.missing, variantOf: p,
+			optionalTargets: p.optionalTargets, skipped: p.skipped}
 		v.class = p.class
 		v.class.ap.mech = single
-		v.class.ap.symbols = dedupe(p.class.ap.symbols)
+		if !p.class.ap.batch {
+			v.class.ap.symbols = dedupe(p.class.ap.symbols)
+		}
 		v.class.ap.addrs = nil
 		v.spec = p.spec.Copy()
 		v.spec.AttachType = ebpf.AttachNone

@@ -2,7 +2,10 @@ package loader
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -13,8 +16,8 @@ import (
 )
 
 // where is everything an attach primitive may need, whichever mechanism
-// the planner chose: the attach point and the caller's cilium/ebpf
-// options.
+// the planner chose: the attach point, the targets and the caller's
+// cilium/ebpf options.
 type where struct {
 	ap          attachPoint
 	ex          *link.Executable
@@ -30,19 +33,27 @@ type where struct {
 	// ebpf.AttachNone when the program's own type is unknown and the
 	// kernel is to use it, as cilium/ebpf does.
 	tracingType *ebpf.AttachType
-}
-
-// symbols returns the functions or symbols of the attach point: the
-// resolved targets of a glob, else the one symbol.
-func (w where) symbols() []string {
-	if len(w.ap.symbols) > 0 {
-		return w.ap.symbols
-	}
-	return []string{w.ap.symbol}
+	// list, when set, is the targets of a kprobe or uprobe attachment
+	// (see targets); cookies, when set, gives each of ap's symbols its
+	// BPF cookie.
+	list    []site
+	cookies []uint64
+	// optional lets a batch leave out targets that cannot be attached
+	// (Link.Skipped); false attaches all or nothing. skipped are targets
+	// already left out (resolve found them missing).
+	optional bool
+	skipped  []SkippedTarget
+	// req is the request the decision answers (for planning the single
+	// probes a refused multi link falls back to); forms gives the program
+	// in another form. Both are unset where no fallback exists.
+	req   *fallback.Request
+	forms *forms
 }
 
 // attachChosen attaches prog with mechanism m, applying the decision's
-// settings. It closes anything it created when it fails.
+// settings. It closes anything it created when it fails. A multi link
+// that cannot be created falls back as batchRefused says; the returned
+// Link's Decision then says why.
 func (l *Loader) attachChosen(ctx context.Context, m probe.Mechanism, prog *ebpf.Program, w where, d fallback.Decision) (*Link, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -50,11 +61,20 @@ func (l *Loader) attachChosen(ctx context.Context, m probe.Mechanism, prog *ebpf
 	if prog == nil {
 		return nil, fmt.Errorf("attach %s to %s: nil program: %w", m, d.Target, errInvalidInput)
 	}
-	out := &Link{decision: d}
+	out := &Link{decision: d, skipped: slices.Clone(w.skipped)}
 	err := l.attachInto(ctx, out, m, prog, w, d)
-	if err != nil {
+	if err != nil && isMulti(m) && ctx.Err() == nil && !errors.Is(err, errInvalidInput) {
 		out.Close()
+		out, err = l.batchRefused(ctx, m, prog, w, d, err)
+	}
+	if err != nil {
+		if out != nil {
+			out.Close()
+		}
 		return nil, err
+	}
+	if len(out.skipped) > 0 {
+		out.decision = withStep(out.decision, skippedStep(out.decision.Chosen, out.skipped))
 	}
 	if l.missed != nil {
 		l.missed.add(out)
@@ -66,65 +86,9 @@ func (l *Loader) attachChosen(ctx context.Context, m probe.Mechanism, prog *ebpf
 func (l *Loader) attachInto(ctx context.Context, out *Link, m probe.Mechanism, prog *ebpf.Program, w where, d fallback.Decision) error {
 	switch m {
 	case probe.Kprobe, probe.Kretprobe:
-		ko := link.KprobeOptions{}
-		if w.kprobe != nil {
-			ko = *w.kprobe
-		}
-		if ko.Offset == 0 {
-			ko.Offset = w.ap.offset
-		}
-		// maxactive is the planner's (Settings.MaxActive), set through
-		// safebpf's own tracefs events, never cilium/ebpf's.
-		ko.RetprobeMaxActive = 0
-		syms := w.symbols()
-		var cookies []uint64
-		if w.kprobeMulti != nil && len(w.kprobeMulti.Cookies) == len(syms) {
-			cookies = w.kprobeMulti.Cookies // a kprobe_multi request moved to single kprobes
-		}
-		for i, sym := range syms {
-			if cookies != nil {
-				ko.Cookie = cookies[i]
-			}
-			var lk link.Link
-			var err error
-			switch {
-			case m == probe.Kretprobe && d.Settings.MaxActive > 0:
-				err = l.kretprobeMaxActive(out, sym, ko, prog, d.Settings.MaxActive)
-			case m == probe.Kretprobe:
-				lk, err = link.Kretprobe(sym, prog, &ko)
-			default:
-				lk, err = link.Kprobe(sym, prog, &ko)
-			}
-			if err != nil {
-				return err
-			}
-			out.add(lk)
-		}
-		return nil
+		return l.attachKprobes(out, m, prog, w, d)
 	case probe.KprobeMulti, probe.KretprobeMulti:
-		o := link.KprobeMultiOptions{}
-		if w.kprobeMulti != nil {
-			o = *w.kprobeMulti
-		}
-		if len(o.Symbols) == 0 && len(o.Addresses) == 0 {
-			if len(w.ap.addrs) > 0 {
-				o.Addresses = w.ap.addrs
-			} else {
-				o.Symbols = w.symbols()
-			}
-		}
-		var lk link.Link
-		var err error
-		if m == probe.KretprobeMulti {
-			lk, err = link.KretprobeMulti(prog, o)
-		} else {
-			lk, err = link.KprobeMulti(prog, o)
-		}
-		if err != nil {
-			return err
-		}
-		out.add(lk)
-		return nil
+		return l.attachKprobeMulti(out, m, prog, w)
 	case probe.Fentry, probe.Fexit, probe.FmodRet, probe.TpBTF:
 		at := map[probe.Mechanism]ebpf.AttachType{
 			probe.Fentry: ebpf.AttachTraceFEntry, probe.Fexit: ebpf.AttachTraceFExit,
@@ -167,8 +131,10 @@ func (l *Loader) attachInto(ctx context.Context, out *Link, m probe.Mechanism, p
 		}
 		out.add(lk)
 		return nil
-	case probe.Uprobe, probe.Uretprobe, probe.UprobeMulti, probe.UretprobeMulti:
-		return l.attachUprobe(ctx, out, m, w, prog, d)
+	case probe.Uprobe, probe.Uretprobe:
+		return l.attachUprobes(ctx, out, m, prog, w, d)
+	case probe.UprobeMulti, probe.UretprobeMulti:
+		return l.attachUprobeMulti(ctx, out, m, prog, w, d)
 	case probe.PerfEventHardware, probe.PerfEventSoftware:
 		ev := w.perf
 		if m != ev.mechanism() {
@@ -183,7 +149,136 @@ func (l *Loader) attachInto(ctx context.Context, out *Link, m probe.Mechanism, p
 	return fmt.Errorf("mechanism %s is not attachable: %w", m, ErrNotSupported)
 }
 
-func (l *Loader) attachUprobe(ctx context.Context, out *Link, m probe.Mechanism, w where, prog *ebpf.Program, d fallback.Decision) error {
+// targetError names the target of a batch that failed; a lone target's
+// error is returned as cilium/ebpf's call returned it.
+func targetError(m probe.Mechanism, ts []site, i int, err error) error {
+	if len(ts) == 1 {
+		return err
+	}
+	return fmt.Errorf("attach %s to %s (target %d of %d): %w", m, ts[i].name(), i+1, len(ts), notExistToo(err))
+}
+
+// notExistToo makes cilium/ebpf's "symbol not in the binary"
+// (link.ErrNoSymbol) also match os.ErrNotExist, as every other missing
+// target of a batch does.
+func notExistToo(err error) error {
+	if errors.Is(err, link.ErrNoSymbol) && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w (%w)", err, errTargetNotFound)
+	}
+	return err
+}
+
+// skipOrFail records that target i failed: skipped when the batch's
+// targets are optional (the error is then nil), else the error that fails
+// the call.
+func skipOrFail(out *Link, w where, m probe.Mechanism, ts []site, i int, err error) error {
+	if !w.optional {
+		return targetError(m, ts, i, err)
+	}
+	out.skipped = append(out.skipped, SkippedTarget{Target: ts[i].name(), Err: notExistToo(err)})
+	return nil
+}
+
+// allSkipped fails a batch of optional targets none of which attached.
+func allSkipped(out *Link, m probe.Mechanism, n int) error {
+	if n > 0 && len(out.skipped) == n {
+		errs := make([]error, len(out.skipped))
+		for i, s := range out.skipped {
+			errs[i] = fmt.Errorf("%s: %w", s.Target, s.Err)
+		}
+		return fmt.Errorf("attach %s: none of the %d targets could be attached: %w", m, n, errors.Join(errs...))
+	}
+	return nil
+}
+
+// attachKprobes attaches one kprobe or kretprobe link per target.
+func (l *Loader) attachKprobes(out *Link, m probe.Mechanism, prog *ebpf.Program, w where, d fallback.Decision) error {
+	ko := link.KprobeOptions{}
+	if w.kprobe != nil {
+		ko = *w.kprobe
+	}
+	if ko.Offset == 0 {
+		ko.Offset = w.ap.offset
+	}
+	// maxactive is the planner's (Settings.MaxActive), set through
+	// safebpf's own tracefs events, never cilium/ebpf's.
+	ko.RetprobeMaxActive = 0
+	ts := w.targets()
+	for i, t := range ts {
+		if t.symbol == "" && len(ts) > 1 {
+			return fmt.Errorf("attach %s to %s: a single %s needs a symbol: %w", m, t.name(), m, errInvalidInput)
+		}
+		o := ko
+		if t.cookie != 0 {
+			o.Cookie = t.cookie
+		}
+		if t.offset != 0 {
+			o.Offset = t.offset
+		}
+		var lk link.Link
+		var err error
+		switch {
+		case m == probe.Kretprobe && d.Settings.MaxActive > 0:
+			err = l.kretprobeMaxActive(out, t.symbol, o, prog, d.Settings.MaxActive)
+		case m == probe.Kretprobe:
+			lk, err = link.Kretprobe(t.symbol, prog, &o)
+		default:
+			lk, err = link.Kprobe(t.symbol, prog, &o)
+		}
+		if err != nil {
+			if err := skipOrFail(out, w, m, ts, i, err); err != nil {
+				return err
+			}
+			continue
+		}
+		out.add(lk)
+	}
+	return allSkipped(out, m, len(ts))
+}
+
+// attachKprobeMulti attaches one kprobe_multi link for every target.
+func (l *Loader) attachKprobeMulti(out *Link, m probe.Mechanism, prog *ebpf.Program, w where) error {
+	o := link.KprobeMultiOptions{}
+	if w.kprobeMulti != nil {
+		o.Session = w.kprobeMulti.Session
+	}
+	ts := w.targets()
+	byAddr := len(ts) > 0 && ts[0].symbol == ""
+	if len(ts) > 0 && !byAddr && ts[0].addr != 0 && w.kprobeMulti == nil {
+		byAddr = true // a glob resolved to addresses, as libbpf passes them
+	}
+	var cookies bool
+	for _, t := range ts {
+		if byAddr {
+			o.Addresses = append(o.Addresses, uintptr(t.addr))
+		} else {
+			o.Symbols = append(o.Symbols, t.symbol)
+		}
+		cookies = cookies || t.cookie != 0
+	}
+	if cookies {
+		o.Cookies = make([]uint64, len(ts))
+		for i, t := range ts {
+			o.Cookies[i] = t.cookie
+		}
+	}
+	var lk link.Link
+	var err error
+	if m == probe.KretprobeMulti {
+		lk, err = link.KretprobeMulti(prog, o)
+	} else {
+		lk, err = link.KprobeMulti(prog, o)
+	}
+	if err != nil {
+		return err
+	}
+	out.add(lk)
+	return nil
+}
+
+// attachUprobes attaches one uprobe or uretprobe link per target, each
+// registration paced as the decision says.
+func (l *Loader) attachUprobes(ctx context.Context, out *Link, m probe.Mechanism, prog *ebpf.Program, w where, d fallback.Decision) error {
 	if w.ex == nil {
 		return fmt.Errorf("attach %s to %s: no executable: %w", m, w.ap.symbol, errInvalidInput)
 	}
@@ -194,42 +289,75 @@ func (l *Loader) attachUprobe(ctx context.Context, out *Link, m probe.Mechanism,
 	if uo.Offset == 0 {
 		uo.Offset = w.ap.offset
 	}
-	if m == probe.UprobeMulti || m == probe.UretprobeMulti {
-		umo := link.UprobeMultiOptions{PID: uint32(uo.PID)}
-		if w.uprobeMulti != nil {
-			umo = *w.uprobeMulti
+	ts := w.targets()
+	for i, t := range ts {
+		o := uo
+		if t.cookie != 0 {
+			o.Cookie = t.cookie
 		}
-		syms := w.symbols()
-		if len(umo.Addresses) > 0 {
-			syms = nil
+		if t.addr != 0 {
+			o.Address = t.addr
+		}
+		if t.offset != 0 {
+			o.Offset = t.offset
+		}
+		if t.refCtr != 0 {
+			o.RefCtrOffset = t.refCtr
 		}
 		_, err := l.pacer.do(ctx, d.Settings.Pacing, func() error {
-			if err := l.step("uprobe:" + w.ap.symbol); err != nil {
-				return err
-			}
-			var lk link.Link
-			var err error
-			if m == probe.UretprobeMulti {
-				lk, err = w.ex.UretprobeMulti(syms, prog, &umo)
-			} else {
-				lk, err = w.ex.UprobeMulti(syms, prog, &umo)
-			}
-			out.add(lk)
-			return err
-		})
-		return err
-	}
-	for _, sym := range w.symbols() {
-		_, err := l.pacer.do(ctx, d.Settings.Pacing, func() error {
-			if err := l.step("uprobe:" + sym); err != nil {
+			if err := l.stepOn("uprobe", t.name()); err != nil {
 				return err
 			}
 			var lk link.Link
 			var err error
 			if m == probe.Uretprobe {
-				lk, err = w.ex.Uretprobe(sym, prog, &uo)
+				lk, err = w.ex.Uretprobe(t.symbol, prog, &o)
 			} else {
-				lk, err = w.ex.Uprobe(sym, prog, &uo)
+				lk, err = w.ex.Uprobe(t.symbol, prog, &o)
+			}
+			out.add(lk)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			if err := skipOrFail(out, w, m, ts, i, err); err != nil {
+				return err
+			}
+		}
+	}
+	return allSkipped(out, m, len(ts))
+}
+
+// attachUprobeMulti attaches the targets through uprobe_multi links: one
+// for all of them, or, where the decision paces registrations
+// (uprobe-mmap-lock-stall), one per Pacing.Batch targets, each a paced
+// registration.
+func (l *Loader) attachUprobeMulti(ctx context.Context, out *Link, m probe.Mechanism, prog *ebpf.Program, w where, d fallback.Decision) error {
+	if w.ex == nil {
+		return fmt.Errorf("attach %s to %s: no executable: %w", m, w.ap.symbol, errInvalidInput)
+	}
+	var pid uint32
+	switch {
+	case w.uprobeMulti != nil:
+		pid = w.uprobeMulti.PID
+	case w.uprobe != nil:
+		pid = uint32(w.uprobe.PID)
+	}
+	ts := w.targets()
+	for _, chunk := range chunks(ts, batchSize(d.Settings.Pacing)) {
+		syms, o := uprobeMultiArgs(chunk, pid)
+		_, err := l.pacer.do(ctx, d.Settings.Pacing, func() error {
+			if err := l.stepOn("uprobe", chunk[0].name()); err != nil {
+				return err
+			}
+			var lk link.Link
+			var err error
+			if m == probe.UretprobeMulti {
+				lk, err = w.ex.UretprobeMulti(syms, prog, o)
+			} else {
+				lk, err = w.ex.UprobeMulti(syms, prog, o)
 			}
 			out.add(lk)
 			return err
@@ -239,6 +367,41 @@ func (l *Loader) attachUprobe(ctx context.Context, out *Link, m probe.Mechanism,
 		}
 	}
 	return nil
+}
+
+// uprobeMultiArgs returns the symbols and options of one uprobe_multi
+// link for ts.
+func uprobeMultiArgs(ts []site, pid uint32) ([]string, *link.UprobeMultiOptions) {
+	o := &link.UprobeMultiOptions{PID: pid}
+	var syms []string
+	var cookies, offsets, refs bool
+	for _, t := range ts {
+		cookies = cookies || t.cookie != 0
+		offsets = offsets || t.offset != 0
+		refs = refs || t.refCtr != 0
+	}
+	for _, t := range ts {
+		if t.symbol != "" {
+			syms = append(syms, t.symbol)
+		} else {
+			o.Addresses = append(o.Addresses, t.addr)
+		}
+		if cookies {
+			o.Cookies = append(o.Cookies, t.cookie)
+		}
+		if offsets {
+			o.Offsets = append(o.Offsets, t.offset)
+		}
+		if refs {
+			o.RefCtrOffsets = append(o.RefCtrOffsets, t.refCtr)
+		}
+	}
+	if len(syms) > 0 && len(o.Addresses) > 0 {
+		// Mixed: give every target by address (those with a symbol have
+		// none, so this only happens for hand-built target lists).
+		syms = nil
+	}
+	return syms, o
 }
 
 // kretprobeMaxActive creates a kretprobe with maxactive through tracefs,

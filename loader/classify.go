@@ -54,6 +54,10 @@ type attachPoint struct {
 	// symbol names, and for kprobe.multi the addresses libbpf would pass.
 	symbols []string
 	addrs   []uintptr
+	// cookies gives each of symbols its BPF cookie (CollectionOptions.Batches).
+	cookies []uint64
+	// batch is set when symbols come from CollectionOptions.Batches.
+	batch bool
 	// needsTarget names what the section does not say ("binary and
 	// symbol", "perf event"): the caller's options must supply it.
 	needsTarget string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"strings"
@@ -305,7 +306,7 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 	}
 	c.coll = coll
 	c.Maps, c.Programs, c.Variables = coll.Maps, coll.Programs, coll.Variables
-	l.remember(c, an, cp)
+	l.remember(c, an, cp, opts.collection().Programs)
 
 	type pending struct {
 		name string
@@ -337,7 +338,7 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 				a.finish(err)
 				return fail(p.name, err)
 			}
-			lk, err := l.attachProgram(ctx, p, coll.Programs[p.name], d, opts, execs)
+			lk, err := l.attachProgram(ctx, p, coll.Programs[p.name], d, opts, execs, coll, cp)
 			if err != nil {
 				err = &AttachError{Program: p.name, Op: "attach", Decision: d, Err: err}
 				a.finish(err)
@@ -356,8 +357,14 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 				break
 			}
 			c.Links[p.name] = lk
+			if changed := !equalSteps(lk.decision.Steps, d.Steps) || lk.decision.Chosen != d.Chosen; changed {
+				// The attach fell back or left targets out: record
+				// what was done.
+				a.d = lk.decision
+				c.setDecision(p.name, lk.decision)
+			}
 			done = append(done, pending{p.name, a})
-			if err := l.step("attached:" + p.name); err != nil {
+			if err := l.stepOn("attached", p.name); err != nil {
 				return fail(p.name, err)
 			}
 		}
@@ -442,12 +449,17 @@ func loadSpec(spec *ebpf.CollectionSpec, an *analysis, plans []*groupPlan) *ebpf
 	return cp
 }
 
-// attachProgram attaches one chosen program of a collection.
-func (l *Loader) attachProgram(ctx context.Context, p *progInfo, prog *ebpf.Program, d fallback.Decision, opts *CollectionOptions, execs map[string]*link.Executable) (*Link, error) {
-	if err := l.step("attach:" + p.name); err != nil {
+// attachProgram attaches one chosen program of a collection. A multi
+// link the kernel refuses falls back to single probes, the program's
+// single form loaded from cp against the collection's maps; the returned
+// Link's Decision then says so, as it says which targets of an optional
+// batch were left out.
+func (l *Loader) attachProgram(ctx context.Context, p *progInfo, prog *ebpf.Program, d fallback.Decision, opts *CollectionOptions,
+	execs map[string]*link.Executable, coll *ebpf.Collection, cp *ebpf.CollectionSpec) (*Link, error) {
+	if err := l.stepOn("attach", p.name); err != nil {
 		return nil, err
 	}
-	w := where{ap: p.class.ap}
+	w := where{ap: p.class.ap, optional: p.optionalTargets, skipped: p.skipped}
 	switch p.mech() {
 	case probe.Uprobe, probe.Uretprobe, probe.UprobeMulti, probe.UretprobeMulti:
 		t, _ := opts.uprobe(p.name)
@@ -465,19 +477,30 @@ func (l *Loader) attachProgram(ctx context.Context, p *progInfo, prog *ebpf.Prog
 	case probe.PerfEventHardware, probe.PerfEventSoftware:
 		w.perf, _ = opts.perfEvent(p.name)
 	}
+	if isMulti(d.Chosen) {
+		req := requestFor(p, nil, []*elfscan.Result{&p.scan}, opts.seccomp(p.name), opts)
+		w.req = &req
+		w.forms = &forms{given: map[probe.Mechanism]*ebpf.Program{d.Chosen: prog},
+			spec: cp.Programs[p.name], maps: coll.Maps, opts: opts.collection().Programs}
+	}
 	return l.attachChosen(ctx, d.Chosen, prog, w, d)
 }
 
 // loadedProgram is what the Loader remembers of a program it loaded, for
-// the per-attachment calls: its spec and what its instructions do.
+// the per-attachment calls: its spec, what its instructions do, and the
+// maps it was loaded with (to load it again in another form: a kprobe
+// program as a kprobe_multi one, for a batch).
 type loadedProgram struct {
-	spec *ebpf.ProgramSpec
-	scan elfscan.Result
+	spec     *ebpf.ProgramSpec
+	scan     elfscan.Result
+	maps     map[string]*ebpf.Map
+	progOpts ebpf.ProgramOptions
 }
 
-// remember records the programs of c, loaded from cp, for later
-// per-attachment calls.
-func (l *Loader) remember(c *Collection, an *analysis, cp *ebpf.CollectionSpec) {
+// remember records the programs of c, loaded from cp with the program
+// options po, for later per-attachment calls.
+func (l *Loader) remember(c *Collection, an *analysis, cp *ebpf.CollectionSpec, po ebpf.ProgramOptions) {
+	ms := maps.Clone(c.Maps) // Assign takes maps out of c.Maps
 	byName := map[string]*progInfo{}
 	for _, pi := range an.infos {
 		byName[pi.name] = pi
@@ -492,7 +515,7 @@ func (l *Loader) remember(c *Collection, an *analysis, cp *ebpf.CollectionSpec) 
 		if pi == nil {
 			continue
 		}
-		lp := loadedProgram{spec: cp.Programs[name], scan: pi.scan}
+		lp := loadedProgram{spec: cp.Programs[name], scan: pi.scan, maps: ms, progOpts: po}
 		if !pi.attaches() {
 			lp.scan = elfscan.Program(pi.spec, cp.Programs)
 		}

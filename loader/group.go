@@ -23,6 +23,10 @@ type progInfo struct {
 	// missing is set when resolve found the target absent (matches
 	// os.ErrNotExist).
 	missing error
+	// optionalTargets: the program's batch may leave targets out; skipped
+	// holds those resolve found absent.
+	optionalTargets bool
+	skipped         []SkippedTarget
 	// variantOf is set on a variant the loader made itself (the single
 	// uprobe form of a uprobe.multi program): the program it stands for.
 	variantOf *progInfo

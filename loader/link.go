@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -33,6 +34,9 @@ type Link struct {
 	decision fallback.Decision
 	extra    []io.Closer
 	attached bool
+	// skipped lists the targets of a batch with optional targets that
+	// were left out.
+	skipped []SkippedTarget
 	// onClose runs once, after the kernel objects are released.
 	onClose func()
 
@@ -68,6 +72,11 @@ func (l *Link) PerfEvent() (*os.File, error) {
 
 // Decision returns the planner's decision for this attachment.
 func (l *Link) Decision() fallback.Decision { return l.decision }
+
+// Skipped lists the targets a batch with optional targets
+// (BatchOptions.Optional, CollectionOptions.Targets) left out, and why;
+// nil when every target is attached. The Decision has a step saying so.
+func (l *Link) Skipped() []SkippedTarget { return slices.Clone(l.skipped) }
 
 // Attached reports whether a kernel object was attached (false in audit mode).
 func (l *Link) Attached() bool { return l != nil && (l.Link != nil || l.attached) }

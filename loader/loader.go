@@ -288,7 +288,7 @@ func (l *Loader) settle() {
 }
 
 // resolver returns the resolver for this machine.
-func (l *Loader) resolver() resolver {
+func (l *Loader) resolver() *hostResolver {
 	return newHostResolver(func() (string, error) {
 		fs, err := l.tracefsFS()
 		if err != nil {

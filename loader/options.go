@@ -49,6 +49,17 @@ type CollectionOptions struct {
 	// "perf_event" section attaches to. Such a program without an entry
 	// makes LoadAndAttach fail.
 	PerfEvents map[string]PerfEventOptions
+	// Batches attaches, per program name, a kprobe, kretprobe, uprobe or
+	// uretprobe program (or a multi one) to many targets, in place of its
+	// section's own: kernel functions, or symbols of the binary (the
+	// section's, or the one Uprobes gives). LoadAndAttach plans each
+	// program's targets as one batch: one multi link where the kernel has
+	// one and it is safe (kprobe_multi 5.18+, uprobe_multi 6.6+; a
+	// single-probe program is then loaded for it), else one link per
+	// target. Targets that do not exist fail the call before anything is
+	// loaded, unless the batch is Optional. Empty means every program
+	// attaches where its section says.
+	Batches map[string]Batch
 	// KretprobeMaxActive is the maxactive requested for kretprobe programs.
 	// Zero means the kernel default (or what a hazard's cap sets).
 	KretprobeMaxActive int
@@ -74,6 +85,22 @@ func Alternatives(programs ...string) Group {
 		g.Alternatives = append(g.Alternatives, []string{p})
 	}
 	return g
+}
+
+// Batch is the targets of one program (CollectionOptions.Batches).
+type Batch struct {
+	// Symbols are the kernel functions (kprobe and kretprobe programs, as
+	// link.Kprobe takes them) or function symbols of the binary (uprobe and
+	// uretprobe programs). At least one.
+	Symbols []string
+	// Cookies holds one BPF cookie per symbol, read with
+	// bpf_get_attach_cookie (single links need kernel 5.15+). Nil means
+	// none.
+	Cookies []uint64
+	// Optional lets targets that do not exist or cannot be attached be
+	// left out (Link.Skipped, and a step of the Decision); false means all
+	// or nothing.
+	Optional bool
 }
 
 // UprobeTarget says where a uprobe program attaches.
@@ -123,6 +150,14 @@ func (o *CollectionOptions) seccomp(name string) bool {
 	return !ok || !t.NoSeccomp
 }
 
+func (o *CollectionOptions) batch(name string) (Batch, bool) {
+	if o == nil || o.Batches == nil {
+		return Batch{}, false
+	}
+	b, ok := o.Batches[name]
+	return b, ok
+}
+
 func (o *CollectionOptions) maxActive() int {
 	if o == nil {
 		return 0
@@ -153,8 +188,53 @@ func (o *CollectionOptions) perfEvent(name string) (PerfEventOptions, bool) {
 }
 
 // fillTarget completes, from the options, the attach point of a section
-// that does not name its target.
+// that does not name its target, and replaces it with the program's
+// batch.
 func (o *CollectionOptions) fillTarget(pi *progInfo) error {
+	b, ok := o.batch(pi.name)
+	if !ok {
+		return o.fillSectionTarget(pi)
+	}
+	ap := &pi.class.ap
+	switch ap.mech {
+	case probe.Kprobe, probe.Kretprobe, probe.KprobeMulti, probe.KretprobeMulti:
+		if ap.offset != 0 || ap.syscall != "" {
+			return fmt.Errorf("attach program %q in section %q: CollectionOptions.Batches gives its functions, but its section names an offset or a syscall: %w", pi.name, pi.section(), errInvalidInput)
+		}
+		ap.needsTarget = ""
+	case probe.Uprobe, probe.Uretprobe, probe.UprobeMulti, probe.UretprobeMulti:
+		if t, _ := o.uprobe(pi.name); t.Binary != "" {
+			ap.path = t.Binary
+		}
+		if ap.path == "" {
+			return fmt.Errorf("attach program %q in section %q: CollectionOptions.Batches gives its symbols, but no binary (name it in the section or in CollectionOptions.Uprobes[%q].Binary): %w", pi.name, pi.section(), pi.name, errInvalidInput)
+		}
+		if ap.offset != 0 {
+			return fmt.Errorf("attach program %q in section %q: CollectionOptions.Batches gives its symbols, but its section names an offset: %w", pi.name, pi.section(), errInvalidInput)
+		}
+		ap.needsTarget = ""
+	default:
+		return fmt.Errorf("attach program %q in section %q: CollectionOptions.Batches is for kprobe and uprobe programs, not %s: %w", pi.name, pi.section(), ap.mech, errInvalidInput)
+	}
+	if err := validateBatch(ap.mech, b.Symbols, &BatchOptions{Cookies: b.Cookies}); err != nil {
+		return fmt.Errorf("attach program %q: CollectionOptions.Batches: %w", pi.name, err)
+	}
+	ap.symbols, ap.cookies, ap.addrs = slices.Clone(b.Symbols), slices.Clone(b.Cookies), nil
+	ap.symbol, ap.glob, ap.batch = "", false, true
+	if len(b.Symbols) == 1 {
+		ap.symbol = b.Symbols[0]
+	}
+	ap.target = describeTargets(b.Symbols, 0)
+	if ap.path != "" {
+		ap.target = ap.path + ":" + ap.target
+	}
+	pi.optionalTargets = b.Optional
+	return nil
+}
+
+// fillSectionTarget completes, from the options, the attach point of a
+// section that does not name its target.
+func (o *CollectionOptions) fillSectionTarget(pi *progInfo) error {
 	ap := &pi.class.ap
 	switch ap.mech {
 	case probe.PerfEventHardware, probe.PerfEventSoftware:

@@ -71,8 +71,12 @@ func variantMechs(variants map[probe.Mechanism]*ebpf.Program, allowed ...probe.M
 }
 
 // attachOne plans req and attaches the program of the chosen mechanism:
-// prog for the requested one, else the variant.
-func (l *Loader) attachOne(req fallback.Request, prog *ebpf.Program, variants map[probe.Mechanism]*ebpf.Program, w where) (*Link, error) {
+// prog for the requested one, else the variant the forms give (the
+// caller's, or a form of prog the Loader loads). A multi link whose
+// program form cannot be loaded falls back to single probes with prog,
+// and one the kernel refuses as attachChosen says; either way the
+// Decision recorded and returned is the one carried out.
+func (l *Loader) attachOne(req fallback.Request, prog *ebpf.Program, f *forms, w where) (*Link, error) {
 	if err := l.check(); err != nil {
 		return nil, err
 	}
@@ -91,24 +95,49 @@ func (l *Loader) attachOne(req fallback.Request, prog *ebpf.Program, variants ma
 		a.finish(nil)
 		return &Link{decision: a.d}, nil
 	}
-	chosen := prog
-	if a.d.Chosen != req.Mechanism && !samePerf(a.d.Chosen, req.Mechanism) {
-		chosen = variants[a.d.Chosen]
+	if w.req == nil {
+		w.req = &req
 	}
-	if chosen == nil {
-		e := &AttachError{Op: "attach", Decision: a.d,
-			Err: fmt.Errorf("no program variant for %s was given: %w", a.d.Chosen, ErrNotSupported)}
-		a.finish(e)
-		l.settle()
-		return nil, e
+	if w.forms == nil {
+		w.forms = f
 	}
-	lk, err := l.attachChosen(a.ctx, a.d.Chosen, chosen, w, a.d)
+	chosen, m, d := prog, a.d.Chosen, a.d
+	if m != req.Mechanism && !samePerf(m, req.Mechanism) {
+		p, owned, err := f.get(m)
+		switch {
+		case err == nil:
+			chosen = p
+			if owned {
+				defer p.Close() // the links hold the program
+			}
+		case singleOf[m] == req.Mechanism:
+			// The batch's multi form would not load: single probes with
+			// the caller's program.
+			d, err = l.replanSingle(a.d, req, req.Mechanism, len(w.targets()), err)
+			if err != nil {
+				e := &AttachError{Op: "attach", Decision: a.d, Err: err}
+				a.finish(e)
+				l.settle()
+				return nil, e
+			}
+			m = req.Mechanism
+		default:
+			e := &AttachError{Op: "attach", Decision: a.d,
+				Err: fmt.Errorf("no program variant for %s: %w", m, err)}
+			a.finish(e)
+			l.settle()
+			return nil, e
+		}
+	}
+	lk, err := l.attachChosen(a.ctx, m, chosen, w, d)
 	if err != nil {
-		e := &AttachError{Op: "attach", Decision: a.d, Err: err}
+		e := &AttachError{Op: "attach", Decision: d, Err: err}
+		a.d = d
 		a.finish(e)
 		l.settle()
 		return nil, e
 	}
+	a.d = lk.decision
 	a.finish(nil)
 	return lk, nil
 }
@@ -145,7 +174,7 @@ func (l *Loader) kprobe(m, tramp probe.Mechanism, symbol string, prog *ebpf.Prog
 		}
 	}
 	req := newRequest(m, symbol, l.scans(x, prog, x.Variants), o)
-	return l.attachOne(req, prog, x.Variants, where{ap: ap, kprobe: opts})
+	return l.attachOne(req, prog, l.formsOf(x, prog, m), where{ap: ap, kprobe: opts})
 }
 
 // KprobeMulti attaches prog to the entry of every function in
@@ -179,11 +208,12 @@ func (l *Loader) kprobeMulti(m, single probe.Mechanism, prog *ebpf.Program, opts
 		ap.symbol = opts.Symbols[0]
 	}
 	o := requestOptions{keep: x.KeepMechanism, seccomp: true, targets: n, attachTo: ap.attachTo()}
-	if len(opts.Addresses) == 0 {
-		o.alternatives = variantMechs(x.Variants, single)
+	f := l.formsOf(x, prog, m)
+	if len(opts.Addresses) == 0 && f.can(single) {
+		o.alternatives = []probe.Mechanism{single}
 	}
 	req := newRequest(m, target, l.scans(x, prog, x.Variants), o)
-	return l.attachOne(req, prog, x.Variants, where{ap: ap, kprobeMulti: &opts})
+	return l.attachOne(req, prog, f, where{ap: ap, kprobeMulti: &opts})
 }
 
 func describeTargets(symbols []string, addrs int) string {
@@ -255,7 +285,7 @@ func (l *Loader) AttachTracing(opts link.TracingOptions, extra ...*Extra) (*Link
 	}
 	w.ap.mech = ap.mech
 	req := newRequest(ap.mech, target, l.scans(x, opts.Program, x.Variants), o)
-	return l.attachOne(req, opts.Program, x.Variants, w)
+	return l.attachOne(req, opts.Program, l.formsOf(x, opts.Program, ap.mech), w)
 }
 
 // tracingCandidates are the types AttachTracing accepts.
@@ -397,7 +427,7 @@ func (l *Loader) AttachLSM(opts link.LSMOptions, extra ...*Extra) (*Link, error)
 		target = spec.AttachTo
 	}
 	req := newRequest(probe.LSM, target, l.scans(x, opts.Program, nil), requestOptions{keep: x.KeepMechanism, seccomp: true})
-	return l.attachOne(req, opts.Program, nil, where{ap: attachPoint{mech: probe.LSM, target: target, name: target}, cookie: opts.Cookie})
+	return l.attachOne(req, opts.Program, given(probe.LSM, opts.Program), where{ap: attachPoint{mech: probe.LSM, target: target, name: target}, cookie: opts.Cookie})
 }
 
 // AttachIter attaches a BPF iterator, as link.AttachIter does, after
@@ -415,7 +445,7 @@ func (l *Loader) AttachIter(opts link.IterOptions, extra ...*Extra) (*Iter, erro
 		target = spec.AttachTo
 	}
 	req := newRequest(probe.Iter, target, l.scans(x, opts.Program, nil), requestOptions{keep: x.KeepMechanism, seccomp: true})
-	lk, err := l.attachOne(req, opts.Program, nil, where{ap: attachPoint{mech: probe.Iter, target: target, name: target}, iterMap: opts.Map})
+	lk, err := l.attachOne(req, opts.Program, given(probe.Iter, opts.Program), where{ap: attachPoint{mech: probe.Iter, target: target, name: target}, iterMap: opts.Map})
 	if err != nil {
 		return nil, err
 	}
@@ -436,7 +466,7 @@ func (l *Loader) Tracepoint(group, name string, prog *ebpf.Program, opts *link.T
 	}
 	target := group + "/" + name
 	req := newRequest(probe.Tracepoint, target, l.scans(x, prog, nil), requestOptions{keep: x.KeepMechanism, seccomp: true, attachTo: []string{target}})
-	return l.attachOne(req, prog, nil, where{ap: attachPoint{mech: probe.Tracepoint, group: group, name: name, target: target}, tracepoint: opts})
+	return l.attachOne(req, prog, given(probe.Tracepoint, prog), where{ap: attachPoint{mech: probe.Tracepoint, group: group, name: name, target: target}, tracepoint: opts})
 }
 
 // AttachRawTracepoint attaches a raw tracepoint program, as
@@ -456,7 +486,7 @@ func (l *Loader) AttachRawTracepoint(opts link.RawTracepointOptions, extra ...*E
 		}
 	}
 	req := newRequest(probe.RawTracepoint, opts.Name, l.scans(x, opts.Program, x.Variants), o)
-	return l.attachOne(req, opts.Program, x.Variants, where{ap: ap})
+	return l.attachOne(req, opts.Program, l.formsOf(x, opts.Program, probe.RawTracepoint), where{ap: ap})
 }
 
 // tracepointGroup finds the tracefs group of the tracepoint name, "" when
@@ -494,7 +524,7 @@ func (l *Loader) AttachPerfEvent(prog *ebpf.Program, opts PerfEventOptions, extr
 		perf:    &fallback.PerfEvent{Hardware: m == probe.PerfEventHardware, Frequency: opts.Frequency, Period: opts.Period},
 	}
 	req := newRequest(m, opts.name(), l.scans(x, prog, nil), o)
-	return l.attachOne(req, prog, nil, where{ap: attachPoint{mech: m, target: opts.name()}, perf: opts})
+	return l.attachOne(req, prog, given(m, prog), where{ap: attachPoint{mech: m, target: opts.name()}, perf: opts})
 }
 
 // Executable is a binary uprobes attach to: cilium/ebpf's link.Executable
@@ -598,13 +628,14 @@ func (l *Loader) uprobe(m probe.Mechanism, ex *link.Executable, path string, sym
 		ap.symbol = symbols[0]
 	}
 	o := requestOptions{keep: x.KeepMechanism, seccomp: !x.NoSeccomp, targets: n}
-	if single, ok := singleOf[m]; ok && (umo == nil || len(umo.Addresses) == 0) {
-		o.alternatives = variantMechs(x.Variants, single)
+	f := l.formsOf(x, prog, m)
+	if single, ok := singleOf[m]; ok && f.can(single) {
+		o.alternatives = []probe.Mechanism{single}
 	}
 	req := newRequest(m, target, l.scans(x, prog, x.Variants), o)
 	w := where{ap: ap, ex: ex, uprobe: uo, uprobeMulti: umo}
 	if umo != nil && uo == nil {
 		w.uprobe = &link.UprobeOptions{PID: int(umo.PID)}
 	}
-	return l.attachOne(req, prog, x.Variants, w)
+	return l.attachOne(req, prog, f, w)
 }

@@ -147,6 +147,13 @@ func (c *Collection) addPlans(an *analysis, plans []*groupPlan) {
 		}
 	}
 	sort.SliceStable(c.Plans, func(i, j int) bool { return c.Plans[i].Program < c.Plans[j].Program })
+	c.collectDecisions()
+}
+
+// collectDecisions lists, from the plans, the decision of every chosen
+// program, then of every refused or skipped group.
+func (c *Collection) collectDecisions() {
+	c.Decisions = nil
 	refusedGroups := map[string]bool{}
 	for _, p := range c.Plans {
 		switch {
@@ -157,6 +164,22 @@ func (c *Collection) addPlans(an *analysis, plans []*groupPlan) {
 			c.Decisions = append(c.Decisions, *p.Decision)
 		}
 	}
+}
+
+// setDecision replaces the decision of a chosen program with the one its
+// attach carried out (a refused multi link fell back, optional targets
+// were left out).
+func (c *Collection) setDecision(program string, d fallback.Decision) {
+	for i := range c.Plans {
+		if c.Plans[i].Program == program && c.Plans[i].Chosen {
+			c.Plans[i].Decision = &d
+		}
+	}
+	c.collectDecisions()
+}
+
+func equalSteps(a, b []fallback.Step) bool {
+	return slices.EqualFunc(a, b, func(x, y fallback.Step) bool { return x == y })
 }
 
 func groupChosen(plans []ProgramPlan, group string) bool {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf/btf"
@@ -500,13 +501,13 @@ func (r *hostResolver) userSymbol(ap *attachPoint) error {
 		return err
 	}
 	ap.path = path
-	syms, err := elfFunctions(path)
+	funcs, err := elfFuncsOf(path)
 	if err != nil {
 		return nil // unknown: cilium/ebpf will say why it cannot read it
 	}
 	if ap.glob {
 		var names []string
-		for _, table := range syms {
+		for _, table := range funcs.names {
 			for _, s := range table {
 				if globMatch(s, ap.symbol) && !slices.Contains(names, s) {
 					names = append(names, s)
@@ -523,13 +524,11 @@ func (r *hostResolver) userSymbol(ap *attachPoint) error {
 		ap.symbols = names
 		return nil
 	}
-	for _, table := range syms {
-		if slices.Contains(table, ap.symbol) {
-			if ap.mech == probe.UprobeMulti || ap.mech == probe.UretprobeMulti {
-				ap.symbols = []string{ap.symbol}
-			}
-			return nil
+	if funcs.has(ap.symbol) {
+		if ap.mech == probe.UprobeMulti || ap.mech == probe.UretprobeMulti {
+			ap.symbols = []string{ap.symbol}
 		}
+		return nil
 	}
 	return notFound("symbol %s: not a function symbol of %s", ap.symbol, path)
 }
@@ -595,22 +594,91 @@ func access(path string, mode uint32) bool {
 }
 
 // elfFunctions returns the defined function symbols of an ELF file:
-// [0] from .symtab, [1] from .dynsym.
+// [0] from .symtab, [1] from .dynsym. The answer is kept per file (path,
+// size, modification time and inode), so a batch of symbols or several
+// programs on one binary read it once.
 func elfFunctions(path string) ([2][]string, error) {
-	var out [2][]string
+	f, err := elfFuncsOf(path)
+	if err != nil {
+		return [2][]string{}, err
+	}
+	return f.names, nil
+}
+
+// elfFuncs is the function symbols of one ELF file.
+type elfFuncs struct {
+	names [2][]string
+	set   [2]map[string]struct{}
+}
+
+// has reports whether name is a function symbol of the file (.symtab or
+// .dynsym).
+func (f *elfFuncs) has(name string) bool {
+	_, a := f.set[0][name]
+	_, b := f.set[1][name]
+	return a || b
+}
+
+type elfCacheKey struct {
+	path string
+	size int64
+	mod  time.Time
+	ino  uint64
+}
+
+var elfCache struct {
+	sync.Mutex
+	m map[elfCacheKey]*elfFuncs
+}
+
+// maxELFCache bounds the files kept; past it the cache starts over.
+const maxELFCache = 64
+
+func elfFuncsOf(path string) (*elfFuncs, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	key := elfCacheKey{path: path, size: st.Size(), mod: st.ModTime()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		key.ino = sys.Ino
+	}
+	elfCache.Lock()
+	f, ok := elfCache.m[key]
+	elfCache.Unlock()
+	if ok {
+		return f, nil
+	}
+	f, err = readELFFuncs(path)
+	if err != nil {
+		return nil, err
+	}
+	elfCache.Lock()
+	if elfCache.m == nil || len(elfCache.m) >= maxELFCache {
+		elfCache.m = map[elfCacheKey]*elfFuncs{}
+	}
+	elfCache.m[key] = f
+	elfCache.Unlock()
+	return f, nil
+}
+
+func readELFFuncs(path string) (*elfFuncs, error) {
+	out := &elfFuncs{}
 	f, err := elf.Open(path)
 	if err != nil {
-		return out, err
+		return nil, err
 	}
 	defer f.Close()
 	for i, read := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
 		syms, err := read()
 		if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
-			return out, err
+			return nil, err
 		}
+		out.set[i] = map[string]struct{}{}
 		for _, s := range syms {
 			if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Section != elf.SHN_UNDEF {
-				out[i] = append(out[i], s.Name)
+				out.names[i] = append(out.names[i], s.Name)
+				out.set[i][s.Name] = struct{}{}
 			}
 		}
 	}

@@ -42,18 +42,18 @@ type sectionCase struct {
 // sectionCases covers every pattern cilium/ebpf v0.22.0 parses.
 // TestSectionsFromCilium fails when cilium/ebpf adds one.
 var sectionCases = map[string]sectionCase{
-	"kprobe+":            {kAttach, probe.Kprobe, "kprobe/do_unlinkat+0x10", "kprobe on FUNC[+OFFSET] (offset parsed as libbpf does); alternative of fentry/FUNC; resolved in kallsyms, else with the arch's syscall prefix, as link.Kprobe."},
+	"kprobe+":            {kAttach, probe.Kprobe, "kprobe/do_unlinkat+0x10", "kprobe on FUNC[+OFFSET] (offset parsed as libbpf does); alternative of fentry/FUNC; resolved in kallsyms, else with the arch's syscall prefix, as link.Kprobe; many functions (CollectionOptions.Batches) are batched into a kprobe_multi link where the kernel has one."},
 	"kretprobe+":         {kAttach, probe.Kretprobe, "kretprobe/vfs_read", "kretprobe on FUNC (no offset); alternative of fexit/FUNC, or with kprobe/FUNC a pair standing in for one fexit; maxactive capped through tracefs when a hazard says so."},
 	"ksyscall+":          {kAttach, probe.Kprobe, "ksyscall/openat", "kprobe on the syscall's wrapper, resolved as libbpf does (__x64_sys_NAME with syscall wrappers, __se_sys_NAME without)."},
 	"kretsyscall+":       {kAttach, probe.Kretprobe, "kretsyscall/openat", "kretprobe on the syscall's wrapper, resolved as for ksyscall."},
-	"kprobe.multi+":      {kAttach, probe.KprobeMulti, "kprobe.multi/tcp_*", "kprobe_multi link; a glob is resolved as libbpf does (available_filter_functions_addrs, else kallsyms ∩ available_filter_functions) and counts as that many targets; offered as single kprobes where the kernel has no kprobe_multi."},
+	"kprobe.multi+":      {kAttach, probe.KprobeMulti, "kprobe.multi/tcp_*", "kprobe_multi link; a glob is resolved as libbpf does (available_filter_functions_addrs, else kallsyms ∩ available_filter_functions) and counts as that many targets; offered as single kprobes where the kernel has no kprobe_multi, or refuses the link."},
 	"kretprobe.multi+":   {kAttach, probe.KretprobeMulti, "kretprobe.multi/tcp_*", "kprobe_multi link at return; globs as kprobe.multi; offered as single kretprobes."},
 	"kprobe.session+":    {kUnsupported, "", "kprobe.session/f", "refused, naming the section: a session runs at entry and return through one link, which safebpf does not plan yet (use kprobe.multi and kretprobe.multi)."},
-	"uprobe+":            {kAttach, probe.Uprobe, "uprobe//bin/true:main+0x4", "uprobe on BINARY:SYMBOL[+OFFSET] (a binary without '/' is searched as libbpf searches it); paced where uprobe-mmap-lock-stall applies."},
+	"uprobe+":            {kAttach, probe.Uprobe, "uprobe//bin/true:main+0x4", "uprobe on BINARY:SYMBOL[+OFFSET] (a binary without '/' is searched as libbpf searches it); paced where uprobe-mmap-lock-stall applies; many symbols (CollectionOptions.Batches) are batched into a uprobe_multi link where the kernel has one."},
 	"uprobe.s+":          {kAttach, probe.Uprobe, "uprobe.s//bin/true:main", "sleepable uprobe, as uprobe."},
 	"uretprobe+":         {kAttach, probe.Uretprobe, "uretprobe//bin/true:main", "uretprobe; refused where uretprobe-seccomp-kill applies unless CollectionOptions.Uprobes says the target runs without seccomp."},
 	"uretprobe.s+":       {kAttach, probe.Uretprobe, "uretprobe.s//bin/true:main", "sleepable uretprobe, as uretprobe."},
-	"uprobe.multi+":      {kAttach, probe.UprobeMulti, "uprobe.multi//bin/true:ma*", "uprobe_multi link; a glob is resolved over the binary's function symbols as libbpf does (.symtab, else .dynsym); offered as single uprobes where the kernel has no uprobe_multi."},
+	"uprobe.multi+":      {kAttach, probe.UprobeMulti, "uprobe.multi//bin/true:ma*", "uprobe_multi link; a glob is resolved over the binary's function symbols as libbpf does (.symtab, else .dynsym); offered as single uprobes where the kernel has no uprobe_multi, or refuses the link."},
 	"uretprobe.multi+":   {kAttach, probe.UretprobeMulti, "uretprobe.multi//bin/true:main", "uprobe_multi link of RETURN probes (mechanism uretprobe-multi, judged by uretprobe-seccomp-kill); offered as single uretprobes."},
 	"uprobe.session+":    {kUnsupported, "", "uprobe.session//bin/true:main", "refused, naming the section: sessions are not planned yet (use uprobe.multi and uretprobe.multi)."},
 	"uprobe.multi.s+":    {kAttach, probe.UprobeMulti, "uprobe.multi.s//bin/true:main", "sleepable uprobe.multi, as uprobe.multi."},
