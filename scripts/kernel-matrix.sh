@@ -10,6 +10,8 @@
 #   SAFEBPF_VM_RUN=Regexp                -test.run inside the guests
 #   SAFEBPF_VM_UPDATE_FIXTURES=1         rewrite testdata/kernels/*.json
 #   SAFEBPF_VM_WORKDIR=DIR               initramfs, console logs, matrix.txt
+#   SAFEBPF_VM_BENCH=Regexp              run these benchmarks in the guests (-test.bench), print results
+#   SAFEBPF_VM_BENCHTIME=3x              their -test.benchtime
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/provision-kernels.sh

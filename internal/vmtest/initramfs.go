@@ -129,6 +129,10 @@ type GuestConfig struct {
 	StepTimeout time.Duration
 	// Env holds extra KEY=VALUE pairs for every step.
 	Env []string
+	// Bench, when not empty, is passed to every test binary as
+	// -test.bench, with BenchTime as -test.benchtime when set; with no
+	// Run, the tests themselves are not run (-test.run=^$).
+	Bench, BenchTime string
 }
 
 // osRelease returns an os-release file for the Debian release a kernel
@@ -304,6 +308,7 @@ func Plan(b *Build, k Kernel, cfg GuestConfig) vmproto.Plan {
 		if cfg.Run != "" {
 			args = append(args, "-test.run="+cfg.Run)
 		}
+		args = append(args, benchArgs(cfg)...)
 		p.Steps = append(p.Steps, vmproto.Step{
 			Name:    t.Pkg,
 			Path:    "/vmtest/bin/" + path.Base(t.Path),

@@ -97,7 +97,10 @@ func matrixSetup(t *testing.T) (root string, kernels []Kernel, work string) {
 // one test binary (default 4m); SAFEBPF_VM_TABLE_SUBTESTS=1 lists subtests
 // that passed everywhere in the table; SAFEBPF_VM_PARALLEL boots that many guests at
 // once (default 1); SAFEBPF_VM_UPDATE_FIXTURES=1 rewrites
-// testdata/kernels/<kernel>.json from the guests' `safebpf probe --json`.
+// testdata/kernels/<kernel>.json from the guests' `safebpf probe --json`;
+// SAFEBPF_VM_BENCH runs the benchmarks matching it (as -test.bench, with
+// SAFEBPF_VM_BENCHTIME as -test.benchtime; the tests only when
+// SAFEBPF_VM_RUN is set too) and prints their result lines per kernel.
 func TestKernelMatrix(t *testing.T) {
 	matrixEnabled(t)
 	root, kernels, work := matrixSetup(t)
@@ -128,7 +131,8 @@ func TestKernelMatrix(t *testing.T) {
 	}
 
 	opts := RunOptions{
-		Guest:   GuestConfig{Run: os.Getenv("SAFEBPF_VM_RUN"), StepTimeout: envDuration(t, "SAFEBPF_VM_STEP_TIMEOUT", 4*time.Minute)},
+		Guest: GuestConfig{Run: os.Getenv("SAFEBPF_VM_RUN"), StepTimeout: envDuration(t, "SAFEBPF_VM_STEP_TIMEOUT", 4*time.Minute),
+			Bench: os.Getenv("SAFEBPF_VM_BENCH"), BenchTime: os.Getenv("SAFEBPF_VM_BENCHTIME")},
 		Boot:    BootOptions{Timeout: envDuration(t, "SAFEBPF_VM_TIMEOUT", 6*time.Minute)},
 		WorkDir: work,
 		Logf:    t.Logf,
@@ -161,6 +165,13 @@ func TestKernelMatrix(t *testing.T) {
 			checkResult(t, root, b, r, update)
 		})
 		fmt.Fprintf(&summary, "  %s\n", summarize(r))
+		if boot := r.Last(); boot != nil && opts.Guest.Bench != "" {
+			for _, st := range boot.Console.Steps {
+				for _, line := range st.Benchmarks() {
+					fmt.Fprintf(&summary, "      %s: %s\n", st.Name, line)
+				}
+			}
+		}
 	}
 	var table bytes.Buffer
 	if err := WriteTable(&table, Columns(results), TableOptions{AllSubtests: os.Getenv("SAFEBPF_VM_TABLE_SUBTESTS") == "1"}); err != nil {
