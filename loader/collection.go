@@ -204,7 +204,9 @@ func assignFields(to any, get func(reflect.Type, string) (reflect.Value, error))
 // alternative per group, removes the unchosen ones from a copy of spec
 // (the verifier never sees them), loads the copy and attaches every
 // chosen program with the planned mechanism and settings. spec is not
-// modified.
+// modified; the Loader keeps its program specs while the programs are
+// loaded (the per-attachment calls read them, and load a program again
+// for a batch), so leave them unchanged until the Collection is closed.
 //
 // In enforce mode a refusal of a group that is not optional fails the
 // call with an error matching ErrRefused that names the refused program,
@@ -413,11 +415,23 @@ func (l *Loader) load(cp *ebpf.CollectionSpec, opts *CollectionOptions) (*ebpf.C
 	return coll, nil
 }
 
-// loadSpec returns the copy of spec to load: the chosen alternatives (a
-// multi program chosen as single probes is loaded as such), the programs
-// that are not attached, and nothing else.
+// loadSpec returns the spec to load: the chosen alternatives (a multi
+// program chosen as single probes is loaded as such), the programs that
+// are not attached, and nothing else. It shares spec's maps, variables,
+// types and unchanged programs (cilium/ebpf copies what it changes while
+// loading; a deep copy of every instruction cost more than the rest of
+// safebpf's work on a large collection); programs it changes are copies.
 func loadSpec(spec *ebpf.CollectionSpec, an *analysis, plans []*groupPlan) *ebpf.CollectionSpec {
-	cp := spec.Copy()
+	cp := &ebpf.CollectionSpec{
+		Maps:      spec.Maps,
+		Programs:  make(map[string]*ebpf.ProgramSpec, len(spec.Programs)),
+		Variables: spec.Variables,
+		Types:     spec.Types,
+		ByteOrder: spec.ByteOrder,
+	}
+	for name, ps := range spec.Programs {
+		cp.Programs[name] = ps
+	}
 	chosen := map[string]*progInfo{}
 	for _, gp := range plans {
 		if gp.chosen != nil {
@@ -436,14 +450,15 @@ func loadSpec(spec *ebpf.CollectionSpec, an *analysis, plans []*groupPlan) *ebpf
 			delete(cp.Programs, pi.name)
 			continue
 		}
-		if p.spec != spec.Programs[pi.name] {
-			// A variant, or a hand-built spec completed by analyse.
-			cp.Programs[pi.name] = p.spec.Copy()
-		}
+		// A variant, or a hand-built spec completed by analyse: the
+		// loader's own copy.
+		cp.Programs[pi.name] = p.spec
 		// Trampoline programs load against their target: carry over a
 		// target inherited from a retargeted alternative.
-		if k := p.mech(); k == probe.Fentry || k == probe.Fexit || k == probe.FmodRet {
-			cp.Programs[pi.name].AttachTo = p.class.ap.symbol
+		if k := p.mech(); (k == probe.Fentry || k == probe.Fexit || k == probe.FmodRet) && p.spec.AttachTo != p.class.ap.symbol {
+			c := p.spec.Copy()
+			c.AttachTo = p.class.ap.symbol
+			cp.Programs[pi.name] = c
 		}
 	}
 	return cp
