@@ -203,6 +203,10 @@ func batchSize(p *fallback.Pacing) int {
 // loaded from the program's spec against the maps it was loaded with,
 // when the loader knows them (programs it loaded itself).
 type forms struct {
+	// mech and prog are the caller's program and the mechanism it was
+	// given for; given holds its variants (nil when none).
+	mech  probe.Mechanism
+	prog  *ebpf.Program
 	given map[probe.Mechanism]*ebpf.Program
 	// spec and maps load the other forms; nil spec: none can be loaded.
 	spec *ebpf.ProgramSpec
@@ -215,7 +219,7 @@ func (f *forms) can(m probe.Mechanism) bool {
 	if f == nil {
 		return false
 	}
-	if f.given[m] != nil {
+	if f.prog != nil && f.mech == m || f.given[m] != nil {
 		return true
 	}
 	return f.spec != nil && formAttachType(f.spec, m) != nil
@@ -226,6 +230,9 @@ func (f *forms) can(m probe.Mechanism) bool {
 func (f *forms) get(m probe.Mechanism) (*ebpf.Program, bool, error) {
 	if f == nil {
 		return nil, false, fmt.Errorf("no program for %s: %w", m, ErrNotSupported)
+	}
+	if f.prog != nil && f.mech == m {
+		return f.prog, false, nil
 	}
 	if p := f.given[m]; p != nil {
 		return p, false, nil
@@ -609,9 +616,12 @@ func validateBatch(m probe.Mechanism, symbols []string, opts *BatchOptions) erro
 // mechanism is m: prog itself for m, the caller's variants, and, when
 // the Loader loaded prog, its spec and maps to load other forms.
 func (l *Loader) formsOf(x Extra, prog *ebpf.Program, m probe.Mechanism) *forms {
-	f := &forms{given: map[probe.Mechanism]*ebpf.Program{m: prog}}
+	f := &forms{mech: m, prog: prog}
 	for vm, v := range x.Variants {
 		if v != nil && vm != m {
+			if f.given == nil {
+				f.given = map[probe.Mechanism]*ebpf.Program{}
+			}
 			f.given[vm] = v
 		}
 	}
@@ -623,5 +633,5 @@ func (l *Loader) formsOf(x Extra, prog *ebpf.Program, m probe.Mechanism) *forms 
 
 // given is the forms of a program that has no other: prog for m.
 func given(m probe.Mechanism, prog *ebpf.Program) *forms {
-	return &forms{given: map[probe.Mechanism]*ebpf.Program{m: prog}}
+	return &forms{mech: m, prog: prog}
 }

@@ -495,8 +495,7 @@ func (l *Loader) attachProgram(ctx context.Context, p *progInfo, prog *ebpf.Prog
 	if isMulti(d.Chosen) {
 		req := requestFor(p, nil, []*elfscan.Result{&p.scan}, opts.seccomp(p.name), opts)
 		w.req = &req
-		w.forms = &forms{given: map[probe.Mechanism]*ebpf.Program{d.Chosen: prog},
-			spec: cp.Programs[p.name], maps: coll.Maps, opts: opts.collection().Programs}
+		w.forms = &forms{mech: d.Chosen, prog: prog, spec: cp.Programs[p.name], maps: coll.Maps, opts: opts.collection().Programs}
 	}
 	return l.attachChosen(ctx, d.Chosen, prog, w, d)
 }
