@@ -52,6 +52,26 @@
 // variants for other mechanisms, the program's spec, KeepMechanism and
 // NoSeccomp.
 //
+// # Many targets
+//
+// One program attached to many functions or symbols is planned as one
+// request with the real count of targets: [Loader.KprobeBatch],
+// [Loader.KretprobeBatch], [Executable.UprobeBatch] and
+// [Executable.UretprobeBatch] take a program as a loop over link.Kprobe
+// (or Executable.Uprobe) would, and [CollectionOptions.Batches] gives a
+// kprobe or uprobe program many targets in LoadAndAttach. Where the kernel
+// has multi links (kprobe_multi 5.18+, uprobe_multi 6.6+) and they are
+// safe, the targets go through one (the program is loaded again for it,
+// from its spec, when the Loader loaded it), else through one link per
+// target. A multi link the kernel will not create falls back: targets
+// that do not exist fail the call naming them, or are left out when the
+// batch's targets are optional ([BatchOptions].Optional, [Batch].Optional;
+// [Link.Skipped] lists them); for anything else, one single link per
+// target, planned again for the single mechanism. It is all or nothing
+// unless the targets are optional, and the Decision says each step. Each
+// target keeps its cookie. On kernels with uprobe-mmap-lock-stall a
+// uprobe_multi link registers its targets in paced batches.
+//
 // A refusal matches [ErrRefused] and, when the only obstacle was a
 // mechanism the kernel lacks, the sentinel cilium/ebpf's own call matches
 // on that kernel (ErrNotSupported, os.ErrNotExist). Its error, span and
