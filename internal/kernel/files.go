@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -130,25 +131,35 @@ func ParseConfig(r io.Reader) (map[string]string, error) {
 type KallsymsScan struct {
 	// Lines is the number of symbol lines read.
 	Lines int
-	// DataSymbols is set when data symbols (types d, D, b, B, r, R) appear,
-	// i.e. the kernel was built with CONFIG_KALLSYMS_ALL.
+	// DataSymbols is set when data symbols (types d, D, b, B, r, R) other
+	// than section markers appear, i.e. the kernel was built with
+	// CONFIG_KALLSYMS_ALL. Without it kallsyms still lists the linker's
+	// section markers (__start_rodata D, __stop___param R, ...), which
+	// prove nothing about data symbols.
 	DataSymbols bool
 	// Found maps each wanted symbol to whether it appeared.
 	Found map[string]bool
 }
 
 // ScanKallsyms reads /proc/kallsyms-formatted text ("ADDR TYPE NAME
-// [MODULE]") and reports which of want appear. Module symbols count.
+// [MODULE]") and reports which of want appear. Module symbols count. It
+// stops reading once every wanted symbol and a data symbol have appeared:
+// the rest cannot change the answer (the kernel formats every line it is
+// asked for, tens of milliseconds for a whole listing).
 func ScanKallsyms(r io.Reader, want []string) (KallsymsScan, error) {
 	s := KallsymsScan{Found: make(map[string]bool, len(want))}
 	for _, w := range want {
 		s.Found[w] = false
 	}
+	missing := len(s.Found)
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
 		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			s.scanLine(line)
+		if len(line) > 0 && s.scanLine(line) {
+			missing--
+		}
+		if missing == 0 && s.DataSymbols {
+			return s, nil
 		}
 		if err == bufio.ErrBufferFull {
 			// An absurdly long line: skip the rest of it.
@@ -165,17 +176,15 @@ func ScanKallsyms(r io.Reader, want []string) (KallsymsScan, error) {
 	}
 }
 
-func (s *KallsymsScan) scanLine(line []byte) {
+// scanLine records one line and reports whether it names a wanted symbol
+// seen for the first time.
+func (s *KallsymsScan) scanLine(line []byte) bool {
 	// ADDR SP TYPE SP NAME [\t[MODULE]]
 	sp := indexByte(line, ' ')
 	if sp < 0 || sp+3 >= len(line) || line[sp+2] != ' ' {
-		return
+		return false
 	}
 	s.Lines++
-	switch line[sp+1] {
-	case 'd', 'D', 'b', 'B', 'r', 'R':
-		s.DataSymbols = true
-	}
 	name := line[sp+3:]
 	for i, c := range name {
 		if c == '\t' || c == ' ' || c == '\n' || c == '\r' {
@@ -183,9 +192,17 @@ func (s *KallsymsScan) scanLine(line []byte) {
 			break
 		}
 	}
-	if _, ok := s.Found[string(name)]; ok {
-		s.Found[string(name)] = true
+	switch line[sp+1] {
+	case 'd', 'D', 'b', 'B', 'r', 'R':
+		if !bytes.HasPrefix(name, []byte("__start_")) && !bytes.HasPrefix(name, []byte("__stop_")) {
+			s.DataSymbols = true
+		}
 	}
+	if found, ok := s.Found[string(name)]; ok && !found {
+		s.Found[string(name)] = true
+		return true
+	}
+	return false
 }
 
 func indexByte(b []byte, c byte) int {

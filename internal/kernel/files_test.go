@@ -147,6 +147,18 @@ ffffffff81000001 T no_newline_at_end`
 			"tasks_rcu_exit_srcu": true, "copy_from_user_nofault": false, "nf_tables_init": false,
 			"no_newline_at_end": false, "__x64_sys_uretprobe": false,
 		}}},
+		// This host's kernel (6.18, no CONFIG_KALLSYMS_ALL) lists section
+		// markers with data types, and no data symbol.
+		{"section markers are not data symbols", "ffffffff82000000 D __start_rodata\nffffffff82a5a0e0 R __stop___param\nffffffff81000000 T _stext\n", KallsymsScan{Lines: 3, Found: map[string]bool{
+			"tasks_rcu_exit_srcu": false, "copy_from_user_nofault": false, "nf_tables_init": false,
+			"no_newline_at_end": false, "__x64_sys_uretprobe": false,
+		}}},
+		// Once every wanted symbol and a data symbol have been seen, the
+		// rest is not read.
+		{"stops when it has everything", ks + "\nffffffff83000000 D init_task\nffffffff83000010 T __x64_sys_uretprobe\nffffffff83000020 T after_the_end\n", KallsymsScan{Lines: 7, DataSymbols: true, Found: map[string]bool{
+			"tasks_rcu_exit_srcu": true, "copy_from_user_nofault": true, "nf_tables_init": true,
+			"no_newline_at_end": true, "__x64_sys_uretprobe": true,
+		}}},
 	}
 	want := []string{"tasks_rcu_exit_srcu", "copy_from_user_nofault", "nf_tables_init", "no_newline_at_end", "__x64_sys_uretprobe"}
 	for _, tt := range tests {
