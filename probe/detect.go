@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 
 	"github.com/safebpf/safebpf/internal/kernel"
@@ -127,9 +128,9 @@ func (o *Options) prober(h *kernel.Host) FeatureProber {
 	case o != nil && o.HostRoot != "":
 		// The probes check this process's own view (tracefs mounts,
 		// PMUs): it is the one that attaches.
-		return &hostProber{host: &kernel.Host{Uname: o.Uname}}
+		return &hostProber{host: &kernel.Host{Uname: o.Uname}, btf: btf.NewCache()}
 	}
-	return &hostProber{host: h}
+	return &hostProber{host: h, btf: btf.NewCache()}
 }
 
 func (o *Options) facts() []Fact {
@@ -321,13 +322,8 @@ func detect(ctx context.Context, opts *Options, facts []Fact) (*Kernel, error) {
 		note("%v", err)
 	}
 
-	p := opts.prober(h)
-	k.Mechanisms = make(map[Mechanism]Support, len(allMechanisms))
-	for _, m := range allMechanisms {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("detect kernel: probe %s: %w", m, err)
-		}
-		k.Mechanisms[m] = p.Probe(ctx, m, k)
+	if k.Mechanisms, err = probeAll(ctx, opts.prober(h), k); err != nil {
+		return nil, err
 	}
 	for _, f := range facts {
 		if f.Kind == FactSymbol {

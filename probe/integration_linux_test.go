@@ -293,16 +293,3 @@ func fmtAvail(s Support) string {
 	}
 	return "undecided"
 }
-
-func BenchmarkDetect(b *testing.B) {
-	testutil.RequirePrivileged(b)
-	ctx := context.Background()
-	for b.Loop() {
-		// Non-nil Options bypass the process cache: every iteration reads
-		// the host files and runs every probe again (cilium/ebpf's own
-		// feature caches stay warm).
-		if _, err := Detect(ctx, &Options{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

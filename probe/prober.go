@@ -19,6 +19,11 @@ import (
 // events, never attaches: probing must not patch kernel text.
 type hostProber struct {
 	host *kernel.Host
+	// btf is shared by the trial loads of BTF-typed programs (fentry,
+	// fexit, fmod_ret, tp_btf, lsm, iter): each finds its target in the
+	// kernel's BTF, parsed once for all of them. It is safe for concurrent
+	// use; nil means a cache per load.
+	btf *btf.Cache
 }
 
 var _ FeatureProber = (*hostProber)(nil)
@@ -51,17 +56,17 @@ func (p *hostProber) Probe(ctx context.Context, m Mechanism, k *Kernel) Support 
 	case RawTracepoint:
 		return progType(ebpf.RawTracepoint)
 	case Fentry:
-		return loadTracing(Fentry, ebpf.Tracing, ebpf.AttachTraceFEntry, trampolineTargets, k)
+		return loadTracing(Fentry, ebpf.Tracing, ebpf.AttachTraceFEntry, trampolineTargets, k, p.btf)
 	case Fexit:
-		return loadTracing(Fexit, ebpf.Tracing, ebpf.AttachTraceFExit, trampolineTargets, k)
+		return loadTracing(Fexit, ebpf.Tracing, ebpf.AttachTraceFExit, trampolineTargets, k, p.btf)
 	case FmodRet:
 		// Only functions marked ALLOW_ERROR_INJECTION accept fmod_ret;
 		// bpf_modify_return_test exists for exactly this (5.7+).
-		return loadTracing(FmodRet, ebpf.Tracing, ebpf.AttachModifyReturn, []string{"bpf_modify_return_test"}, k)
+		return loadTracing(FmodRet, ebpf.Tracing, ebpf.AttachModifyReturn, []string{"bpf_modify_return_test"}, k, p.btf)
 	case TpBTF:
-		return loadTracing(TpBTF, ebpf.Tracing, ebpf.AttachTraceRawTp, []string{"sched_switch", "sys_enter"}, k)
+		return loadTracing(TpBTF, ebpf.Tracing, ebpf.AttachTraceRawTp, []string{"sched_switch", "sys_enter"}, k, p.btf)
 	case Iter:
-		return loadTracing(Iter, ebpf.Tracing, ebpf.AttachTraceIter, []string{"task", "bpf_map"}, k)
+		return loadTracing(Iter, ebpf.Tracing, ebpf.AttachTraceIter, []string{"task", "bpf_map"}, k, p.btf)
 	case LSM:
 		return p.lsm(k)
 	case PerfEventHardware:
@@ -154,7 +159,7 @@ var trampolineTargets = []string{"bpf_fentry_test1", "do_unlinkat", "vfs_read"}
 // lsm reports whether BPF LSM programs load and would run: the kernel must
 // also list "bpf" among its active LSMs, or an attached program never runs.
 func (p *hostProber) lsm(k *Kernel) Support {
-	s := loadTracing(LSM, ebpf.LSM, ebpf.AttachLSMMac, []string{"file_open", "bpf"}, k)
+	s := loadTracing(LSM, ebpf.LSM, ebpf.AttachLSMMac, []string{"file_open", "bpf"}, k, p.btf)
 	if !s.Yes() {
 		return s
 	}
@@ -171,8 +176,9 @@ func (p *hostProber) lsm(k *Kernel) Support {
 }
 
 // loadTracing loads (never attaches) a trivial BTF-typed program of type pt
-// and attach type at against the first target found in the kernel's BTF.
-func loadTracing(m Mechanism, pt ebpf.ProgramType, at ebpf.AttachType, targets []string, k *Kernel) Support {
+// and attach type at against the first target found in the kernel's BTF,
+// parsed through cache (nil: a cache of its own).
+func loadTracing(m Mechanism, pt ebpf.ProgramType, at ebpf.AttachType, targets []string, k *Kernel, cache *btf.Cache) Support {
 	name := string(m)
 	// No HaveProgramType(Tracing) first: cilium/ebpf calls the EPERM this
 	// kernel gives for tracing programs inconclusive, while a privileged
@@ -193,9 +199,11 @@ func loadTracing(m Mechanism, pt ebpf.ProgramType, at ebpf.AttachType, targets [
 				asm.Return(),
 			},
 		}
-		prog, err := ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{LogDisabled: true})
+		// Through a collection: only a collection takes the BTF cache.
+		coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{"p": spec}},
+			ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogDisabled: true}, Cache: cache})
 		if err == nil {
-			prog.Close()
+			coll.Close()
 			return Supported(fmt.Sprintf("%s program against %s loaded", name, target))
 		}
 		lastErr = err
