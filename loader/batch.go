@@ -537,7 +537,11 @@ func (l *Loader) kprobeBatch(m probe.Mechanism, symbols []string, prog *ebpf.Pro
 	if f.can(multiOf[m]) {
 		o.alternatives = []probe.Mechanism{multiOf[m]}
 	}
-	o.alternatives = append(o.alternatives, variantMechs(x.Variants, counterpartOf[m])...)
+	if len(symbols) == 1 {
+		// A trampoline program attaches to the one function it was
+		// loaded for: only a batch of one may move to it.
+		o.alternatives = append(o.alternatives, variantMechs(x.Variants, counterpartOf[m])...)
+	}
 	req := newRequest(m, ap.target, l.scans(x, prog, x.Variants), o)
 	w := where{ap: ap, cookies: opts.cookies(), optional: opts.optional(), forms: f}
 	return l.attachOne(req, prog, f, w)
