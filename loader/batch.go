@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -212,6 +213,25 @@ type forms struct {
 	spec *ebpf.ProgramSpec
 	maps map[string]*ebpf.Map
 	opts ebpf.ProgramOptions
+	// kept, when set, keeps the forms loaded for the caller's program, so
+	// that later batches reuse them (the Loader closes them when it
+	// forgets the program).
+	kept *keptForms
+}
+
+// keptForms are the other forms of one program the Loader loaded.
+type keptForms struct {
+	mu    sync.Mutex
+	progs map[probe.Mechanism]*ebpf.Program
+}
+
+func (k *keptForms) close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for m, p := range k.progs {
+		p.Close()
+		delete(k.progs, m)
+	}
 }
 
 // can reports whether the program can be had in form m.
@@ -244,11 +264,40 @@ func (f *forms) get(m probe.Mechanism) (*ebpf.Program, bool, error) {
 	if at == nil {
 		return nil, false, fmt.Errorf("a %s program cannot be loaded as %s: %w", f.spec.Type, m, ErrNotSupported)
 	}
+	if f.kept != nil {
+		f.kept.mu.Lock()
+		defer f.kept.mu.Unlock()
+		// Multi forms are the same program for entry and return probes
+		// (the link's flags tell them apart), as are single ones.
+		if p := f.kept.progs[formKey(m)]; p != nil {
+			return p, false, nil
+		}
+	}
 	p, err := loadForm(f.spec, *at, f.maps, f.opts)
 	if err != nil {
 		return nil, false, fmt.Errorf("load the %s form of program %s: %w", m, f.spec.Name, err)
 	}
+	if f.kept != nil {
+		if f.kept.progs == nil {
+			f.kept.progs = map[probe.Mechanism]*ebpf.Program{}
+		}
+		f.kept.progs[formKey(m)] = p
+		return p, false, nil
+	}
 	return p, true, nil
+}
+
+// formKey names the form a mechanism needs: its attach type.
+func formKey(m probe.Mechanism) probe.Mechanism {
+	switch m {
+	case probe.Kretprobe, probe.Uprobe, probe.Uretprobe:
+		return probe.Kprobe
+	case probe.KretprobeMulti:
+		return probe.KprobeMulti
+	case probe.UretprobeMulti:
+		return probe.UprobeMulti
+	}
+	return m
 }
 
 // formAttachType returns the attach type a kprobe-type program is loaded
@@ -630,7 +679,7 @@ func (l *Loader) formsOf(x Extra, prog *ebpf.Program, m probe.Mechanism) *forms 
 		}
 	}
 	if lp, ok := l.lookup(prog); ok && lp.maps != nil && lp.spec != nil {
-		f.spec, f.maps, f.opts = lp.spec, lp.maps, lp.progOpts
+		f.spec, f.maps, f.opts, f.kept = lp.spec, lp.maps, lp.progOpts, lp.forms
 	}
 	return f
 }

@@ -262,12 +262,13 @@ func TestUprobeBatch(t *testing.T) {
 	if !haveCookies(t) {
 		prog, cookies = "bulk_uprobe_ip", nil
 	}
+	base := kernelFDs(t)
 	c := bulkObject(t, l, prog, false)
 	ex, err := l.OpenExecutable(tg.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := kernelFDs(t)
+	before := attachFDs(t)
 	lk, err := ex.UprobeBatch(bulkSymbols(), c.Programs[prog], &BatchOptions{Cookies: cookies})
 	if err != nil {
 		t.Fatal(err)
@@ -278,9 +279,33 @@ func TestUprobeBatch(t *testing.T) {
 	if err := lk.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if after := kernelFDs(t); !mapsEqual(before, after) {
+	if after := attachFDs(t); !mapsEqual(before, after) {
 		t.Errorf("kernel fds before %v, after close %v", before, after)
 	}
+	// A second batch reuses the multi form loaded for the first; closing
+	// the collection closes it.
+	lk, err = ex.UprobeBatch(bulkSymbols()[:2], c.Programs[prog], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk.Close()
+	c.Close()
+	if after := kernelFDs(t); !mapsEqual(base, after) {
+		t.Errorf("kernel fds before loading %v, after closing the collection %v", base, after)
+	}
+}
+
+// attachFDs keeps the links and perf events of kernelFDs' answer: what a
+// batch leaves attached. (The Loader keeps the program forms it loaded for
+// batches until the collection is closed.)
+func attachFDs(tb testing.TB) map[string]int {
+	out := map[string]int{}
+	for k, v := range kernelFDs(tb) {
+		if k == "anon_inode:bpf-link" || k == "anon_inode:[perf_event]" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func mapsEqual(a, b map[string]int) bool {
@@ -325,7 +350,7 @@ func TestUprobeBatchMissingSymbol(t *testing.T) {
 
 	t.Run("all-or-nothing", func(t *testing.T) {
 		c := bulkObject(t, l, prog, false)
-		before := kernelFDs(t)
+		before := attachFDs(t)
 		lk, err := ex.UprobeBatch(syms, c.Programs[prog], &BatchOptions{Cookies: cookies})
 		if err == nil {
 			lk.Close()
@@ -339,7 +364,7 @@ func TestUprobeBatchMissingSymbol(t *testing.T) {
 		if !errors.As(err, &ae) || ae.Decision.Requested != probe.Uprobe {
 			t.Errorf("error %v: want an AttachError with the batch's decision", err)
 		}
-		if after := kernelFDs(t); !mapsEqual(before, after) {
+		if after := attachFDs(t); !mapsEqual(before, after) {
 			t.Errorf("kernel fds before %v, after the failed batch %v", before, after)
 		}
 		runBulkTarget(t, tg)
@@ -563,12 +588,12 @@ func TestKprobeBatch(t *testing.T) {
 			// Only the cookie-free program loads here; cookies on single
 			// kprobes need the BPF perf link (5.15).
 			c := bulkObject(t, l, "bulk_kprobe_ip", true)
-			before := kernelFDs(t)
+			before := attachFDs(t)
 			_, err := l.KprobeBatch(syms, c.Programs["bulk_kprobe_ip"], &BatchOptions{Cookies: cookies})
 			if !errors.Is(err, ErrNotSupported) {
 				t.Errorf("batch with cookies on %s: %v, want ErrNotSupported", k.Release, err)
 			}
-			if after := kernelFDs(t); !mapsEqual(before, after) {
+			if after := attachFDs(t); !mapsEqual(before, after) {
 				t.Errorf("kernel fds before %v, after the failed batch %v", before, after)
 			}
 		})
@@ -578,7 +603,7 @@ func TestKprobeBatch(t *testing.T) {
 
 	t.Run("batch", func(t *testing.T) {
 		c := bulkObject(t, l, prog, true)
-		before := kernelFDs(t)
+		before := attachFDs(t)
 		lk, err := l.KprobeBatch(syms, c.Programs[prog], &BatchOptions{Cookies: cookies})
 		if err != nil {
 			t.Fatal(err)
@@ -589,7 +614,7 @@ func TestKprobeBatch(t *testing.T) {
 		if err := lk.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if after := kernelFDs(t); !mapsEqual(before, after) {
+		if after := attachFDs(t); !mapsEqual(before, after) {
 			t.Errorf("kernel fds before %v, after close %v", before, after)
 		}
 	})
@@ -601,7 +626,7 @@ func TestKprobeBatch(t *testing.T) {
 	}
 	t.Run("missing", func(t *testing.T) {
 		c := bulkObject(t, l, prog, true)
-		before := kernelFDs(t)
+		before := attachFDs(t)
 		lk, err := l.KprobeBatch(missing, c.Programs[prog], &BatchOptions{Cookies: missingCookies})
 		if err == nil {
 			lk.Close()
@@ -611,7 +636,7 @@ func TestKprobeBatch(t *testing.T) {
 		if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "safebpf_no_such_function") {
 			t.Errorf("error %q: want os.ErrNotExist naming safebpf_no_such_function", err)
 		}
-		if after := kernelFDs(t); !mapsEqual(before, after) {
+		if after := attachFDs(t); !mapsEqual(before, after) {
 			t.Errorf("kernel fds before %v, after the failed batch %v", before, after)
 		}
 		callSyscalls()

@@ -509,6 +509,9 @@ type loadedProgram struct {
 	scan     elfscan.Result
 	maps     map[string]*ebpf.Map
 	progOpts ebpf.ProgramOptions
+	// forms are the program's other forms loaded for batches, kept for
+	// the next batch and closed when the Loader forgets the program.
+	forms *keptForms
 }
 
 // remember records the programs of c, loaded from cp with the program
@@ -529,7 +532,7 @@ func (l *Loader) remember(c *Collection, an *analysis, cp *ebpf.CollectionSpec, 
 		if pi == nil {
 			continue
 		}
-		lp := loadedProgram{spec: cp.Programs[name], scan: pi.scan, maps: ms, progOpts: po}
+		lp := loadedProgram{spec: cp.Programs[name], scan: pi.scan, maps: ms, progOpts: po, forms: &keptForms{}}
 		if !pi.attaches() {
 			lp.scan = elfscan.Program(pi.spec, cp.Programs)
 		}
@@ -542,6 +545,9 @@ func (l *Loader) forget(progs []*ebpf.Program) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range progs {
+		if lp, ok := l.loaded[p]; ok && lp.forms != nil {
+			lp.forms.close()
+		}
 		delete(l.loaded, p)
 	}
 }
