@@ -18,16 +18,20 @@ import (
 	"github.com/safebpf/safebpf/probe"
 )
 
-// The bulk benchmarks attach one program to many targets and close it,
-// four ways in interleaved rounds: cilium/ebpf one link per target
+// The bulk benchmarks attach one program to many targets and close it, in
+// interleaved rounds, four ways: cilium/ebpf one link per target
 // ("cilium-single"), cilium/ebpf's own multi link ("cilium-multi"), the
 // batch call on a program loaded as a single probe ("safebpf-batch":
-// KprobeBatch, UprobeBatch; the Loader loads the multi form itself), and
-// the drop-in multi call ("safebpf-multi": KprobeMulti, UprobeMulti).
-// Besides each side's time and allocations they report
-// cilium-single/safebpf-batch (how much faster batching is than one by
-// one) and safebpf-batch/cilium-multi, safebpf-multi/cilium-multi (what
-// safebpf costs on top of the kernel's multi link).
+// KprobeBatch, UprobeBatch; the Loader loads the multi form itself, once),
+// and the drop-in multi call ("safebpf-multi": KprobeMulti, UprobeMulti).
+// Sub-benchmark one-by-one compares cilium-single with safebpf-batch
+// (cilium-single/safebpf-batch: how much faster batching is); a round
+// takes seconds to minutes, so it needs few. Sub-benchmark multi compares
+// the three multi-link sides (safebpf-batch/cilium-multi,
+// safebpf-multi/cilium-multi: what safebpf adds to the kernel's multi
+// link); its rounds are short, so run many: closing a multi link waits
+// for an RCU grace period, whose length varies from round to round far
+// more than either side's own work.
 
 // bulkTargets is how many targets the bulk benchmarks attach: n, or 20
 // with -short (scripts/test runs them that way, to check that they work).
@@ -113,15 +117,22 @@ func closeAll(lks []link.Link) {
 	}
 }
 
-// reportBulk reports the four sides and the ratios described above.
-func reportBulk(b *testing.B, rs []*rounds) {
-	names := []string{"cilium-single", "cilium-multi", "safebpf-batch", "safebpf-multi"}
-	for i, r := range rs {
-		reportSide(b, names[i], r)
-	}
-	reportRatio(b, "cilium-single/safebpf-batch", rs[0], rs[2])
-	reportRatio(b, "safebpf-batch/cilium-multi", rs[2], rs[1])
-	reportRatio(b, "safebpf-multi/cilium-multi", rs[3], rs[1])
+// bulkSides runs the sub-benchmarks described above.
+func bulkSides(b *testing.B, single, multi, batch, dropin side) {
+	b.Run("one-by-one", func(b *testing.B) {
+		rs := interleave(b, single, batch)
+		reportSide(b, "cilium-single", rs[0])
+		reportSide(b, "safebpf-batch", rs[1])
+		reportRatio(b, "cilium-single/safebpf-batch", rs[0], rs[1])
+	})
+	b.Run("multi", func(b *testing.B) {
+		rs := interleave(b, multi, batch, dropin)
+		reportSide(b, "cilium-multi", rs[0])
+		reportSide(b, "safebpf-batch", rs[1])
+		reportSide(b, "safebpf-multi", rs[2])
+		reportRatio(b, "safebpf-batch/cilium-multi", rs[1], rs[0])
+		reportRatio(b, "safebpf-multi/cilium-multi", rs[2], rs[0])
+	})
 }
 
 // BenchmarkBulkUprobes: 200 function symbols of (a copy of) the C
@@ -142,7 +153,7 @@ func BenchmarkBulkUprobes(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rs := interleave(b,
+	bulkSides(b,
 		func(b *testing.B) time.Duration {
 			var lks []link.Link
 			for _, s := range syms {
@@ -183,7 +194,6 @@ func BenchmarkBulkUprobes(b *testing.B) {
 			return 0
 		},
 	)
-	reportBulk(b, rs)
 }
 
 // traceableFunctions returns n kernel functions kprobes and kprobe_multi
@@ -264,7 +274,7 @@ func BenchmarkBulkKprobes(b *testing.B) {
 	mountTracefs(b)
 	syms := traceableFunctions(b, l, bulkTargets(500))
 	one, many := bulkProgs(b, l, "kprobe", "kprobe.multi", ebpf.AttachTraceKprobeMulti)
-	rs := interleave(b,
+	bulkSides(b,
 		func(b *testing.B) time.Duration {
 			var lks []link.Link
 			for _, s := range syms {
@@ -306,5 +316,4 @@ func BenchmarkBulkKprobes(b *testing.B) {
 			return 0
 		},
 	)
-	reportBulk(b, rs)
 }
