@@ -42,6 +42,8 @@ type planKey struct {
 	alternatives    string
 	pinned          bool
 	readsUserMemory bool
+	readsUserStacks bool
+	tailCalls       bool
 	seccomp         bool
 	targets         int
 	maxActive       int
@@ -54,6 +56,8 @@ func keyOf(req fallback.Request) planKey {
 		mechanism:       req.Mechanism,
 		pinned:          req.Pinned,
 		readsUserMemory: req.ReadsUserMemory,
+		readsUserStacks: req.ReadsUserStacks,
+		tailCalls:       req.TailCalls,
 		seccomp:         req.Seccomp,
 		targets:         req.Targets,
 		maxActive:       req.MaxActive,

@@ -17,7 +17,7 @@ import (
 // plan memo's key does not carry: two requests differing only in it would
 // share a Decision.
 func TestPlanKeyCoversRequest(t *testing.T) {
-	keyed := []string{"Mechanism", "Alternatives", "Pinned", "ReadsUserMemory", "Seccomp", "Targets", "MaxActive", "PerfEvent"}
+	keyed := []string{"Mechanism", "Alternatives", "Pinned", "ReadsUserMemory", "ReadsUserStacks", "TailCalls", "Seccomp", "Targets", "MaxActive", "PerfEvent"}
 	labels := []string{"Target"} // only names the Decision; complete sets it
 	rt := reflect.TypeFor[fallback.Request]()
 	for i := range rt.NumField() {
