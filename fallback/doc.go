@@ -34,7 +34,10 @@
 //     On any other mechanism a cap finding is reported as a warning.
 //   - pace (uprobe-mmap-lock-stall): Settings.Pacing from the policy's
 //     uprobes section, else the hazard's params, else [DefaultPaceInterval]
-//     and [DefaultPaceConcurrency].
+//     and [DefaultPaceConcurrency]. A registration is one uprobe, or one
+//     batch of a uprobe_multi link's symbols: multi links are registered
+//     Pacing.Batch symbols at a time (uprobes.batch, the params' batch,
+//     else [DefaultPaceBatch]), each batch a paced registration.
 //   - warn, or an action the planner does not know: a Warn step only.
 //
 // # Edges
@@ -66,9 +69,14 @@
 // kretprobe with an acting kretprobe-contention finding upgrades to fexit
 // (see cap above), and a kprobe, kretprobe, uprobe or uretprobe request with
 // Request.Targets ≥ 2 upgrades to kprobe-multi, kretprobe-multi,
-// uprobe-multi or uretprobe-multi when the multi mechanism is available and safe
-// (Settings.Multi). Batching steps are the only steps that name neither a
-// hazard nor a missing mechanism: they are improvements, not escapes.
+// uprobe-multi or uretprobe-multi (Settings.Multi) when the request carries
+// the program in its multi form (Request.Alternatives: a multi link takes
+// a program loaded for it) and the multi mechanism is available and safe.
+// When it does not, a step with Action allow says why the targets were not
+// batched (no multi form, the multi mechanism missing, or the hazard that
+// blocks it): one link per target. Batching steps are the only steps that
+// may name neither a hazard nor a missing mechanism: they are improvements,
+// not escapes.
 //
 // Decision.Action is the first mechanism-changing action (downgrade or
 // upgrade), else the first of cap, pace or warn that applied, else allow;

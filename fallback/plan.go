@@ -32,10 +32,14 @@ type PerfEvent struct {
 	Period    uint64 `json:"period,omitempty"`
 }
 
-// Pacing spaces uprobe registrations.
+// Pacing spaces uprobe registrations: at most Concurrency at once,
+// consecutive ones at least Interval apart. A registration is one uprobe,
+// or one batch of at most Batch symbols of a uprobe_multi link (Batch is
+// set for multi links only; 0: all of the link's symbols at once).
 type Pacing struct {
 	Interval    time.Duration `json:"interval"`
 	Concurrency int           `json:"concurrency"`
+	Batch       int           `json:"batch,omitempty"`
 }
 
 // Settings are the chosen mechanism's parameters.

@@ -339,8 +339,8 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 		},
 		{
 			name: "many uprobes on 6.12 → uprobe-multi, paced",
-			k:    k6125, req: fallback.Request{Mechanism: probe.Uprobe, Targets: 4},
-			chosen: probe.UprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true, Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1}},
+			k:    k6125, req: fallback.Request{Mechanism: probe.Uprobe, Targets: 4, Alternatives: alt(probe.UprobeMulti)},
+			chosen: probe.UprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true, Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1, Batch: 50}},
 			steps: []stepKey{
 				{From: probe.Uprobe, To: probe.UprobeMulti, Action: fallback.Upgrade},
 				{From: probe.UprobeMulti, To: probe.UprobeMulti, Action: fallback.Pace, Hazard: "uprobe-mmap-lock-stall"},
@@ -354,14 +354,21 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 		},
 		{
 			name: "many kprobes on 6.12 → kprobe-multi",
-			k:    big612, req: fallback.Request{Mechanism: probe.Kprobe, Targets: 10},
+			k:    big612, req: fallback.Request{Mechanism: probe.Kprobe, Targets: 10, Alternatives: alt(probe.KprobeMulti)},
 			chosen: probe.KprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true},
 			steps: []stepKey{{From: probe.Kprobe, To: probe.KprobeMulti, Action: fallback.Upgrade}},
 		},
 		{
-			name: "many kprobes on 5.10 → no multi link",
-			k:    k51019, req: fallback.Request{Mechanism: probe.Kprobe, Targets: 10},
+			name: "many kprobes on 5.10 → no multi link, and the decision says so",
+			k:    k51019, req: fallback.Request{Mechanism: probe.Kprobe, Targets: 10, Alternatives: alt(probe.KprobeMulti)},
 			chosen: probe.Kprobe, action: fallback.Allow,
+			steps: []stepKey{{From: probe.Kprobe, To: probe.Kprobe, Action: fallback.Allow, Missing: probe.KprobeMulti}},
+		},
+		{
+			name: "many kprobes without a kprobe-multi form → one link each, and the decision says so",
+			k:    big612, req: fallback.Request{Mechanism: probe.Kprobe, Targets: 10},
+			chosen: probe.Kprobe, action: fallback.Allow,
+			steps: []stepKey{{From: probe.Kprobe, To: probe.Kprobe, Action: fallback.Allow}},
 		},
 		{
 			name: "uretprobe-seccomp-kill: 6.12 with the syscall, traced process under seccomp → refusal",
@@ -391,8 +398,8 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 		},
 		{
 			name: "many uretprobes on 6.12.14 → uretprobe-multi, paced",
-			k:    k61214, req: fallback.Request{Mechanism: probe.Uretprobe, Targets: 3},
-			chosen: probe.UretprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true, Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1}},
+			k:    k61214, req: fallback.Request{Mechanism: probe.Uretprobe, Targets: 3, Alternatives: alt(probe.UretprobeMulti)},
+			chosen: probe.UretprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true, Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1, Batch: 50}},
 			steps: []stepKey{
 				{From: probe.Uretprobe, To: probe.UretprobeMulti, Action: fallback.Upgrade},
 				{From: probe.UretprobeMulti, To: probe.UretprobeMulti, Action: fallback.Pace, Hazard: "uprobe-mmap-lock-stall"},

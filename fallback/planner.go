@@ -19,10 +19,15 @@ var errInvalidInput = errors.New("invalid input")
 const KernelMaxActive = 4096
 
 // Default pacing of uprobe registrations when neither the policy nor the
-// hazard entry says: one registration at a time, 10ms apart.
+// hazard entry says: one registration at a time, 10ms apart; a uprobe_multi
+// link registers 50 symbols at a time (the hazard lab's scenario 3 on
+// Debian 6.12: links of 50 symbols 10ms apart kept a forking, mmapping
+// process's latency at its baseline, where one link of 500 quadrupled its
+// median; docs/hazard-lab.md).
 const (
 	DefaultPaceInterval    = 10 * time.Millisecond
 	DefaultPaceConcurrency = 1
+	DefaultPaceBatch       = 50
 )
 
 // evaluator returns the findings for one mechanism. Plan builds it from a
@@ -277,14 +282,18 @@ func escapes(from probe.Mechanism) []edge {
 
 // Counterparts returns the mechanisms the planner may move a request for m
 // to when the request carries a program variant for them (its
-// Request.Alternatives), in order of preference. Moves that need no variant
-// (hardware → software perf event, single → multi batching) are not listed.
+// Request.Alternatives), in order of preference: its escapes, then the
+// multi link a request for many targets batches into. Moves that need no
+// variant (hardware → software perf event) are not listed.
 func Counterparts(m probe.Mechanism) []probe.Mechanism {
 	var out []probe.Mechanism
 	for _, e := range escapes(m) {
 		if e.variant {
 			out = append(out, e.to)
 		}
+	}
+	if multi, ok := multiOf[m]; ok {
+		out = append(out, multi)
 	}
 	return out
 }
@@ -343,16 +352,14 @@ func (p *planner) walk() (Decision, *RefusedError) {
 			}
 		}
 		if multi, ok := multiOf[cur]; ok && p.req.Targets >= 2 && !visited[multi] {
-			ma := p.assess(multi)
-			if ma.usable() {
-				d.Steps = append(d.Steps, Step{
-					From: cur, To: multi, Action: Upgrade,
-					Reason: fmt.Sprintf("%d targets requested together: batched into one %s link (%s)", p.req.Targets, multi, supportText(ma.support)),
-				})
+			if s, ok := p.batch(cur, multi); ok {
+				d.Steps = append(d.Steps, s)
 				d.Settings.Multi = true
 				changed = firstOf(changed, Upgrade)
 				cur = multi
 				visited[cur] = true
+			} else {
+				d.Steps = append(d.Steps, s)
 			}
 		}
 	}
@@ -382,11 +389,15 @@ func (p *planner) walk() (Decision, *RefusedError) {
 		settingAction = firstOf(settingAction, Cap)
 	}
 	for _, f := range a.pacing {
-		pc, why := p.pacing(f)
+		pc, why := p.pacing(f, cur)
 		d.Settings.Pacing = &pc
+		batches := ""
+		if pc.Batch > 0 {
+			batches = fmt.Sprintf("; a multi link registers %d symbols at a time, each batch one registration", pc.Batch)
+		}
 		d.Steps = append(d.Steps, Step{
 			From: cur, To: cur, Action: Pace, Hazard: f.ID,
-			Reason: fmt.Sprintf("%s: %s; registrations paced %s apart, %d at a time (%s)", f.ID, verdictText(f), pc.Interval, pc.Concurrency, why),
+			Reason: fmt.Sprintf("%s: %s; registrations paced %s apart, %d at a time%s (%s)", f.ID, verdictText(f), pc.Interval, pc.Concurrency, batches, why),
 		})
 		settingAction = firstOf(settingAction, Pace)
 	}
@@ -411,6 +422,35 @@ func (p *planner) walk() (Decision, *RefusedError) {
 	}
 	d.Action = firstOf(changed, firstOf(settingAction, Allow))
 	return d, nil
+}
+
+// batch decides whether the request's targets go through one multi link:
+// the request must carry the program in its multi form (a multi link
+// takes a program loaded for it, Request.Alternatives), and the multi
+// mechanism must be available and safe. It returns the upgrade step, or,
+// when not batching, a step that says why (Action Allow: the request
+// keeps its mechanism, one link per target).
+func (p *planner) batch(cur, multi probe.Mechanism) (Step, bool) {
+	n := p.req.Targets
+	if !p.hasVariant(multi) {
+		return Step{From: cur, To: cur, Action: Allow,
+			Reason: fmt.Sprintf("%d targets requested together, not batched: the request has no %s form of the program; one %s link per target", n, multi, cur)}, false
+	}
+	ma := p.assess(multi)
+	if ma.usable() {
+		return Step{From: cur, To: multi, Action: Upgrade,
+			Reason: fmt.Sprintf("%d targets requested together: batched into one %s link (%s)", n, multi, supportText(ma.support))}, true
+	}
+	s := Step{From: cur, To: cur, Action: Allow}
+	if !ma.available() {
+		s.Missing = multi
+		s.Reason = fmt.Sprintf("%d targets requested together, not batched: %s %s; one %s link per target", n, multi, supportText(ma.support), cur)
+		return s, false
+	}
+	f := ma.blocking[0]
+	s.Hazard = f.ID
+	s.Reason = fmt.Sprintf("%d targets requested together, not batched: %s blocks %s (%s); one %s link per target", n, f.ID, multi, verdictText(f), cur)
+	return s, false
 }
 
 // escape picks the next mechanism away from a blocked one: the first usable
@@ -569,6 +609,9 @@ func (p *planner) params(f hazards.Finding) hazards.Params {
 			if o.Params.PaceConcurrency > 0 {
 				pr.PaceConcurrency = o.Params.PaceConcurrency
 			}
+			if o.Params.PaceBatch > 0 {
+				pr.PaceBatch = o.Params.PaceBatch
+			}
 		}
 	}
 	return pr
@@ -596,11 +639,13 @@ func (p *planner) maxActive(f hazards.Finding) (int, string) {
 	return n, fmt.Sprintf("%s, ceiling %d", src, ceiling)
 }
 
-// pacing computes uprobe pacing: the policy's uprobes section, else the
-// hazard's params (with policy overrides), else the package defaults.
-func (p *planner) pacing(f hazards.Finding) (Pacing, string) {
+// pacing computes uprobe pacing for mechanism m: the policy's uprobes
+// section, else the hazard's params (with policy overrides), else the
+// package defaults. Batch is set for multi links only.
+func (p *planner) pacing(f hazards.Finding, m probe.Mechanism) (Pacing, string) {
 	pr := p.params(f)
 	pc := Pacing{Interval: time.Duration(pr.PaceInterval), Concurrency: pr.PaceConcurrency}
+	batch := pr.PaceBatch
 	src := "hazard parameters"
 	if p.pol != nil {
 		if p.pol.Uprobes.Interval > 0 {
@@ -609,12 +654,21 @@ func (p *planner) pacing(f hazards.Finding) (Pacing, string) {
 		if p.pol.Uprobes.Concurrency > 0 {
 			pc.Concurrency, src = p.pol.Uprobes.Concurrency, "policy uprobes"
 		}
+		if p.pol.Uprobes.Batch > 0 {
+			batch, src = p.pol.Uprobes.Batch, "policy uprobes"
+		}
 	}
 	if pc.Interval <= 0 {
 		pc.Interval = DefaultPaceInterval
 	}
 	if pc.Concurrency <= 0 {
 		pc.Concurrency = DefaultPaceConcurrency
+	}
+	if m == probe.UprobeMulti || m == probe.UretprobeMulti {
+		if batch <= 0 {
+			batch = DefaultPaceBatch
+		}
+		pc.Batch = batch
 	}
 	return pc, src
 }

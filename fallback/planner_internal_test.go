@@ -293,7 +293,7 @@ func TestPlanEdges(t *testing.T) {
 		{
 			name: "many uretprobes: batch into uretprobe-multi",
 			k:    kernelWith(4, everything),
-			req:  Request{Mechanism: probe.Uretprobe, Targets: 2},
+			req:  Request{Mechanism: probe.Uretprobe, Targets: 2, Alternatives: []probe.Mechanism{probe.UretprobeMulti}},
 			want: Decision{Chosen: probe.UretprobeMulti, Action: Upgrade, Settings: Settings{Multi: true}, Steps: []Step{
 				{From: probe.Uretprobe, To: probe.UretprobeMulti, Action: Upgrade},
 			}},
@@ -323,7 +323,7 @@ func TestPlanEdges(t *testing.T) {
 		{
 			name: "many kprobes: batch into kprobe-multi",
 			k:    kernelWith(4, everything),
-			req:  Request{Mechanism: probe.Kprobe, Targets: 3},
+			req:  Request{Mechanism: probe.Kprobe, Targets: 3, Alternatives: []probe.Mechanism{probe.KprobeMulti}},
 			want: Decision{Chosen: probe.KprobeMulti, Action: Upgrade, Settings: Settings{Multi: true}, Steps: []Step{
 				{From: probe.Kprobe, To: probe.KprobeMulti, Action: Upgrade},
 			}},
@@ -331,7 +331,7 @@ func TestPlanEdges(t *testing.T) {
 		{
 			name: "many kretprobes: batch into kretprobe-multi",
 			k:    kernelWith(4, everything),
-			req:  Request{Mechanism: probe.Kretprobe, Targets: 2},
+			req:  Request{Mechanism: probe.Kretprobe, Targets: 2, Alternatives: []probe.Mechanism{probe.KretprobeMulti}},
 			want: Decision{Chosen: probe.KretprobeMulti, Action: Upgrade, Settings: Settings{Multi: true}, Steps: []Step{
 				{From: probe.Kretprobe, To: probe.KretprobeMulti, Action: Upgrade},
 			}},
@@ -340,7 +340,7 @@ func TestPlanEdges(t *testing.T) {
 			name: "cap finding on kretprobe-multi is only reported",
 			k:    kernelWith(128, everything),
 			eval: fakeEval{probe.Kretprobe: {hzCap: a}, probe.KretprobeMulti: {hzCap: a}},
-			req:  Request{Mechanism: probe.Kretprobe, Targets: 2},
+			req:  Request{Mechanism: probe.Kretprobe, Targets: 2, Alternatives: []probe.Mechanism{probe.KretprobeMulti}},
 			want: Decision{Chosen: probe.KretprobeMulti, Action: Upgrade, Settings: Settings{Multi: true}, Steps: []Step{
 				{From: probe.Kretprobe, To: probe.KretprobeMulti, Action: Upgrade},
 				{From: probe.KretprobeMulti, To: probe.KretprobeMulti, Action: Warn, Hazard: hzCap},
@@ -359,24 +359,36 @@ func TestPlanEdges(t *testing.T) {
 			want: Decision{Chosen: probe.Kprobe, Action: Allow},
 		},
 		{
-			name: "many kprobes, multi unavailable: stay",
+			name: "many kprobes, multi unavailable: stay, saying why",
 			k:    kernelWith(4, allBut(probe.KprobeMulti), probe.KprobeMulti),
-			req:  Request{Mechanism: probe.Kprobe, Targets: 3},
-			want: Decision{Chosen: probe.Kprobe, Action: Allow},
+			req:  Request{Mechanism: probe.Kprobe, Targets: 3, Alternatives: []probe.Mechanism{probe.KprobeMulti}},
+			want: Decision{Chosen: probe.Kprobe, Action: Allow, Steps: []Step{
+				{From: probe.Kprobe, To: probe.Kprobe, Action: Allow, Missing: probe.KprobeMulti},
+			}},
 		},
 		{
-			name: "many kprobes, multi hazardous: stay",
+			name: "many kprobes, multi hazardous: stay, saying why",
 			k:    kernelWith(4, everything),
 			eval: fakeEval{probe.KprobeMulti: {hzRefuse: a}},
+			req:  Request{Mechanism: probe.Kprobe, Targets: 3, Alternatives: []probe.Mechanism{probe.KprobeMulti}},
+			want: Decision{Chosen: probe.Kprobe, Action: Allow, Steps: []Step{
+				{From: probe.Kprobe, To: probe.Kprobe, Action: Allow, Hazard: hzRefuse},
+			}},
+		},
+		{
+			name: "many kprobes, no kprobe-multi form of the program: stay, saying why",
+			k:    kernelWith(4, everything),
 			req:  Request{Mechanism: probe.Kprobe, Targets: 3},
-			want: Decision{Chosen: probe.Kprobe, Action: Allow},
+			want: Decision{Chosen: probe.Kprobe, Action: Allow, Steps: []Step{
+				{From: probe.Kprobe, To: probe.Kprobe, Action: Allow},
+			}},
 		},
 		{
 			name: "many uprobes: uprobe-multi, then paced",
 			k:    kernelWith(4, everything),
 			eval: fakeEval{probe.UprobeMulti: {hzPace: a}},
-			req:  Request{Mechanism: probe.Uprobe, Targets: 5},
-			want: Decision{Chosen: probe.UprobeMulti, Action: Upgrade, Settings: Settings{Multi: true, Pacing: &Pacing{Interval: 20 * time.Millisecond, Concurrency: 2}}, Steps: []Step{
+			req:  Request{Mechanism: probe.Uprobe, Targets: 5, Alternatives: []probe.Mechanism{probe.UprobeMulti}},
+			want: Decision{Chosen: probe.UprobeMulti, Action: Upgrade, Settings: Settings{Multi: true, Pacing: &Pacing{Interval: 20 * time.Millisecond, Concurrency: 2, Batch: DefaultPaceBatch}}, Steps: []Step{
 				{From: probe.Uprobe, To: probe.UprobeMulti, Action: Upgrade},
 				{From: probe.UprobeMulti, To: probe.UprobeMulti, Action: Pace, Hazard: hzPace},
 			}},
@@ -574,7 +586,9 @@ func TestPlanEdges(t *testing.T) {
 				if s.Reason == "" {
 					t.Errorf("step %+v has no reason", s)
 				}
-				if s.Hazard == "" && s.Missing == "" && !(s.Action == Upgrade && strings.HasSuffix(string(s.To), "-multi")) {
+				batching := s.Action == Upgrade && strings.HasSuffix(string(s.To), "-multi") ||
+					s.Action == Allow && strings.Contains(s.Reason, "not batched")
+				if s.Hazard == "" && s.Missing == "" && !batching {
 					t.Errorf("step %+v names neither a hazard nor a missing mechanism", s)
 				}
 			}
@@ -691,9 +705,40 @@ func TestMaxActiveDefaults(t *testing.T) {
 
 func TestPacingDefaults(t *testing.T) {
 	p := &planner{k: &probe.Kernel{}}
-	got, _ := p.pacing(hazards.Finding{ID: hzPace, Verdict: a})
+	got, _ := p.pacing(hazards.Finding{ID: hzPace, Verdict: a}, probe.Uprobe)
 	if want := (Pacing{Interval: DefaultPaceInterval, Concurrency: DefaultPaceConcurrency}); got != want {
-		t.Errorf("pacing = %+v, want %+v", got, want)
+		t.Errorf("uprobe pacing = %+v, want %+v", got, want)
+	}
+	got, _ = p.pacing(hazards.Finding{ID: hzPace, Verdict: a}, probe.UprobeMulti)
+	if want := (Pacing{Interval: DefaultPaceInterval, Concurrency: DefaultPaceConcurrency, Batch: DefaultPaceBatch}); got != want {
+		t.Errorf("uprobe-multi pacing = %+v, want %+v", got, want)
+	}
+}
+
+// TestPacingBatch: a multi link's batch comes from the policy's uprobes
+// section, else the hazard's params (policy overrides on top), else the
+// default; single uprobes have none.
+func TestPacingBatch(t *testing.T) {
+	f := hazards.Finding{ID: hzPace, Verdict: a, Hazard: &hazards.Hazard{ID: hzPace, Params: hazards.Params{PaceBatch: 20}}}
+	for _, tt := range []struct {
+		name string
+		pol  *hazards.Policy
+		m    probe.Mechanism
+		want int
+	}{
+		{"hazard params", nil, probe.UprobeMulti, 20},
+		{"return probes too", nil, probe.UretprobeMulti, 20},
+		{"single uprobes have no batch", nil, probe.Uprobe, 0},
+		{"policy override of the params", &hazards.Policy{Hazards: map[hazards.ID]hazards.Override{hzPace: {Params: hazards.Params{PaceBatch: 30}}}}, probe.UprobeMulti, 30},
+		{"policy uprobes section wins", &hazards.Policy{Uprobes: hazards.UprobePacing{Batch: 5},
+			Hazards: map[hazards.ID]hazards.Override{hzPace: {Params: hazards.Params{PaceBatch: 30}}}}, probe.UprobeMulti, 5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &planner{k: &probe.Kernel{}, pol: tt.pol}
+			if got, _ := p.pacing(f, tt.m); got.Batch != tt.want {
+				t.Errorf("batch = %d, want %d", got.Batch, tt.want)
+			}
+		})
 	}
 }
 
@@ -707,8 +752,10 @@ func TestCounterparts(t *testing.T) {
 	want := map[probe.Mechanism][]probe.Mechanism{
 		probe.Fentry:         {probe.Kprobe},
 		probe.Fexit:          {probe.Kretprobe},
-		probe.Kprobe:         {probe.Fentry},
-		probe.Kretprobe:      {probe.Fexit},
+		probe.Kprobe:         {probe.Fentry, probe.KprobeMulti},
+		probe.Kretprobe:      {probe.Fexit, probe.KretprobeMulti},
+		probe.Uprobe:         {probe.UprobeMulti},
+		probe.Uretprobe:      {probe.UretprobeMulti},
 		probe.KprobeMulti:    {probe.Kprobe},
 		probe.KretprobeMulti: {probe.Kretprobe},
 		probe.UprobeMulti:    {probe.Uprobe},

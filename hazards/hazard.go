@@ -193,6 +193,10 @@ type Params struct {
 	// PaceInterval spaces uprobe registrations; PaceConcurrency bounds them (1 = serialised).
 	PaceInterval    Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
 	PaceConcurrency int      `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+	// PaceBatch is how many symbols a paced uprobe_multi link registers at
+	// a time: each batch is one registration, PaceInterval apart. Zero
+	// means the planner's default (fallback.DefaultPaceBatch).
+	PaceBatch int `yaml:"batch,omitempty" json:"batch,omitempty"`
 }
 
 // Duration is a time.Duration written as "50ms" in YAML and JSON.

@@ -60,13 +60,20 @@ const (
 	// MaxPaceConcurrency bounds uprobes.concurrency and params.concurrency:
 	// how many uprobe registrations may run at once.
 	MaxPaceConcurrency = 1024
+	// MaxPaceBatch bounds uprobes.batch and params.batch: the symbols a
+	// paced uprobe_multi link registers at a time.
+	MaxPaceBatch = 1 << 20
 	// MaxMinCPUs bounds min_cpus: no kernel has more possible CPUs than
 	// probe.MaxCPUs.
 	MaxMinCPUs = probe.MaxCPUs
 )
 
-// checkPacing validates an interval and a concurrency found at path.
-func checkPacing(interval Duration, concurrency int, path string, ck *checker) error {
+// checkPacing validates an interval, a concurrency and a batch size
+// found at path.
+func checkPacing(interval Duration, concurrency, batch int, path string, ck *checker) error {
+	if batch < 0 || batch > MaxPaceBatch {
+		return ck.errf(joinKey(path, "batch"), "batch %d out of range: at least 0, at most %d", batch, MaxPaceBatch)
+	}
 	if interval < 0 || interval > MaxPaceInterval {
 		return ck.errf(joinKey(path, "interval"), "interval %s out of range: at least 0, at most %s", interval, MaxPaceInterval)
 	}
@@ -80,6 +87,10 @@ func checkPacing(interval Duration, concurrency int, path string, ck *checker) e
 type UprobePacing struct {
 	Interval    Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
 	Concurrency int      `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+	// Batch is how many symbols a paced uprobe_multi link registers at a
+	// time (each batch one registration, Interval apart). Zero means the
+	// hazard's parameter.
+	Batch int `yaml:"batch,omitempty" json:"batch,omitempty"`
 }
 
 // Policy is a parsed policy file: the operator's edits to the catalog.
@@ -310,6 +321,9 @@ func mergeParams(base, over Params) Params {
 	}
 	if over.PaceInterval != 0 {
 		base.PaceInterval = over.PaceInterval
+	}
+	if over.PaceBatch != 0 {
+		base.PaceBatch = over.PaceBatch
 	}
 	if over.PaceConcurrency != 0 {
 		base.PaceConcurrency = over.PaceConcurrency

@@ -331,7 +331,7 @@ func checkParams(pr Params, path string, ck *checker) error {
 	if pr.MaxActive > 0 && pr.MaxActiveCeiling > 0 && pr.MaxActive > pr.MaxActiveCeiling {
 		return ck.errf(joinKey(path, "maxactive"), "maxactive %d above maxactive_ceiling %d", pr.MaxActive, pr.MaxActiveCeiling)
 	}
-	return checkPacing(pr.PaceInterval, pr.PaceConcurrency, path, ck)
+	return checkPacing(pr.PaceInterval, pr.PaceConcurrency, pr.PaceBatch, path, ck)
 }
 
 // compiledPolicy is a validated policy ready to apply to a catalog.
@@ -457,7 +457,7 @@ func validatePolicy(p *Policy, ck *checker, base *Catalog) (*compiledPolicy, err
 		}
 		cp.assertions = append(cp.assertions, assertion{re: re, fixed: ka.Fixed, affected: ka.Affected, reason: ka.Reason})
 	}
-	if err := checkPacing(p.Uprobes.Interval, p.Uprobes.Concurrency, "uprobes", ck); err != nil {
+	if err := checkPacing(p.Uprobes.Interval, p.Uprobes.Concurrency, p.Uprobes.Batch, "uprobes", ck); err != nil {
 		return nil, err
 	}
 	return cp, nil

@@ -194,7 +194,7 @@ func batchSize(p *fallback.Pacing) int {
 	if p == nil {
 		return 0
 	}
-	return 0 // TODO(bulk): Pacing.Batch
+	return p.Batch
 }
 
 // forms gives a program in the form a mechanism needs: a kprobe program

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -663,4 +665,67 @@ func TestKprobeBatch(t *testing.T) {
 		callSyscalls()
 		checkHits(t, c, ks, syms, cookies)
 	})
+}
+
+// TestUprobeMultiPacedInBatches: where a pace hazard applies to
+// uprobe-multi (here an operator's rule, so that it applies on any kernel
+// with uprobe_multi), a batch's symbols are registered Pacing.Batch at a
+// time, each batch one uprobe_multi link, the registrations Interval
+// apart; every symbol still fires once with its cookie.
+func TestUprobeMultiPacedInBatches(t *testing.T) {
+	pol, err := hazards.ParsePolicy("pace.yaml", []byte(`apiVersion: safebpf/v1
+rules:
+  - id: test-multi-pace
+    title: pace uprobe_multi links in batches of 5
+    mechanisms: [uprobe-multi]
+    affected: [">= 0"]
+    action: pace
+    params: {interval: 30ms, concurrency: 1, batch: 5}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newHostLoader(t, &Options{Policy: pol})
+	k := l.Kernel()
+	if !k.Support(probe.UprobeMulti).Yes() || !haveCookies(t) {
+		t.Skip("needs uprobe_multi and cookies")
+	}
+	tg := hitTarget(t)
+	c := bulkObject(t, l, "bulk_uprobe", false)
+	ex, err := l.OpenExecutable(tg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies := make([]uint64, 16)
+	for i := range cookies {
+		cookies[i] = uint64(7000 + i)
+	}
+	var regs []time.Time
+	l.hook = func(step string) error {
+		if strings.HasPrefix(step, "uprobe:") {
+			regs = append(regs, time.Now())
+		}
+		return nil
+	}
+	defer func() { l.hook = nil }()
+	lk, err := ex.UprobeBatch(bulkSymbols(), c.Programs["bulk_uprobe"], &BatchOptions{Cookies: cookies})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	d := lk.Decision()
+	t.Logf("%s", Explain(d))
+	if d.Chosen != probe.UprobeMulti || d.Settings.Pacing == nil || d.Settings.Pacing.Batch != 5 {
+		t.Fatalf("got %s: want uprobe-multi paced in batches of 5", Explain(d))
+	}
+	if len(regs) != 4 || 1+len(lk.extra) != 4 {
+		t.Errorf("%d registrations, %d links: want 16 symbols in 4 uprobe_multi links of at most 5", len(regs), 1+len(lk.extra))
+	}
+	for i := 1; i < len(regs); i++ {
+		if gap := regs[i].Sub(regs[i-1]); gap < 30*time.Millisecond {
+			t.Errorf("registrations %d and %d %s apart, want at least 30ms", i-1, i, gap)
+		}
+	}
+	runBulkTarget(t, tg)
+	checkHits(t, c, elfSymbolTable(t, tg.Path), bulkSymbols(), cookies)
 }
