@@ -53,7 +53,7 @@ func TestParsePolicyExample(t *testing.T) {
 			}},
 			Action: ActionRefuse,
 		}},
-		Uprobes: UprobePacing{Interval: Duration(25 * time.Millisecond), Concurrency: 2},
+		Uprobes: UprobePacing{Interval: Duration(25 * time.Millisecond), Concurrency: 2, Batch: 20},
 	}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("parsed example (-want +got):\n%s", diff)
