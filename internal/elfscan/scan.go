@@ -13,6 +13,7 @@ package elfscan
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -124,31 +125,41 @@ func Instructions(insns asm.Instructions, lookup func(name string) (asm.Instruct
 	seen := map[string]bool{}
 	var scan func(insns asm.Instructions, where string)
 	scan = func(insns asm.Instructions, where string) {
-		local := symbolIndex(insns)
-		targets := jumpTargets(insns)
+		// Built only when a finding needs them: most instructions are
+		// neither calls nor jumps, and a program of thousands of
+		// instructions must not cost thousands of formatted strings and
+		// map entries that are never printed or read.
+		var local map[string]int
+		var targets map[int]bool
 		for i := range insns {
 			ins := &insns[i]
-			at := fmt.Sprintf("insn %d%s", i, where)
+			if ins.OpCode.JumpOp() != asm.Call && !ins.IsLoadOfFunctionPointer() {
+				continue // every case below is a call, or a callback's address
+			}
+			at := func() string { return "insn " + strconv.Itoa(i) + where }
 			switch {
 			case ins.IsBuiltinCall():
 				fn := normalize(ins.Constant)
 				if name, ok := userReaders[fn]; ok {
-					res.reads(name + " at " + at)
+					res.reads(name + " at " + at())
 					continue
 				}
 				if fn == asm.FnTailCall {
-					res.tailCall("bpf_tail_call at " + at)
+					res.tailCall("bpf_tail_call at " + at())
 					continue
 				}
 				if h, ok := stackHelpers[fn]; ok {
+					if targets == nil {
+						targets = jumpTargets(insns)
+					}
 					flags, known := constantIn(insns, i, h.reg, targets)
 					switch {
 					case !known:
-						why := fmt.Sprintf("%s flags not constant at %s", h.name, at)
+						why := fmt.Sprintf("%s flags not constant at %s", h.name, at())
 						res.reads(why)
 						res.userStacks(why)
 					case flags&bpfFUserStack != 0:
-						res.userStacks(fmt.Sprintf("%s with BPF_F_USER_STACK at %s", h.name, at))
+						res.userStacks(fmt.Sprintf("%s with BPF_F_USER_STACK at %s", h.name, at()))
 					}
 				}
 			case ins.IsKfuncCall():
@@ -159,7 +170,7 @@ func Instructions(insns asm.Instructions, lookup func(name string) (asm.Instruct
 					}
 				}
 				if userKfuncs[name] {
-					res.reads(fmt.Sprintf("kfunc %s at %s", name, at))
+					res.reads(fmt.Sprintf("kfunc %s at %s", name, at()))
 				}
 			case ins.IsFunctionReference():
 				ref := ins.Reference()
@@ -167,9 +178,12 @@ func Instructions(insns asm.Instructions, lookup func(name string) (asm.Instruct
 					// Resolved by offset within this stream: the callee's
 					// instructions are part of insns and scanned anyway.
 					if ins.Constant == -1 {
-						res.unknown("unresolved bpf-to-bpf call at " + at)
+						res.unknown("unresolved bpf-to-bpf call at " + at())
 					}
 					continue
+				}
+				if local == nil {
+					local = symbolIndex(insns)
 				}
 				if _, ok := local[ref]; ok || seen[ref] {
 					continue
@@ -181,12 +195,12 @@ func Instructions(insns asm.Instructions, lookup func(name string) (asm.Instruct
 					callee, found = lookup(ref)
 				}
 				if !found {
-					res.unknown(fmt.Sprintf("call to unknown function %s at %s", ref, at))
+					res.unknown(fmt.Sprintf("call to unknown function %s at %s", ref, at()))
 					continue
 				}
 				scan(callee, " of "+ref)
 			case ins.OpCode.JumpOp() == asm.Call && ins.Src != asm.R0 && !ins.IsFunctionCall() && !ins.IsKfuncCall():
-				res.unknown("indirect call at " + at)
+				res.unknown("indirect call at " + at())
 			}
 		}
 	}

@@ -130,6 +130,24 @@ func TestSubprograms(t *testing.T) {
 	if res := Program(&ebpf.ProgramSpec{Name: "main", Instructions: main("missing")}, others); !res.ReadsUserMemory {
 		t.Errorf("unknown callee not treated as reading: %+v", res)
 	}
+	// A callback whose address is loaded (bpf_loop, bpf_for_each_map_elem)
+	// is scanned like a callee, wherever it lives.
+	loop := func(callback string) asm.Instructions {
+		return asm.Instructions{
+			asm.Mov.Imm(asm.R1, 4).WithSymbol("main"),
+			asm.Instruction{OpCode: asm.LoadImmOp(asm.DWord), Dst: asm.R2, Src: asm.PseudoFunc, Constant: -1}.WithReference(callback),
+			asm.Mov.Imm(asm.R3, 0),
+			asm.Mov.Imm(asm.R4, 0),
+			asm.FnLoop.Call(),
+			asm.Return(),
+		}
+	}
+	if res := Program(&ebpf.ProgramSpec{Name: "main", Instructions: loop("reader")}, others); !res.ReadsUserMemory {
+		t.Errorf("callback in another spec not scanned: %+v", res)
+	}
+	if res := Program(&ebpf.ProgramSpec{Name: "main", Instructions: loop("clean")}, others); res.ReadsUserMemory {
+		t.Errorf("clean callback in another spec reported as reading: %+v", res)
+	}
 	// Recursion terminates.
 	rec := asm.Instructions{asm.Call.Label("main").WithSymbol("main"), asm.Return()}
 	if res := Instructions(rec, nil); res.ReadsUserMemory {
