@@ -262,6 +262,22 @@ func detect(ctx context.Context, opts *Options, facts []Fact) (*Kernel, error) {
 	}
 	k := &Kernel{Arch: opts.arch()}
 	note := func(format string, args ...any) { k.Notes = append(k.Notes, fmt.Sprintf(format, args...)) }
+	live := opts == nil || opts.Root == nil
+	prober := opts.prober(h)
+
+	// Parsing the kernel's BTF is the longest piece of user-space work of
+	// a detection (~22 ms here, cilium/ebpf's decoder): start it now, so it
+	// runs while the files below are read. The trial loads of BTF-typed
+	// programs and the BTF witness share it.
+	var prewarm sync.WaitGroup
+	defer prewarm.Wait()
+	if hp, ok := prober.(*hostProber); ok && hp.btf != nil && live {
+		prewarm.Add(1)
+		go func() {
+			defer prewarm.Done()
+			_, _ = hp.btf.Kernel() // errors are the trial loads' to report
+		}()
+	}
 
 	release, _, err := h.UnameStrings()
 	if err != nil {
@@ -309,10 +325,10 @@ func detect(ctx context.Context, opts *Options, facts []Fact) (*Kernel, error) {
 		note("%v", err)
 	}
 	k.Preemption = preemptionOf(k)
-	if scan, err := h.Kallsyms(symbolNames(facts)); err == nil {
-		k.Kallsyms = kallsymsFromScan(scan)
-	} else {
-		note("%v", err)
+	var symNotes []string
+	k.Kallsyms, symNotes = kernelSymbols(h, symbolNames(facts), facts, live)
+	for _, n := range symNotes {
+		note("%s", n)
 	}
 	k.BTF = h.BTF()
 	if ms, err := h.Mounts(); err == nil {
@@ -322,21 +338,36 @@ func detect(ctx context.Context, opts *Options, facts []Fact) (*Kernel, error) {
 		note("%v", err)
 	}
 
-	if k.Mechanisms, err = probeAll(ctx, opts.prober(h), k); err != nil {
+	// The mechanism probes and the witnesses run at the same time: the
+	// witnesses only need uprobe support (the self-test attaches a
+	// uretprobe), probed first, and what was read above. Each side reads
+	// its own Kernel; the results are filled in once both are done.
+	seen := *k
+	seen.Mechanisms = map[Mechanism]Support{}
+	for _, m := range []Mechanism{Uprobe, Uretprobe} {
+		seen.Mechanisms[m] = prober.Probe(ctx, m, k)
+	}
+	// The BTF witness reads the same BTF as the trial loads: hand it the
+	// one parse.
+	var shared *btf.Cache
+	if hp, ok := prober.(*hostProber); ok && live && (h == nil || h.FS == nil) {
+		shared = hp.btf
+	}
+	var mechs map[Mechanism]Support
+	var obs map[string]Observation
+	var probeErr, obsErr error
+	var both sync.WaitGroup
+	both.Add(1)
+	go func() {
+		defer both.Done()
+		obs, obsErr = observeAll(ctx, h, &seen, facts, shared)
+	}()
+	mechs, probeErr = probeAll(ctx, prober, k)
+	both.Wait()
+	if err := errors.Join(probeErr, obsErr); err != nil {
 		return nil, err
 	}
-	for _, f := range facts {
-		if f.Kind == FactSymbol {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("detect kernel: observe %s: %w", f, err)
-		}
-		if k.Observations == nil {
-			k.Observations = map[string]Observation{}
-		}
-		k.Observations[f.Key()] = observeWitness(ctx, h, k, f)
-	}
+	k.Mechanisms, k.Observations = mechs, obs
 	return k, nil
 }
 

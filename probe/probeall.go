@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/safebpf/safebpf/internal/kernel"
 )
 
 // probeAll decides every mechanism with p. The built-in prober's probes
@@ -38,6 +42,44 @@ func probeAll(ctx context.Context, p FeatureProber, k *Kernel) (map[Mechanism]Su
 	out := make(map[Mechanism]Support, len(allMechanisms))
 	for i, m := range allMechanisms {
 		out[m] = res[i]
+	}
+	return out, nil
+}
+
+// observeAll answers every fact that is not a kallsyms symbol, the facts
+// concurrently: the witnesses are independent (machine code from
+// /proc/kcore, BTF, a live self-test) and mostly wait on the kernel. k is
+// read, not written. BTF facts use shared's parse of the kernel's BTF when
+// it is set. Nil when there is none.
+func observeAll(ctx context.Context, h *kernel.Host, k *Kernel, facts []Fact, shared *btf.Cache) (map[string]Observation, error) {
+	var todo []Fact
+	for _, f := range facts {
+		if f.Kind != FactSymbol {
+			todo = append(todo, f)
+		}
+	}
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	res := make([]Observation, len(todo))
+	var wg sync.WaitGroup
+	for i, f := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if f.Kind == FactBTF && shared != nil {
+				shareBTF(h, shared)
+			}
+			res[i] = observeWitness(ctx, h, k, f)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("detect kernel: observe facts: %w", err)
+	}
+	out := make(map[string]Observation, len(todo))
+	for i, f := range todo {
+		out[f.Key()] = res[i]
 	}
 	return out, nil
 }

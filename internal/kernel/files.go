@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -131,11 +130,13 @@ func ParseConfig(r io.Reader) (map[string]string, error) {
 type KallsymsScan struct {
 	// Lines is the number of symbol lines read.
 	Lines int
-	// DataSymbols is set when data symbols (types d, D, b, B, r, R) other
-	// than section markers appear, i.e. the kernel was built with
-	// CONFIG_KALLSYMS_ALL. Without it kallsyms still lists the linker's
-	// section markers (__start_rodata D, __stop___param R, ...), which
-	// prove nothing about data symbols.
+	// DataSymbols is set when kallsyms lists data symbols, i.e. the kernel
+	// was built with CONFIG_KALLSYMS_ALL: a static data symbol (types d, b,
+	// r) or a global one (D, B, R) whose name does not start with '_'
+	// appeared (init_task, in every kernel, is one). Without
+	// CONFIG_KALLSYMS_ALL kallsyms still lists the linker's section markers
+	// with global data types (__start_rodata D, __stop___param R,
+	// __init_begin B, _edata, ...), which prove nothing about data symbols.
 	DataSymbols bool
 	// Found maps each wanted symbol to whether it appeared.
 	Found map[string]bool
@@ -193,8 +194,10 @@ func (s *KallsymsScan) scanLine(line []byte) bool {
 		}
 	}
 	switch line[sp+1] {
-	case 'd', 'D', 'b', 'B', 'r', 'R':
-		if !bytes.HasPrefix(name, []byte("__start_")) && !bytes.HasPrefix(name, []byte("__stop_")) {
+	case 'd', 'b', 'r':
+		s.DataSymbols = true
+	case 'D', 'B', 'R':
+		if len(name) > 0 && name[0] != '_' {
 			s.DataSymbols = true
 		}
 	}

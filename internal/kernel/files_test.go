@@ -149,7 +149,7 @@ ffffffff81000001 T no_newline_at_end`
 		}}},
 		// This host's kernel (6.18, no CONFIG_KALLSYMS_ALL) lists section
 		// markers with data types, and no data symbol.
-		{"section markers are not data symbols", "ffffffff82000000 D __start_rodata\nffffffff82a5a0e0 R __stop___param\nffffffff81000000 T _stext\n", KallsymsScan{Lines: 3, Found: map[string]bool{
+		{"section markers are not data symbols", "ffffffff82000000 D __start_rodata\nffffffff82a5a0e0 R __stop___param\nffffffff83000000 B __init_begin\nffffffff84000000 D _edata\nffffffff81000000 T _stext\n", KallsymsScan{Lines: 5, Found: map[string]bool{
 			"tasks_rcu_exit_srcu": false, "copy_from_user_nofault": false, "nf_tables_init": false,
 			"no_newline_at_end": false, "__x64_sys_uretprobe": false,
 		}}},

@@ -248,6 +248,17 @@ func (h *Host) ReadBTF() ([]byte, error) {
 	return h.readFile("sys/kernel/btf/vmlinux", MaxBTFSize, "kernel BTF")
 }
 
+// ReadKallsyms reads all of /proc/kallsyms (bounded by MaxKallsymsSize),
+// for callers that parse it more than one way.
+func (h *Host) ReadKallsyms() ([]byte, error) {
+	f, err := h.Open("proc/kallsyms")
+	if err != nil {
+		return nil, fmt.Errorf("open kallsyms: %w", err)
+	}
+	defer f.Close()
+	return boundedio.ReadAll(f, maxKallsyms, "kallsyms", "/proc/kallsyms")
+}
+
 // BTF reports whether the kernel exposes its BTF at /sys/kernel/btf/vmlinux.
 func (h *Host) BTF() bool { return h.Exists("sys/kernel/btf/vmlinux") }
 
