@@ -729,3 +729,57 @@ rules:
 	runBulkTarget(t, tg)
 	checkHits(t, c, elfSymbolTable(t, tg.Path), bulkSymbols(), cookies)
 }
+
+// TestBatchesInCollectionRefusedFallsBack: in LoadAndAttach, a batch's
+// uprobe_multi link that cannot be created (injected: its registration
+// fails) falls back to one uprobe per symbol, with the program's single
+// form loaded against the collection's maps; the collection's Decision
+// says so, and every symbol fires once with its cookie.
+func TestBatchesInCollectionRefusedFallsBack(t *testing.T) {
+	l := newHostLoader(t, nil)
+	k := l.Kernel()
+	if !k.Support(probe.UprobeMulti).Yes() || !k.Support(probe.Uprobe).Yes() || !haveCookies(t) {
+		t.Skip("needs uprobe_multi, uprobes and cookies")
+	}
+	tg := hitTarget(t)
+	spec := object(t, "bulk")
+	for name := range spec.Programs {
+		if name != "bulk_uprobe" {
+			delete(spec.Programs, name)
+		}
+	}
+	syms := bulkSymbols()[:5]
+	cookies := []uint64{61, 62, 63, 64, 65}
+	calls := 0
+	l.hook = func(step string) error {
+		if strings.HasPrefix(step, "uprobe:") {
+			calls++
+			if calls == 1 {
+				return fmt.Errorf("injected: %w", unix.EINVAL)
+			}
+		}
+		return nil
+	}
+	defer func() { l.hook = nil }()
+	c, err := l.LoadAndAttach(spec, &CollectionOptions{
+		Uprobes: map[string]UprobeTarget{"bulk_uprobe": {Binary: tg.Path}},
+		Batches: map[string]Batch{"bulk_uprobe": {Symbols: syms, Cookies: cookies}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d, _ := c.Decision("bulk_uprobe")
+	t.Logf("%s", Explain(d))
+	if d.Chosen != probe.Uprobe || d.Action != fallback.Downgrade || len(c.Decisions) != 1 || c.Decisions[0].Chosen != probe.Uprobe ||
+		!slices.ContainsFunc(d.Steps, func(s fallback.Step) bool {
+			return s.From == probe.UprobeMulti && s.To == probe.Uprobe && strings.Contains(s.Reason, "injected")
+		}) {
+		t.Errorf("got %s (decisions %v): want the collection's decision to say the multi link fell back to uprobes", Explain(d), c.Decisions)
+	}
+	if calls != 1+len(syms) {
+		t.Errorf("%d registrations, want one refused multi link and %d uprobes", calls, len(syms))
+	}
+	runBulkTarget(t, tg)
+	checkHits(t, &Collection{Maps: c.Maps}, elfSymbolTable(t, tg.Path), syms, cookies)
+}
