@@ -245,6 +245,9 @@ func wantBatched(t *testing.T, k *probe.Kernel, d fallback.Decision, single prob
 	if d.Chosen != single || d.Settings.Multi {
 		t.Errorf("kernel lacks %s (%s): got %s, want one %s per target", multi, k.Support(multi).Reason, Explain(d), single)
 	}
+	if !slices.ContainsFunc(d.Steps, func(s fallback.Step) bool { return s.Missing == multi && strings.Contains(s.Reason, "not batched") }) {
+		t.Errorf("kernel lacks %s: the decision does not say why the targets were not batched: %+v", multi, d.Steps)
+	}
 }
 
 // TestUprobeBatch: sixteen functions of the target through
