@@ -49,6 +49,13 @@ type planKey struct {
 	maxActive       int
 	perf            fallback.PerfEvent
 	hasPerf         bool
+	// attachTo is req.AttachTo, joined, when a mechanism the request may
+	// end on runs in interrupt context depending on what it traces (a
+	// kprobe on a syscall entry point never does): then the targets decide
+	// the interrupt-context hazards and name themselves in the Decision's
+	// text. Uprobes, perf events and iterators do not depend on it, so
+	// their plans stay shared across targets.
+	attachTo string
 }
 
 func keyOf(req fallback.Request) planKey {
@@ -79,7 +86,24 @@ func keyOf(req fallback.Request) planKey {
 	if req.PerfEvent != nil {
 		k.perf, k.hasPerf = *req.PerfEvent, true
 	}
+	if len(req.AttachTo) > 0 && targetDependent(req) {
+		k.attachTo = strings.Join(req.AttachTo, "\x00")
+	}
 	return k
+}
+
+// targetDependent reports whether the interrupt context of a mechanism
+// the request may be planned onto depends on its targets.
+func targetDependent(req fallback.Request) bool {
+	if req.Mechanism.InterruptContext() == probe.Maybe {
+		return true
+	}
+	for _, m := range req.Alternatives {
+		if m.InterruptContext() == probe.Maybe {
+			return true
+		}
+	}
+	return false
 }
 
 // planned is a remembered answer, for a request with an empty target.

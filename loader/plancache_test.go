@@ -17,7 +17,7 @@ import (
 // plan memo's key does not carry: two requests differing only in it would
 // share a Decision.
 func TestPlanKeyCoversRequest(t *testing.T) {
-	keyed := []string{"Mechanism", "Alternatives", "Pinned", "ReadsUserMemory", "ReadsUserStacks", "TailCalls", "Seccomp", "Targets", "MaxActive", "PerfEvent"}
+	keyed := []string{"Mechanism", "Alternatives", "Pinned", "ReadsUserMemory", "ReadsUserStacks", "TailCalls", "Seccomp", "Targets", "MaxActive", "PerfEvent", "AttachTo"}
 	labels := []string{"Target"} // only names the Decision; complete sets it
 	rt := reflect.TypeFor[fallback.Request]()
 	for i := range rt.NumField() {
@@ -40,6 +40,10 @@ func TestPlanMemo(t *testing.T) {
 		{Mechanism: probe.Fentry, Target: "vfs_read", Seccomp: true}, // refused on 6.1: no kprobe variant
 		{Mechanism: probe.Kretprobe, Target: "vfs_read", MaxActive: 64, Seccomp: true},
 		{Mechanism: probe.Uprobe, Target: "/bin/bash:readline", Targets: 3, Seccomp: true},
+		// Same shape, other targets: a syscall entry point never runs in
+		// interrupt context, the timer tick does.
+		{Mechanism: probe.Kprobe, Target: "getpid", AttachTo: []string{"__x64_sys_getpid"}, ReadsUserMemory: true, Seccomp: true},
+		{Mechanism: probe.Kprobe, Target: "tick", AttachTo: []string{"update_process_times"}, ReadsUserMemory: true, Seccomp: true},
 		{Mechanism: probe.PerfEventHardware, Target: "hardware-cycles", PerfEvent: &fallback.PerfEvent{Hardware: true, Frequency: 99}, ReadsUserMemory: true},
 		{Mechanism: probe.PerfEventHardware, Target: "hardware-cycles", PerfEvent: &fallback.PerfEvent{Hardware: true, Frequency: 49}, ReadsUserMemory: true},
 	}
