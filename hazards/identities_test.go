@@ -14,16 +14,11 @@ import (
 // identity is one row of probe/testdata/identities.json (the fields the
 // hazards tests need).
 type identity struct {
-	Name             string `json:"name"`
-	Release          string `json:"release"`
-	ProcVersion      string `json:"proc_version"`
-	VersionSignature string `json:"version_signature"`
-	OSRelease        string `json:"os_release"`
-	Arch             string `json:"arch"`
-	CPUs             int    `json:"cpus"`
-	WantVersion      string `json:"want_version"`
-	WantSource       string `json:"want_source"`
-	WantPreemptible  *bool  `json:"want_preemptible"`
+	Name string `json:"name"`
+	probe.Description
+	WantVersion     string `json:"want_version"`
+	WantSource      string `json:"want_source"`
+	WantPreemptible *bool  `json:"want_preemptible"`
 }
 
 // TestVerdictsOverIdentities describes every real kernel identity offline
@@ -41,21 +36,12 @@ func TestVerdictsOverIdentities(t *testing.T) {
 	c := hazards.Builtin()
 	checked := 0
 	for _, id := range ids {
-		if id.WantSource == string(probe.SourceVDSO) {
-			// A Description has no vDSO, so Describe cannot reach this
-			// row's version; probe's own tests cover it.
-			continue
-		}
 		t.Run(id.Name, func(t *testing.T) {
 			wantV, ok := want[id.Name]
 			if !ok {
 				t.Fatalf("testdata/verdicts.json has no row for identity %q", id.Name)
 			}
-			k, err := probe.Describe(probe.Description{
-				Release: id.Release, ProcVersion: id.ProcVersion,
-				VersionSignature: id.VersionSignature, OSRelease: id.OSRelease,
-				Arch: id.Arch, CPUs: id.CPUs,
-			})
+			k, err := probe.Describe(id.Description)
 			if err != nil {
 				t.Fatalf("Describe: %v", err)
 			}
@@ -171,7 +157,7 @@ func TestIdentityClasses(t *testing.T) {
 		if !ok {
 			t.Fatalf("no identity %q", name)
 		}
-		k, err := probe.Describe(probe.Description{Release: id.Release, ProcVersion: id.ProcVersion, VersionSignature: id.VersionSignature, OSRelease: id.OSRelease, Arch: id.Arch, CPUs: id.CPUs})
+		k, err := probe.Describe(id.Description)
 		if err != nil {
 			t.Fatal(err)
 		}

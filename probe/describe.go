@@ -42,6 +42,7 @@ func Describe(d Description) (*Kernel, error) {
 		Release:          strings.TrimSpace(d.Release),
 		ProcVersion:      strings.TrimSpace(d.ProcVersion),
 		VersionSignature: strings.TrimSpace(d.VersionSignature),
+		VDSOVersion:      strings.TrimSpace(d.VDSO),
 		Arch:             d.Arch,
 		CPUs:             d.CPUs,
 	}

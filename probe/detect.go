@@ -71,19 +71,22 @@ type Options struct {
 // Description is a kernel described by hand, for offline evaluation
 // (`safebpf check`). Every field is optional but Release.
 type Description struct {
-	Release          string
-	ProcVersion      string
-	VersionSignature string
-	OSRelease        string // contents of an os-release file
-	Arch             string // GOARCH name; empty means amd64
-	CPUs             int
-	Kallsyms         string // contents (or an excerpt) of /proc/kallsyms
-	Config           string // contents of a kernel config file
+	Release          string `json:"release"`
+	ProcVersion      string `json:"proc_version,omitempty"`
+	VersionSignature string `json:"version_signature,omitempty"`
+	// VDSO is LINUX_VERSION_CODE as the vDSO carries it ("5.4.241"), as
+	// Kernel.VDSOVersion.
+	VDSO      string `json:"vdso_version,omitempty"`
+	OSRelease string `json:"os_release,omitempty"` // contents of an os-release file
+	Arch      string `json:"arch,omitempty"`       // GOARCH or uname name; empty means amd64
+	CPUs      int    `json:"cpus,omitempty"`
+	Kallsyms  string `json:"kallsyms,omitempty"` // contents (or an excerpt) of /proc/kallsyms
+	Config    string `json:"config,omitempty"`   // contents of a kernel config file
 	// Facts are the facts to look for, as in Options.Facts: symbol facts
 	// are answered from Kallsyms (when given); every other kind stays "not
 	// looked for" (Kernel.Observe says so), because a description has no
 	// live kernel to read machine code, BTF or self-tests from.
-	Facts []Fact
+	Facts []Fact `json:"-"`
 }
 
 // ErrUnparseableRelease is returned when a release string carries no X.Y version.

@@ -10,17 +10,11 @@ import (
 
 // identity is one row of testdata/identities.json (see testdata/README.md).
 type identity struct {
-	Name             string `json:"name"`
-	Release          string `json:"release"`
-	ProcVersion      string `json:"proc_version"`
-	VersionSignature string `json:"version_signature"`
-	OSRelease        string `json:"os_release"`
-	Arch             string `json:"arch"`
-	CPUs             int    `json:"cpus"`
-	VDSO             string `json:"vdso"`
-	WantVersion      string `json:"want_version"`
-	WantSource       string `json:"want_source"`
-	WantDistro       Distro `json:"want_distro"`
+	Name string `json:"name"`
+	Description
+	WantVersion string `json:"want_version"`
+	WantSource  string `json:"want_source"`
+	WantDistro  Distro `json:"want_distro"`
 	// WantPreemptible is what the /proc/version line says about
 	// CONFIG_PREEMPTION (null: no line).
 	WantPreemptible *bool `json:"want_preemptible"`
@@ -85,11 +79,7 @@ func TestIdentitiesResolveVersion(t *testing.T) {
 func TestIdentitiesDescribe(t *testing.T) {
 	for _, id := range loadIdentities(t) {
 		t.Run(id.Name, func(t *testing.T) {
-			k, err := Describe(Description{
-				Release: id.Release, ProcVersion: id.ProcVersion,
-				VersionSignature: id.VersionSignature, OSRelease: id.OSRelease,
-				Arch: id.Arch, CPUs: id.CPUs,
-			})
+			k, err := Describe(id.Description)
 			if err != nil {
 				t.Fatalf("Describe: %v", err)
 			}
@@ -98,9 +88,6 @@ func TestIdentitiesDescribe(t *testing.T) {
 			}
 			if k.Arch != id.Arch || k.CPUs != id.CPUs || k.Release != id.Release {
 				t.Errorf("Describe kept arch %q cpus %d release %q, want %q %d %q", k.Arch, k.CPUs, k.Release, id.Arch, id.CPUs, id.Release)
-			}
-			if id.VDSO != "" {
-				return // Describe has no vDSO; ResolveVersion covers these rows.
 			}
 			if k.Version == nil || k.Version.String() != id.WantVersion || string(k.VersionSource) != id.WantSource {
 				t.Errorf("Describe version = %v from %s, want %s from %s", k.Version, k.VersionSource, id.WantVersion, id.WantSource)
@@ -122,7 +109,7 @@ func TestIdentitiesDescribe(t *testing.T) {
 func TestIdentitiesPreemption(t *testing.T) {
 	for _, id := range loadIdentities(t) {
 		t.Run(id.Name, func(t *testing.T) {
-			k, err := Describe(Description{Release: id.Release, ProcVersion: id.ProcVersion, VersionSignature: id.VersionSignature, OSRelease: id.OSRelease, Arch: id.Arch})
+			k, err := Describe(id.Description)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,21 +24,11 @@ type fleetEntry struct {
 }
 
 // describedKernel is a kernel described by its files' contents, one line
-// of a fleet file (probe/testdata/identities.json has this shape).
+// of a fleet file (probe/testdata/identities.json has this shape): a
+// probe.Description with a name.
 type describedKernel struct {
-	Name             string `json:"name"`
-	Release          string `json:"release"`
-	ProcVersion      string `json:"proc_version"`
-	VersionSignature string `json:"version_signature"`
-	OSRelease        string `json:"os_release"`
-	Arch             string `json:"arch"`
-	CPUs             int    `json:"cpus"`
-	Kallsyms         string `json:"kallsyms"`
-	Config           string `json:"config"`
-	// VDSO is LINUX_VERSION_CODE from the vDSO ("5.4.241"), as
-	// probe.Kernel's "vdso_version"; "vdso" is accepted too.
-	VDSO    string `json:"vdso_version"`
-	VDSOAlt string `json:"vdso"`
+	Name string `json:"name"`
+	probe.Description
 }
 
 // maxFleetSize bounds a fleet file: a million probe reports of about
@@ -124,21 +113,10 @@ func fleetKernel(v json.RawMessage, facts []probe.Fact) (fleetEntry, error) {
 		return fleetEntry{}, err
 	}
 	// Describe checks the arch and the CPU count.
-	k, err := probe.Describe(probe.Description{
-		Release: d.Release, ProcVersion: d.ProcVersion, VersionSignature: d.VersionSignature,
-		OSRelease: d.OSRelease, Arch: d.Arch, CPUs: d.CPUs, Kallsyms: d.Kallsyms, Config: d.Config,
-		Facts: facts,
-	})
+	d.Facts = facts
+	k, err := probe.Describe(d.Description)
 	if err != nil {
 		return fleetEntry{}, err
-	}
-	if vdso := cmp.Or(d.VDSO, d.VDSOAlt); vdso != "" {
-		// Describe knows no vDSO: resolve the version again with it.
-		k.VDSOVersion = vdso
-		k.Version, k.VersionSource, k.VersionNote = probe.ResolveVersion(probe.VersionSources{
-			Release: k.Release, ProcVersion: k.ProcVersion, VersionSignature: k.VersionSignature, VDSO: vdso,
-		})
-		k.Mechanisms = probe.OfflineSupport(k)
 	}
 	return fleetEntry{name: d.Name, k: k}, nil
 }
