@@ -3,6 +3,7 @@ package vmtest
 import (
 	"bufio"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
@@ -81,6 +82,8 @@ type Console struct {
 	Done bool
 	// Oops holds the kernel's Oops/BUG/panic report lines, if any.
 	Oops []string
+	// Lab holds the hazard lab's records (LAB markers), in console order.
+	Lab []vmproto.LabRecord
 	// Lines is the whole console, carriage returns removed.
 	Lines []string
 }
@@ -177,6 +180,16 @@ func (c *Console) parse() {
 			name, chunk, _ := strings.Cut(rest, " ")
 			if cur != nil && cur.Name == name {
 				data.WriteString(strings.TrimSpace(chunk))
+			}
+		case vmproto.LabTag:
+			var rec vmproto.LabRecord
+			if err := json.Unmarshal([]byte(rest), &rec); err != nil {
+				c.Errors = append(c.Errors, fmt.Sprintf("decode lab record %q: %v", rest, err))
+				continue
+			}
+			c.Lab = append(c.Lab, rec)
+			if cur != nil {
+				cur.Output = append(cur.Output, line)
 			}
 		case vmproto.ErrorTag:
 			c.Errors = append(c.Errors, rest)

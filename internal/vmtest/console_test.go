@@ -240,3 +240,28 @@ func TestFindOopsRealCrash(t *testing.T) {
 		}
 	}
 }
+
+// TestParseConsoleLab reads the hazard lab's records, also one that follows
+// kernel text on its line, and reports one a kernel message corrupted.
+func TestParseConsoleLab(t *testing.T) {
+	console := strings.Join([]string{
+		"=== VMTEST BEGIN s2-naive",
+		`=== VMTEST LAB {"scenario":"2","arm":"naive","outcome":"missed","summary":"128 of 256","numbers":{"missed":128}}`,
+		"=== VMTEST END s2-naive exit=0 elapsed=8.3s",
+		`[   12.5] rcu: stall=== VMTEST LAB {"scenario":"5","arm":"repro","outcome":"lockup","summary":"LOCKUP"}`,
+		`=== VMTEST LAB {"scenario":"5","arm":"re[   13.1] watchdog: BUG: soft lockup`,
+	}, "\n")
+	c, err := ParseConsole(strings.NewReader(console))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Lab) != 2 || c.Lab[0].Arm != "naive" || c.Lab[0].Numbers["missed"] != 128 || c.Lab[1].Outcome != "lockup" {
+		t.Errorf("lab records = %+v", c.Lab)
+	}
+	if s := c.Step("s2-naive"); s == nil || len(s.Output) != 1 {
+		t.Errorf("step s2-naive = %+v, want the record in its output", s)
+	}
+	if len(c.Errors) != 1 || !strings.Contains(c.Errors[0], "decode lab record") {
+		t.Errorf("errors = %q, want the corrupted record reported", c.Errors)
+	}
+}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"github.com/safebpf/safebpf/internal/vmtest/vmproto"
 )
 
 // TestWriteInitramfs writes an archive and reads it back with the cpio
@@ -109,6 +111,19 @@ func TestKernels(t *testing.T) {
 	if got := ks[0].Codename(); got != "bullseye" {
 		t.Errorf("Codename = %q, want bullseye", got)
 	}
+	// A lab kernel (scripts/build-lab-kernel.sh) is listed by LabKernels
+	// only: the matrix does not boot it.
+	write("lab-6.1-6.1.192-3-0123456789ab/manifest", "name=lab-6.1\nkind=lab\npackage=linux-source-6.1\nversion=6.1.192-3\nrelease=6.1.192-lab\nsuite=bookworm-security/main\n")
+	if ks, err := Kernels(dir); err != nil || len(ks) != 2 {
+		t.Errorf("Kernels with a lab kernel in the cache = %v, %v; want the 2 Debian kernels", ks, err)
+	}
+	lab, err := LabKernels(dir)
+	if err != nil || len(lab) != 1 || lab[0].Name != "lab-6.1" || lab[0].Kind != "lab" || lab[0].Release != "6.1.192-lab" {
+		t.Errorf("LabKernels = %+v, %v; want lab-6.1", lab, err)
+	}
+	if lab, err := LabKernels(filepath.Join(dir, "missing")); err != nil || len(lab) != 0 {
+		t.Errorf("LabKernels of a missing cache = %v, %v; want none and no error", lab, err)
+	}
 	write("bad/manifest", "package=x\n")
 	if _, err := Kernels(dir); err == nil {
 		t.Error("manifest without name/release: no error")
@@ -140,6 +155,21 @@ func TestPlanAndQEMUArgs(t *testing.T) {
 	}
 	if strings.Contains(args, "kvm") {
 		t.Errorf("QEMU args %q use KVM, which hangs nested guests here", args)
+	}
+	if !strings.Contains(args, "-accel tcg,thread=single") {
+		t.Errorf("QEMU args %q: want single-threaded TCG by default", args)
+	}
+	args = strings.Join(QEMUArgs("/k/vmlinuz", "/k/initrd", BootOptions{CPUs: 2, MaxCPUs: 64, MultiThreadTCG: true}), " ")
+	for _, want := range []string{"-smp 2,maxcpus=64", "-accel tcg,thread=multi"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("QEMU args %q lack %q", args, want)
+		}
+	}
+
+	// The lab replaces the steps with its own programs.
+	lab := []vmproto.Step{{Name: "s4-naive", Path: LabGuestPath, Args: []string{"s4", "-arm", "naive"}}}
+	if p := Plan(b, Kernel{Name: "debian-6.1"}, GuestConfig{Steps: lab}); !slices.EqualFunc(p.Steps, lab, func(a, b vmproto.Step) bool { return a.Name == b.Name }) {
+		t.Errorf("plan with lab steps = %+v, want only %+v", p.Steps, lab)
 	}
 }
 

@@ -133,6 +133,11 @@ type GuestConfig struct {
 	// -test.bench, with BenchTime as -test.benchtime when set; with no
 	// Run, the tests themselves are not run (-test.run=^$).
 	Bench, BenchTime string
+	// Steps, when not empty, replaces the plan's steps (the test binaries
+	// and `safebpf probe --json`): the hazard lab runs its own programs.
+	Steps []vmproto.Step
+	// NoSource leaves the module's source tree out of the initramfs.
+	NoSource bool
 }
 
 // osRelease returns an os-release file for the Debian release a kernel
@@ -187,6 +192,9 @@ func GuestFiles(b *Build, k Kernel, cfg GuestConfig) ([]File, error) {
 	files = append(files, hostUserland()...)
 	for _, t := range b.Tests {
 		files = append(files, File{Name: "src/" + t.Pkg, Dir: true, Mode: 0o755})
+	}
+	if cfg.NoSource {
+		return files, nil
 	}
 	src, err := treeFiles(b.Root)
 	if err != nil {
@@ -303,6 +311,10 @@ func Plan(b *Build, k Kernel, cfg GuestConfig) vmproto.Plan {
 	}
 	goTimeout := timeout - timeout/10
 	p := vmproto.Plan{Kernel: k.Name, Env: append([]string{"SAFEBPF_TEST_PRIVILEGED=1", "SAFEBPF_VM_PREBUILT=/vmtest/prebuilt"}, cfg.Env...)}
+	if len(cfg.Steps) > 0 {
+		p.Steps = cfg.Steps
+		return p
+	}
 	for _, t := range b.Tests {
 		args := []string{"-test.v", "-test.count=1", "-test.timeout=" + goTimeout.String()}
 		if cfg.Run != "" {

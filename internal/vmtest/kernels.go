@@ -34,6 +34,10 @@ type Kernel struct {
 	Package, Version, Release, Suite string
 	// Vmlinuz and Config are file paths.
 	Vmlinuz, Config string
+	// Kind is "lab" for kernels built by scripts/build-lab-kernel.sh (the
+	// hazard lab's own builds, which the matrix does not boot), empty for
+	// the distributions' kernels.
+	Kind string
 }
 
 // String returns "name (package version)".
@@ -50,8 +54,42 @@ func (k Kernel) Codename() string {
 // ErrNoKernels is returned by [Kernels] when nothing has been provisioned.
 var ErrNoKernels = errors.New("no provisioned kernels")
 
-// Kernels lists the kernels provisioned under dir, ordered by name.
+// Kernels lists the distribution kernels provisioned under dir, ordered by
+// name. Lab kernels are left out (see [LabKernels]).
 func Kernels(dir string) ([]Kernel, error) {
+	ks, err := allKernels(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Kernel
+	for _, k := range ks {
+		if k.Kind == "" {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("list kernels in %s: %w (run scripts/provision-kernels.sh)", dir, ErrNoKernels)
+	}
+	return out, nil
+}
+
+// LabKernels lists the lab kernels built under dir by
+// scripts/build-lab-kernel.sh, ordered by name. None is not an error.
+func LabKernels(dir string) ([]Kernel, error) {
+	ks, err := allKernels(dir)
+	if err != nil && !errors.Is(err, ErrNoKernels) {
+		return nil, err
+	}
+	var out []Kernel
+	for _, k := range ks {
+		if k.Kind == "lab" {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+func allKernels(dir string) ([]Kernel, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("list kernels in %s: %w (run scripts/provision-kernels.sh)", dir, ErrNoKernels)
@@ -107,6 +145,8 @@ func parseManifest(f *os.File) (Kernel, error) {
 			k.Release = val
 		case "suite":
 			k.Suite = val
+		case "kind":
+			k.Kind = val
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -26,6 +26,13 @@ type BootOptions struct {
 	OopsGrace time.Duration
 	// Memory in MiB (zero: 1024) and CPUs (zero: 2).
 	Memory, CPUs int
+	// MaxCPUs, when above CPUs, makes the rest hot-pluggable: the guest's
+	// possible CPUs (num_possible_cpus(), /sys/devices/system/cpu/possible)
+	// are MaxCPUs while CPUs are online. Zero means CPUs.
+	MaxCPUs int
+	// MultiThreadTCG runs each vCPU on its own host thread
+	// (-accel tcg,thread=multi). False is single-threaded TCG: see QEMUArgs.
+	MultiThreadTCG bool
 	// Append is added to the kernel command line.
 	Append string
 	// Console, when not nil, receives the raw serial console as it arrives.
@@ -63,6 +70,14 @@ func QEMUArgs(vmlinuz, initrd string, o BootOptions) []string {
 	if o.Append != "" {
 		cmdline += " " + o.Append
 	}
+	smp := fmt.Sprint(cpus)
+	if o.MaxCPUs > cpus {
+		smp += fmt.Sprintf(",maxcpus=%d", o.MaxCPUs)
+	}
+	accel := "tcg,thread=single"
+	if o.MultiThreadTCG {
+		accel = "tcg,thread=multi"
+	}
 	return []string{
 		// -cx16: Debian 6.12 guests double-faulted, with EFLAGS holding a
 		// pointer, right after the per-CPU cmpxchg16b in __kmalloc_noprof
@@ -72,8 +87,8 @@ func QEMUArgs(vmlinuz, initrd string, o BootOptions) []string {
 		// thread=single: with multi-threaded TCG, guests occasionally hit
 		// "Oops: int3" in syscall_trace_enter while a tracepoint's static
 		// key was being patched with the other vCPU running (KERNELS.md).
-		"-accel", "tcg,thread=single", "-cpu", "max,-cx16",
-		"-smp", fmt.Sprint(cpus), "-m", fmt.Sprint(mem),
+		"-accel", accel, "-cpu", "max,-cx16",
+		"-smp", smp, "-m", fmt.Sprint(mem),
 		"-nographic", "-monitor", "none", "-no-reboot", "-nodefaults", "-serial", "stdio",
 		"-kernel", vmlinuz, "-initrd", initrd,
 		"-append", cmdline,

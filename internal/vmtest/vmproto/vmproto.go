@@ -82,3 +82,35 @@ func ParseEnd(rest string) (step string, code int, note string, err error) {
 	}
 	return step, code, note, nil
 }
+
+// LabTag marks a hazard-lab record on the console:
+// "=== VMTEST LAB <JSON of LabRecord>" (see docs/hazard-lab.md).
+const LabTag = "LAB"
+
+// LabRecord is the outcome of one arm of a hazard-lab scenario in a guest
+// (or on the host): the naive mechanism, safebpf's decision, or a witness.
+type LabRecord struct {
+	// Scenario is "1" to "5" (docs/hazard-lab.md).
+	Scenario string `json:"scenario"`
+	// Arm names what ran: "naive-fentry", "safebpf-fentry", "witness", ...
+	Arm string `json:"arm"`
+	// Safebpf is set when the arm attached through package loader.
+	Safebpf bool `json:"safebpf,omitempty"`
+	// Mechanism is what was attached ("fentry", "kretprobe maxactive=512"),
+	// empty when nothing was (refused, failed).
+	Mechanism string `json:"mechanism,omitempty"`
+	// Decision is safebpf's decision in one line, for safebpf arms.
+	Decision string `json:"decision,omitempty"`
+	// Outcome is one word: hang, exited, missed, none-missed, survived,
+	// killed, refused, lockup, no-lockup, affected, fixed, measured, error.
+	Outcome string `json:"outcome"`
+	// Summary states the outcome with its numbers, for the table.
+	Summary string `json:"summary"`
+	// Numbers holds the measurements by name ("exit_ms", "missed").
+	Numbers map[string]float64 `json:"numbers,omitempty"`
+	// Evidence lists what backs the outcome: kallsyms witnesses, stacks,
+	// wchan, machine code, counters.
+	Evidence []string `json:"evidence,omitempty"`
+	// Error is set when the arm could not run as designed.
+	Error string `json:"error,omitempty"`
+}
