@@ -1,0 +1,561 @@
+//go:build linux && amd64
+
+package main
+
+// Scenario 5: the user-read deadlock (HAZARDS-RESEARCH.md §1 and C1), on
+// the lab kernel (Debian's 6.1 with d319f344561d reverted) and, as the
+// control, on Debian's own 6.1.
+//
+//   - witness: reads the machine code of copy_from_user_nofault through
+//     /proc/kcore and looks for the call to nmi_uaccess_okay that
+//     d319f344561d added: absent = affected, present = fixed. (A minimal
+//     stand-in for the "witness" helper's probe-level witness.)
+//   - safebpf: asks package loader to attach a profiler that reads user
+//     memory to the software cpu-clock event; the decision is reported.
+//   - repro: a software cpu-clock perf_event program on CPU 0 calls
+//     bpf_probe_read_user() into its stack (in hard IRQ that is the vmapped
+//     IRQ stack) and into a BPF_F_MMAPABLE array value (vmalloc memory),
+//     while helper processes pinned to CPU 0 take vmap_area_lock in a loop
+//     (reading /proc/vmallocinfo holds it while the seq buffer fills;
+//     creating and closing mmapable array maps vmallocs and vfrees). The
+//     controller runs pinned to CPU 1 and watches their progress; when both
+//     stop it reads the lockup detectors' reports from /dev/kmsg.
+
+import (
+	"bufio"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+
+	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/internal/vmtest/vmproto"
+	"github.com/safebpf/safebpf/loader"
+)
+
+// s5Source is the user address the program reads: below TASK_SIZE, so
+// access_ok() passes and check_object_size() runs on the destination; the
+// read itself may fault (the result does not matter).
+const s5Source = 0x10000
+
+func s5(arm string, d time.Duration, freq uint64, poweroff bool) vmproto.LabRecord {
+	r := vmproto.LabRecord{Scenario: "5", Arm: arm, Safebpf: arm == "safebpf", Numbers: map[string]float64{}}
+	switch arm {
+	case "witness":
+		return s5Witness(r)
+	case "safebpf":
+		return s5Safebpf(r, freq)
+	case "repro":
+		return s5Repro(r, d, freq, poweroff)
+	}
+	return failed(r, "unknown arm %q", arm)
+}
+
+// textSymbols reads /proc/kallsyms' text symbols, sorted by address.
+type ksym struct {
+	addr uint64
+	name string
+}
+
+func textSymbols() ([]ksym, error) {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []ksym
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fl := strings.Fields(sc.Text())
+		if len(fl) < 3 || (fl[1] != "t" && fl[1] != "T") {
+			continue
+		}
+		a, err := strconv.ParseUint(fl[0], 16, 64)
+		if err != nil || a == 0 {
+			continue
+		}
+		out = append(out, ksym{a, fl[2]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].addr < out[j].addr })
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no text symbols with addresses in /proc/kallsyms (kptr_restrict?)")
+	}
+	return out, sc.Err()
+}
+
+// readKcore reads n bytes of kernel memory at addr from /proc/kcore.
+func readKcore(addr, n uint64) ([]byte, error) {
+	f, err := os.Open("/proc/kcore")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("parse /proc/kcore: %w", err)
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_LOAD && addr >= p.Vaddr && addr+n <= p.Vaddr+p.Memsz {
+			b := make([]byte, n)
+			if _, err := f.ReadAt(b, int64(p.Off+addr-p.Vaddr)); err != nil {
+				return nil, fmt.Errorf("read /proc/kcore at %#x: %w", addr, err)
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("no /proc/kcore segment holds %#x", addr)
+}
+
+// s5Witness finds the direct calls (E8 rel32) in copy_from_user_nofault
+// whose target is a function start (or its 16-byte call padding) and says
+// whether nmi_uaccess_okay is among them.
+func s5Witness(r vmproto.LabRecord) vmproto.LabRecord {
+	r.Mechanism = "machine code of copy_from_user_nofault (/proc/kcore)"
+	syms, err := textSymbols()
+	if err != nil {
+		return failed(r, "%v", err)
+	}
+	byAddr := map[uint64]string{}
+	var fn, next uint64
+	for i, s := range syms {
+		byAddr[s.addr] = s.name
+		if s.name == "copy_from_user_nofault" && fn == 0 {
+			fn = s.addr
+			for _, t := range syms[i+1:] {
+				if t.addr > fn {
+					next = t.addr
+					break
+				}
+			}
+		}
+	}
+	if fn == 0 || next == 0 {
+		return failed(r, "copy_from_user_nofault not in kallsyms")
+	}
+	size := min(next-fn, 1024)
+	code, err := readKcore(fn, size)
+	if err != nil {
+		return failed(r, "%v", err)
+	}
+	var calls []string
+	okay := false
+	for i := 0; i+5 <= len(code); i++ {
+		if code[i] != 0xe8 {
+			continue
+		}
+		target := fn + uint64(i) + 5 + uint64(int64(int32(binary.LittleEndian.Uint32(code[i+1:]))))
+		name, ok := byAddr[target]
+		if !ok {
+			name, ok = byAddr[target+16] // call-depth-tracking thunks sit in the padding
+		}
+		if !ok {
+			continue
+		}
+		calls = append(calls, fmt.Sprintf("+%#x %s", i, name))
+		if name == "nmi_uaccess_okay" {
+			okay = true
+		}
+	}
+	r.Numbers["function_bytes"] = float64(size)
+	r.Numbers["direct_calls"] = float64(len(calls))
+	r.Evidence = append(r.Evidence, fmt.Sprintf("copy_from_user_nofault at %#x, %d bytes; direct calls: %s", fn, size, strings.Join(calls, ", ")))
+	if okay {
+		r.Outcome = "fixed"
+		r.Summary = "fixed: copy_from_user_nofault calls nmi_uaccess_okay (d319f344561d)"
+	} else {
+		r.Outcome = "affected"
+		r.Summary = fmt.Sprintf("affected: copy_from_user_nofault makes %d direct calls, none to nmi_uaccess_okay", len(calls))
+	}
+	return r
+}
+
+// profilerSpec is the perf_event program of the scenario: it counts its
+// runs (slot 0), reads user memory into its stack and into the value of
+// vbuf, and records both destination addresses (slots 2 and 3).
+func profilerSpec(counts, vbuf *ebpf.Map) *ebpf.ProgramSpec {
+	lookup := func(m *ebpf.Map, key int32) asm.Instructions {
+		return asm.Instructions{
+			asm.StoreImm(asm.R10, -4, int64(key), asm.Word),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, -4),
+			asm.LoadMapPtr(asm.R1, m.FD()),
+			asm.FnMapLookupElem.Call(),
+		}
+	}
+	var in asm.Instructions
+	in = append(in, lookup(counts, 0)...)
+	in = append(in,
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+		// bpf_probe_read_user(stack buffer, 32, s5Source)
+		asm.Mov.Reg(asm.R1, asm.R10),
+		asm.Add.Imm(asm.R1, -64),
+		asm.Mov.Imm(asm.R2, 32),
+		asm.Mov.Imm(asm.R3, s5Source),
+		asm.FnProbeReadUser.Call(),
+	)
+	in = append(in, lookup(counts, 2)...)
+	in = append(in,
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.Mov.Reg(asm.R1, asm.R10),
+		asm.Add.Imm(asm.R1, -64),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+	)
+	in = append(in, lookup(vbuf, 0)...)
+	in = append(in,
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.Mov.Reg(asm.R7, asm.R0),
+		// bpf_probe_read_user(map value, 32, s5Source)
+		asm.Mov.Reg(asm.R1, asm.R7),
+		asm.Mov.Imm(asm.R2, 32),
+		asm.Mov.Imm(asm.R3, s5Source),
+		asm.FnProbeReadUser.Call(),
+	)
+	in = append(in, lookup(counts, 3)...)
+	in = append(in,
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.StoreMem(asm.R0, 0, asm.R7, asm.DWord),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+		asm.Return(),
+	)
+	return &ebpf.ProgramSpec{Name: "lab_s5_profiler", Type: ebpf.PerfEvent, License: "GPL", Instructions: in}
+}
+
+// mmapableArray creates the vmalloc-backed array the program reads into.
+func mmapableArray() (*ebpf.Map, error) {
+	return ebpf.NewMap(&ebpf.MapSpec{Name: "lab_s5_vbuf", Type: ebpf.Array, KeySize: 4, ValueSize: 4096, MaxEntries: 16, Flags: unix.BPF_F_MMAPABLE})
+}
+
+func s5Safebpf(r vmproto.LabRecord, freq uint64) vmproto.LabRecord {
+	counts, err := counters()
+	if err != nil {
+		return failed(r, "%v", err)
+	}
+	defer counts.Close()
+	vbuf, err := mmapableArray()
+	if err != nil {
+		return failed(r, "create mmapable array: %v", err)
+	}
+	defer vbuf.Close()
+	spec := profilerSpec(counts, vbuf)
+	prog, err := ebpf.NewProgram(spec)
+	if err != nil {
+		return failed(r, "load profiler: %v", err)
+	}
+	defer prog.Close()
+	l, err := loader.New(nil)
+	if err != nil {
+		return failed(r, "safebpf loader: %v", err)
+	}
+	defer l.Close()
+	lk, err := l.AttachPerfEvent(prog, loader.PerfEventOptions{Frequency: freq, CPUs: []int{0}, Spec: spec})
+	if err != nil {
+		r.Decision = decisionOf(err)
+		if !errors.Is(err, fallback.ErrRefused) {
+			return failed(r, "safebpf profiler: %v", err)
+		}
+		r.Outcome = "refused"
+		r.Summary = "refused the profiler: " + r.Decision
+		return r
+	}
+	lk.Close() // attached for real: close before anything can race
+	d := lk.Decision()
+	r.Decision = loader.Explain(d)
+	r.Mechanism = string(d.Chosen)
+	r.Outcome = "attached"
+	r.Summary = "attached the profiler: " + r.Decision
+	return r
+}
+
+// pinned re-executes the process with its affinity set to cpu, so that
+// every thread of the new image runs there (exec keeps the mask of the
+// calling thread, and Go's threads inherit it).
+func pinned(cpu int) {
+	want := strconv.Itoa(cpu)
+	if os.Getenv("LAB_PINNED_CPU") == want {
+		return
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	runtime.LockOSThread()
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		logf("pin to CPU %d: %v", cpu, err)
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		logf("pin to CPU %d: %v", cpu, err)
+		return
+	}
+	env := append(os.Environ(), "LAB_PINNED_CPU="+want)
+	if err := syscall.Exec(self, os.Args, env); err != nil {
+		logf("pin to CPU %d: re-exec: %v", cpu, err)
+	}
+}
+
+func s5Repro(r vmproto.LabRecord, d time.Duration, freq uint64, poweroff bool) vmproto.LabRecord {
+	if os.Getenv("LAB_TAKER") == "" {
+		pinned(1)
+	}
+	if os.Getenv("LAB_TAKER") != "" {
+		s5Taker(os.Getenv("LAB_TAKER"))
+		os.Exit(0)
+	}
+	r.Numbers["duration_s"] = d.Seconds()
+	r.Numbers["freq_hz"] = float64(freq)
+	r.Mechanism = fmt.Sprintf("software cpu-clock perf_event on CPU 0 at %d Hz, bpf_probe_read_user into IRQ stack and mmapable array", freq)
+	counts, err := counters()
+	if err != nil {
+		return failed(r, "%v", err)
+	}
+	vbuf, err := mmapableArray()
+	if err != nil {
+		return failed(r, "create mmapable array: %v", err)
+	}
+	prog, err := ebpf.NewProgram(profilerSpec(counts, vbuf))
+	if err != nil {
+		return failed(r, "load profiler: %v", err)
+	}
+	attr := unix.PerfEventAttr{
+		Type:   unix.PERF_TYPE_SOFTWARE,
+		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
+		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample: freq,
+		Bits:   unix.PerfBitFreq | unix.PerfBitDisabled,
+	}
+	fd, err := unix.PerfEventOpen(&attr, -1, 0, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return failed(r, "open cpu-clock event on CPU 0: %v", err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_BPF, prog.FD()); err != nil {
+		return failed(r, "attach profiler: %v", err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+		return failed(r, "enable event: %v", err)
+	}
+	// What the destinations really are: find them in /proc/vmallocinfo
+	// (read once, from CPU 1, before the lock takers start).
+	time.Sleep(time.Second)
+	stackDst, valueDst := count(counts, 2), count(counts, 3)
+	r.Evidence = append(r.Evidence, vmallocOwner("stack destination (in IRQ context)", stackDst), vmallocOwner("map value destination", valueDst))
+
+	self, _ := os.Executable()
+	type taker struct {
+		name string
+		cmd  *exec.Cmd
+		out  io.ReadCloser
+		n    atomic.Uint64
+	}
+	var takers []*taker
+	for _, kind := range []string{"vmallocinfo", "maps"} {
+		cmd := exec.Command(self, os.Args[1:]...)
+		cmd.Env = append(os.Environ(), "LAB_TAKER="+kind, "LAB_PINNED_CPU=")
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return failed(r, "%v", err)
+		}
+		if err := cmd.Start(); err != nil {
+			return failed(r, "start lock taker %s: %v", kind, err)
+		}
+		t := &taker{name: kind, cmd: cmd, out: out}
+		takers = append(takers, t)
+		go func() {
+			b := make([]byte, 64)
+			for {
+				n, err := out.Read(b)
+				t.n.Add(uint64(n)) // one byte per 16 iterations
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	fmt.Fprintf(os.Stderr, "labguest: s5 repro started at uptime %s\n", uptime())
+	r.Evidence = append(r.Evidence, "started at uptime "+uptime())
+	lastProgress := start
+	var lastSum, lastRuns uint64
+	stalled := false
+	for time.Since(start) < d {
+		time.Sleep(time.Second)
+		var sum uint64
+		for _, t := range takers {
+			sum += t.n.Load()
+		}
+		runs := count(counts, 0)
+		if sum != lastSum || runs != lastRuns {
+			lastProgress, lastSum, lastRuns = time.Now(), sum, runs
+		}
+		if int(time.Since(start).Seconds())%10 == 0 {
+			fmt.Fprintf(os.Stderr, "labguest: s5 %s: %d program runs, %d×16 lock-taker iterations\n", time.Since(start).Round(time.Second), runs, sum)
+		}
+		if time.Since(lastProgress) > 6*time.Second {
+			stalled = true
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	r.Numbers["program_runs"] = float64(lastRuns)
+	for _, t := range takers {
+		r.Numbers[t.name+"_iterations"] = float64(t.n.Load() * 16)
+	}
+	if !stalled {
+		for _, t := range takers {
+			_ = t.cmd.Process.Kill()
+			_ = t.cmd.Wait()
+		}
+		unix.Close(fd)
+		r.Numbers["elapsed_s"] = elapsed.Seconds()
+		r.Outcome = "no-lockup"
+		r.Summary = fmt.Sprintf("no lockup in %s: %d bpf_probe_read_user pairs from IRQ, %.0f vmallocinfo reads, %.0f mmapable map create/free",
+			elapsed.Round(time.Second), lastRuns, r.Numbers["vmallocinfo_iterations"], r.Numbers["maps_iterations"])
+		return r
+	}
+	stallAt := lastProgress.Sub(start)
+	r.Numbers["stall_after_s"] = stallAt.Seconds()
+	fmt.Fprintf(os.Stderr, "labguest: s5 progress stopped %s after the start; reading the lockup detectors\n", stallAt.Round(time.Second))
+	lines := kmsgLockup(45 * time.Second)
+	r.Evidence = append(r.Evidence, lines...)
+	r.Outcome = "lockup"
+	r.Summary = fmt.Sprintf("LOCKUP: CPU 0 stopped %s after the start (%d program runs); %d detector line(s)",
+		stallAt.Round(time.Second), lastRuns, len(lines))
+	// The console is busy with the detectors' reports, which can break a
+	// line: print the record a few times (the lab keeps the last intact one).
+	for range 3 {
+		emit(r)
+		time.Sleep(2 * time.Second)
+	}
+	if poweroff {
+		unix.Sync()
+		_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	}
+	return r
+}
+
+// s5Taker takes vmap_area_lock in a loop on CPU 0, writing one byte to
+// stdout every 16 iterations.
+func s5Taker(kind string) {
+	pinned(0)
+	one := []byte{1}
+	for i := uint64(1); ; i++ {
+		switch kind {
+		case "vmallocinfo":
+			f, err := os.Open("/proc/vmallocinfo")
+			if err == nil {
+				_, _ = io.Copy(io.Discard, f)
+				f.Close()
+			}
+		case "maps":
+			m, err := mmapableArray()
+			if err == nil {
+				m.Close()
+			}
+		}
+		if i%16 == 0 {
+			if _, err := os.Stdout.Write(one); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// vmallocOwner names the /proc/vmallocinfo area holding addr.
+func vmallocOwner(what string, addr uint64) string {
+	if addr == 0 {
+		return what + ": not recorded (the program did not run)"
+	}
+	f, err := os.Open("/proc/vmallocinfo")
+	if err != nil {
+		return fmt.Sprintf("%s %#x: /proc/vmallocinfo unreadable: %v", what, addr, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fl := strings.Fields(sc.Text())
+		if len(fl) < 3 {
+			continue
+		}
+		lo, hi, ok := strings.Cut(fl[0], "-")
+		if !ok {
+			continue
+		}
+		a, err1 := strconv.ParseUint(strings.TrimPrefix(lo, "0x"), 16, 64)
+		b, err2 := strconv.ParseUint(strings.TrimPrefix(hi, "0x"), 16, 64)
+		if err1 == nil && err2 == nil && addr >= a && addr < b {
+			return fmt.Sprintf("%s %#x: vmalloc area %s", what, addr, strings.Join(fl, " "))
+		}
+	}
+	return fmt.Sprintf("%s %#x: not in any vmalloc area", what, addr)
+}
+
+func uptime() string {
+	b, _ := os.ReadFile("/proc/uptime")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0] + "s"
+}
+
+// kmsgLockup reads /dev/kmsg for up to wait and returns the lines of the
+// lockup detectors' reports (soft/hard lockup, RCU stall) and the frames
+// that show the deadlock.
+func kmsgLockup(wait time.Duration) []string {
+	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return []string{"/dev/kmsg unreadable: " + err.Error()}
+	}
+	defer f.Close()
+	keys := []string{"soft lockup", "hard LOCKUP", "rcu_preempt detected stall", "rcu_sched detected stall", "detected stalls",
+		"find_vmap_area", "__check_object_size", "copy_from_user_nofault", "bpf_probe_read_user", "queued_spin_lock_slowpath",
+		"alloc_vmap_area", "s_start", "NMI backtrace"}
+	var out []string
+	seen := map[string]bool{}
+	deadline := time.Now().Add(wait)
+	buf := make([]byte, 8192)
+	detector := false
+	for time.Now().Before(deadline) && len(out) < 40 {
+		n, err := f.Read(buf)
+		if err != nil {
+			if detector && len(out) >= 8 {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		rec := string(buf[:n])
+		_, msg, _ := strings.Cut(rec, ";")
+		msg = strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
+		for _, k := range keys {
+			if strings.Contains(msg, k) && !seen[msg] {
+				seen[msg] = true
+				out = append(out, "kmsg: "+msg)
+				if strings.Contains(msg, "lockup") || strings.Contains(msg, "stall") {
+					detector = true
+				}
+				break
+			}
+		}
+	}
+	if !detector {
+		out = append(out, fmt.Sprintf("no lockup detector report in /dev/kmsg within %s", wait))
+	}
+	return out
+}
