@@ -2,10 +2,6 @@
 
 package main
 
-// forkExit forks; the child exits at once (asm_amd64.s). It returns the
-// child's pid, or -1 and the errno.
-func forkExit() (pid int64, errno int64)
-
 // uretTarget returns x+1 (asm_amd64.s); scenario 4 uretprobes it.
 func uretTarget(x int64) int64
 

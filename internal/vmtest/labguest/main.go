@@ -14,7 +14,8 @@
 // The naive arms use cilium/ebpf directly, as an agent without safebpf
 // would; the safebpf arms go through package loader and report its
 // decision. Every wait is bounded. Other sub-commands (s1-init, s1-agent,
-// s3-victim, s4-victim) are the helper processes the arms start.
+// s4-victim) are the helper processes the arms start; scenario 3's victim
+// is a separate C program (victim/victim.c).
 package main
 
 import (
@@ -63,11 +64,10 @@ func main() {
 		fs.IntVar(&o.batch, "batch", 0, "multi arm: symbols per uprobe_multi link (0: all in one)")
 		fs.DurationVar(&o.settle, "settle", time.Second, "victim runtime before and after the attach window")
 		fs.StringVar(&o.label, "label", "", "the record's arm name (default: -arm)")
+		fs.StringVar(&o.victim, "victim", "", "the victim program (default: victim beside this program)")
 		fs.IntVar(&o.closeParallel, "close-parallel", 0, "close the links this many at a time (0: one by one, as an agent would)")
 		fs.Parse(args)
 		emit(s3(o))
-	case "s3-victim":
-		s3Victim(args)
 	case "s4":
 		arm := fs.String("arm", "", "naive, safebpf or filter")
 		calls := fs.Int("calls", 200, "calls of the uretprobed function in the victim")
@@ -78,7 +78,7 @@ func main() {
 	case "s5":
 		arm := fs.String("arm", "", "witness, safebpf or repro")
 		d := fs.Duration("duration", 60*time.Second, "repro: how long to try")
-		freq := fs.Uint64("freq", 4000, "repro: cpu-clock samples per second")
+		freq := fs.Uint64("freq", 1000, "repro: cpu-clock samples per second")
 		poweroff := fs.Bool("poweroff-on-lockup", false, "repro: power the guest off after reporting a lockup")
 		fs.Parse(args)
 		emit(s5(*arm, *d, *freq, *poweroff))

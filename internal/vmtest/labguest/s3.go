@@ -3,8 +3,8 @@
 package main
 
 // Scenario 3: uprobe registration stall (HAZARDS-RESEARCH.md §5). A victim
-// process maps a library and forks and mmaps in a loop, timing every
-// iteration; meanwhile N uprobes are registered on that library, one by
+// process (victim/victim.c) maps a library and forks and mmaps in a loop,
+// timing every iteration; meanwhile N uprobes are registered on that library, one by
 // one (unpaced, paced, or through safebpf's decision) or as uprobe_multi
 // links. Registration takes dup_mmap_sem for write (fork waits) and the
 // mmap_lock of every process mapping the file (mmap waits). The record
@@ -23,13 +23,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -44,6 +42,7 @@ import (
 
 type s3Options struct {
 	arm, lib, label string
+	victim          string
 	n, batch        int
 	closeParallel   int
 	interval        time.Duration
@@ -76,7 +75,7 @@ func s3(o s3Options) vmproto.LabRecord {
 		}
 	}
 
-	v, err := startVictim(lib)
+	v, err := startVictim(o.victim, lib)
 	if err != nil {
 		return failed(r, "%v", err)
 	}
@@ -322,13 +321,17 @@ type victim struct {
 	out   *bufio.Reader
 }
 
-// startVictim starts `labguest s3-victim` and waits for it to map lib.
-func startVictim(lib string) (*victim, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+// startVictim starts the victim program (./victim/victim.c) and waits for
+// it to map lib.
+func startVictim(prog, lib string) (*victim, error) {
+	if prog == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		prog = filepath.Join(filepath.Dir(self), "victim")
 	}
-	cmd := exec.Command(self, "s3-victim", "-lib", lib)
+	cmd := exec.Command(prog, lib)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -412,53 +415,8 @@ func window(its []iteration, from, to int64) stats {
 	return stats{n: len(d), p50: pct(0.50), p99: pct(0.99), max: d[len(d)-1]}
 }
 
-// s3Victim maps the library executable and forks and mmaps in a loop until
-// its stdin closes, then prints "start duration" (ns) per iteration.
-func s3Victim(args []string) {
-	var lib string
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] == "-lib" {
-			lib = args[i+1]
-		}
-	}
-	f, err := os.Open(lib)
-	if err != nil {
-		logf("s3-victim: %v", err)
-		os.Exit(1)
-	}
-	st, _ := f.Stat()
-	text, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE)
-	if err != nil {
-		logf("s3-victim: map %s: %v", lib, err)
-		os.Exit(1)
-	}
-	var stop atomic.Bool
-	go func() { _, _ = io.Copy(io.Discard, os.Stdin); stop.Store(true) }()
-	fmt.Println("ready")
-	its := make([]iteration, 0, 1<<16)
-	for !stop.Load() {
-		t0 := now()
-		if pid, _ := forkExit(); pid > 0 {
-			var ws unix.WaitStatus
-			_, _ = unix.Wait4(int(pid), &ws, 0, nil)
-		}
-		if b, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS); err == nil {
-			b[0] = 1
-			_ = unix.Munmap(b)
-		}
-		its = append(its, iteration{t0, now() - t0})
-	}
-	w := bufio.NewWriter(os.Stdout)
-	for _, it := range its {
-		fmt.Fprintf(w, "%d %d\n", it.start, it.dur)
-	}
-	w.Flush()
-	runtime.KeepAlive(text)
-}
-
 // closeAll closes cs in reverse order, one by one, or with n closers at a
-// time when n > 1 (each uprobe link's close waits for a grace period; the
-// lab closes the paced arms' links concurrently to stay within its time).
+// time when n > 1.
 func closeAll(cs []io.Closer, n int) {
 	if n <= 1 {
 		for i := len(cs) - 1; i >= 0; i-- {

@@ -303,7 +303,7 @@ func pinned(cpu int) {
 		logf("pin to CPU %d: %v", cpu, err)
 		return
 	}
-	env := append(os.Environ(), "LAB_PINNED_CPU="+want)
+	env := append(environWithout("LAB_PINNED_CPU"), "LAB_PINNED_CPU="+want)
 	if err := syscall.Exec(self, os.Args, env); err != nil {
 		logf("pin to CPU %d: re-exec: %v", cpu, err)
 	}
@@ -350,7 +350,9 @@ func s5Repro(r vmproto.LabRecord, d time.Duration, freq uint64, poweroff bool) v
 		return failed(r, "enable event: %v", err)
 	}
 	// What the destinations really are: find them in /proc/vmallocinfo
-	// (read once, from CPU 1, before the lock takers start).
+	// (read once, from CPU 1, before the lock takers start). It prints
+	// real addresses only with kptr_restrict=1 (0 hashes %pK) to root.
+	_ = os.WriteFile("/proc/sys/kernel/kptr_restrict", []byte("1"), 0o644)
 	time.Sleep(time.Second)
 	stackDst, valueDst := count(counts, 2), count(counts, 3)
 	r.Evidence = append(r.Evidence, vmallocOwner("stack destination (in IRQ context)", stackDst), vmallocOwner("map value destination", valueDst))
@@ -365,7 +367,7 @@ func s5Repro(r vmproto.LabRecord, d time.Duration, freq uint64, poweroff bool) v
 	var takers []*taker
 	for _, kind := range []string{"vmallocinfo", "maps"} {
 		cmd := exec.Command(self, os.Args[1:]...)
-		cmd.Env = append(os.Environ(), "LAB_TAKER="+kind, "LAB_PINNED_CPU=")
+		cmd.Env = append(environWithout("LAB_PINNED_CPU"), "LAB_TAKER="+kind)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -556,6 +558,18 @@ func kmsgLockup(wait time.Duration) []string {
 	}
 	if !detector {
 		out = append(out, fmt.Sprintf("no lockup detector report in /dev/kmsg within %s", wait))
+	}
+	return out
+}
+
+// environWithout returns the environment without key (a process sees the
+// first of duplicate keys, so appending does not override).
+func environWithout(key string) []string {
+	var out []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, key+"=") {
+			out = append(out, e)
+		}
 	}
 	return out
 }
