@@ -113,6 +113,9 @@ type RunOptions struct {
 	WorkDir string
 	// Logf reports progress; nil discards it.
 	Logf func(format string, args ...any)
+	// NoRetry keeps a crashed boot as it is (the hazard lab's kernel is
+	// meant to lock up); false boots once more after an Oops or panic.
+	NoRetry bool
 }
 
 func (o *RunOptions) logf(format string, args ...any) {
@@ -157,7 +160,7 @@ func RunKernel(ctx context.Context, b *Build, k Kernel, o RunOptions) *Result {
 		r.Boots = append(r.Boots, boot)
 		o.logf("%s: boot %d ended after %s (done=%v crashed=%v timeout=%v)", k.Name, attempt,
 			boot.Duration.Round(100*time.Millisecond), boot.Console.Done, boot.Console.Crashed(), boot.TimedOut)
-		if !boot.Console.Crashed() {
+		if !boot.Console.Crashed() || o.NoRetry {
 			break
 		}
 		o.logf("%s: guest kernel crashed, retrying once:\n\t%s", k.Name, strings.Join(boot.Console.Oops, "\n\t"))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,12 @@ type BootOptions struct {
 	Append string
 	// Console, when not nil, receives the raw serial console as it arrives.
 	Console io.Writer
+	// EndAfter, when set, ends the guest EndGrace after the first console
+	// line it matches (the hazard lab ends a locked-up guest this way);
+	// zero EndGrace means 30 seconds. Nil means only the timeout and an
+	// Oops end a guest early.
+	EndAfter *regexp.Regexp
+	EndGrace time.Duration
 }
 
 // Boot is the outcome of one boot.
@@ -48,6 +55,9 @@ type Boot struct {
 	TimedOut bool
 	// KilledAfterOops is set when the guest was killed after an Oops.
 	KilledAfterOops bool
+	// Ended is set when the guest was ended after a line matching
+	// BootOptions.EndAfter.
+	Ended bool
 	// QEMUErr is QEMU's own failure (non-zero exit not caused by us), with
 	// its stderr.
 	QEMUErr error
@@ -130,8 +140,8 @@ func BootGuest(ctx context.Context, vmlinuz, initrd string, o BootOptions) (*Boo
 		return nil, fmt.Errorf("start qemu: %w", err)
 	}
 	var (
-		mu              sync.Mutex
-		timedOut, oopsK bool
+		mu                     sync.Mutex
+		timedOut, oopsK, ended bool
 	)
 	timer := time.AfterFunc(timeout, func() {
 		mu.Lock()
@@ -142,7 +152,11 @@ func BootGuest(ctx context.Context, vmlinuz, initrd string, o BootOptions) (*Boo
 	defer timer.Stop()
 
 	var raw bytes.Buffer
-	var oopsTimer *time.Timer
+	var oopsTimer, endTimer *time.Timer
+	endGrace := o.EndGrace
+	if endGrace == 0 {
+		endGrace = 30 * time.Second
+	}
 	r := bufio.NewReader(out)
 	for {
 		line, rerr := r.ReadString('\n')
@@ -160,6 +174,15 @@ func BootGuest(ctx context.Context, vmlinuz, initrd string, o BootOptions) (*Boo
 				})
 				defer oopsTimer.Stop()
 			}
+			if endTimer == nil && o.EndAfter != nil && o.EndAfter.MatchString(line) {
+				endTimer = time.AfterFunc(endGrace, func() {
+					mu.Lock()
+					ended = true
+					mu.Unlock()
+					cancel()
+				})
+				defer endTimer.Stop()
+			}
 		}
 		if rerr != nil {
 			break
@@ -168,9 +191,9 @@ func BootGuest(ctx context.Context, vmlinuz, initrd string, o BootOptions) (*Boo
 	werr := cmd.Wait()
 	b := &Boot{Duration: time.Since(start)}
 	mu.Lock()
-	b.TimedOut, b.KilledAfterOops = timedOut, oopsK
+	b.TimedOut, b.KilledAfterOops, b.Ended = timedOut, oopsK, ended
 	mu.Unlock()
-	if werr != nil && !b.TimedOut && !b.KilledAfterOops && ctx.Err() == nil {
+	if werr != nil && !b.TimedOut && !b.KilledAfterOops && !b.Ended && ctx.Err() == nil {
 		b.QEMUErr = fmt.Errorf("qemu: %w: %s", werr, strings.TrimSpace(stderr.String()))
 	}
 	c, err := ParseConsole(&raw)

@@ -79,9 +79,8 @@ func main() {
 		arm := fs.String("arm", "", "witness, safebpf or repro")
 		d := fs.Duration("duration", 60*time.Second, "repro: how long to try")
 		freq := fs.Uint64("freq", 1000, "repro: cpu-clock samples per second")
-		poweroff := fs.Bool("poweroff-on-lockup", false, "repro: power the guest off after reporting a lockup")
 		fs.Parse(args)
-		emit(s5(*arm, *d, *freq, *poweroff))
+		emit(s5(*arm, *d, *freq))
 	default:
 		fmt.Fprintf(os.Stderr, "labguest: unknown sub-command %q\n", cmd)
 		os.Exit(2)

@@ -12,19 +12,24 @@ package main
 //     stand-in for the "witness" helper's probe-level witness.)
 //   - safebpf: asks package loader to attach a profiler that reads user
 //     memory to the software cpu-clock event; the decision is reported.
-//   - repro: a software cpu-clock perf_event program on CPU 0 calls
+//   - repro: a software cpu-clock perf_event program on CPU 1 calls
 //     bpf_probe_read_user() into its stack (in hard IRQ that is the vmapped
 //     IRQ stack) and into a BPF_F_MMAPABLE array value (vmalloc memory),
-//     while helper processes pinned to CPU 0 take vmap_area_lock in a loop
+//     while helper processes pinned to CPU 1 take vmap_area_lock in a loop
 //     (reading /proc/vmallocinfo holds it while the seq buffer fills;
 //     creating and closing mmapable array maps vmallocs and vfrees). The
-//     controller runs pinned to CPU 1 and watches their progress; when both
-//     stop it reads the lockup detectors' reports from /dev/kmsg.
+//     controller runs pinned to CPU 0 and watches their progress; when both
+//     stop it reads the lockup detectors' reports from /dev/kmsg. CPU 0 is
+//     the healthy one because it keeps time: the guest boots with nohz=off,
+//     so the boot CPU updates jiffies and the clocksource base, which the
+//     detectors and every sleep depend on (with TCG's unstable TSC the
+//     clocksource is a counter that wraps within minutes).
 
 import (
 	"bufio"
 	"debug/elf"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,7 +58,14 @@ import (
 // read itself may fault (the result does not matter).
 const s5Source = 0x10000
 
-func s5(arm string, d time.Duration, freq uint64, poweroff bool) vmproto.LabRecord {
+// The CPU the profiler and the lock takers run on, and the CPU the
+// controller watches from (the boot CPU, which keeps time).
+const (
+	lockupCPU  = 1
+	healthyCPU = 0
+)
+
+func s5(arm string, d time.Duration, freq uint64) vmproto.LabRecord {
 	r := vmproto.LabRecord{Scenario: "5", Arm: arm, Safebpf: arm == "safebpf", Numbers: map[string]float64{}}
 	switch arm {
 	case "witness":
@@ -61,7 +73,7 @@ func s5(arm string, d time.Duration, freq uint64, poweroff bool) vmproto.LabReco
 	case "safebpf":
 		return s5Safebpf(r, freq)
 	case "repro":
-		return s5Repro(r, d, freq, poweroff)
+		return s5Repro(r, d, freq)
 	}
 	return failed(r, "unknown arm %q", arm)
 }
@@ -264,7 +276,7 @@ func s5Safebpf(r vmproto.LabRecord, freq uint64) vmproto.LabRecord {
 		return failed(r, "safebpf loader: %v", err)
 	}
 	defer l.Close()
-	lk, err := l.AttachPerfEvent(prog, loader.PerfEventOptions{Frequency: freq, CPUs: []int{0}, Spec: spec})
+	lk, err := l.AttachPerfEvent(prog, loader.PerfEventOptions{Frequency: freq, CPUs: []int{lockupCPU}, Spec: spec})
 	if err != nil {
 		r.Decision = decisionOf(err)
 		if !errors.Is(err, fallback.ErrRefused) {
@@ -309,9 +321,9 @@ func pinned(cpu int) {
 	}
 }
 
-func s5Repro(r vmproto.LabRecord, d time.Duration, freq uint64, poweroff bool) vmproto.LabRecord {
+func s5Repro(r vmproto.LabRecord, d time.Duration, freq uint64) vmproto.LabRecord {
 	if os.Getenv("LAB_TAKER") == "" {
-		pinned(1)
+		pinned(healthyCPU)
 	}
 	if os.Getenv("LAB_TAKER") != "" {
 		s5Taker(os.Getenv("LAB_TAKER"))
@@ -319,7 +331,7 @@ func s5Repro(r vmproto.LabRecord, d time.Duration, freq uint64, poweroff bool) v
 	}
 	r.Numbers["duration_s"] = d.Seconds()
 	r.Numbers["freq_hz"] = float64(freq)
-	r.Mechanism = fmt.Sprintf("software cpu-clock perf_event on CPU 0 at %d Hz, bpf_probe_read_user into IRQ stack and mmapable array", freq)
+	r.Mechanism = fmt.Sprintf("software cpu-clock perf_event on CPU %d at %d Hz, bpf_probe_read_user into IRQ stack and mmapable array", lockupCPU, freq)
 	counts, err := counters()
 	if err != nil {
 		return failed(r, "%v", err)
@@ -339,9 +351,9 @@ func s5Repro(r vmproto.LabRecord, d time.Duration, freq uint64, poweroff bool) v
 		Sample: freq,
 		Bits:   unix.PerfBitFreq | unix.PerfBitDisabled,
 	}
-	fd, err := unix.PerfEventOpen(&attr, -1, 0, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	fd, err := unix.PerfEventOpen(&attr, -1, lockupCPU, -1, unix.PERF_FLAG_FD_CLOEXEC)
 	if err != nil {
-		return failed(r, "open cpu-clock event on CPU 0: %v", err)
+		return failed(r, "open cpu-clock event on CPU %d: %v", lockupCPU, err)
 	}
 	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_BPF, prog.FD()); err != nil {
 		return failed(r, "attach profiler: %v", err)
@@ -350,7 +362,7 @@ func s5Repro(r vmproto.LabRecord, d time.Duration, freq uint64, poweroff bool) v
 		return failed(r, "enable event: %v", err)
 	}
 	// What the destinations really are: find them in /proc/vmallocinfo
-	// (read once, from CPU 1, before the lock takers start). It prints
+	// (read once, from the healthy CPU, before the lock takers start). It prints
 	// real addresses only with kptr_restrict=1 (0 hashes %pK) to root.
 	_ = os.WriteFile("/proc/sys/kernel/kptr_restrict", []byte("1"), 0o644)
 	time.Sleep(time.Second)
@@ -433,28 +445,30 @@ func s5Repro(r vmproto.LabRecord, d time.Duration, freq uint64, poweroff bool) v
 	stallAt := lastProgress.Sub(start)
 	r.Numbers["stall_after_s"] = stallAt.Seconds()
 	fmt.Fprintf(os.Stderr, "labguest: s5 progress stopped %s after the start; reading the lockup detectors\n", stallAt.Round(time.Second))
-	lines := kmsgLockup(45 * time.Second)
+	lines := kmsgLockup(30 * time.Second)
 	r.Evidence = append(r.Evidence, lines...)
 	r.Outcome = "lockup"
-	r.Summary = fmt.Sprintf("LOCKUP: CPU 0 stopped %s after the start (%d program runs); %d detector line(s)",
-		stallAt.Round(time.Second), lastRuns, len(lines))
+	r.Summary = fmt.Sprintf("LOCKUP: CPU %d stopped %s after the start (%d program runs); %d detector line(s)",
+		lockupCPU, stallAt.Round(time.Second), lastRuns, len(lines))
 	// The console is busy with the detectors' reports, which can break a
-	// line: print the record a few times (the lab keeps the last intact one).
+	// line: print the record a few times (the lab keeps the last intact
+	// one). Then wait: nothing can end this process or power the guest
+	// off any more (closing the perf event and kernel_power_off both wait
+	// for the locked CPU); the lab ends the guest from the host.
 	for range 3 {
 		emit(r)
+		emitKmsg(r)
 		time.Sleep(2 * time.Second)
 	}
-	if poweroff {
-		unix.Sync()
-		_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	for {
+		time.Sleep(time.Hour)
 	}
-	return r
 }
 
-// s5Taker takes vmap_area_lock in a loop on CPU 0, writing one byte to
+// s5Taker takes vmap_area_lock in a loop on lockupCPU, writing one byte to
 // stdout every 16 iterations.
 func s5Taker(kind string) {
-	pinned(0)
+	pinned(lockupCPU)
 	one := []byte{1}
 	for i := uint64(1); ; i++ {
 		switch kind {
@@ -525,9 +539,13 @@ func kmsgLockup(wait time.Duration) []string {
 		return []string{"/dev/kmsg unreadable: " + err.Error()}
 	}
 	defer f.Close()
-	keys := []string{"soft lockup", "hard LOCKUP", "rcu_preempt detected stall", "rcu_sched detected stall", "detected stalls",
-		"find_vmap_area", "__check_object_size", "copy_from_user_nofault", "bpf_probe_read_user", "queued_spin_lock_slowpath",
-		"alloc_vmap_area", "s_start", "NMI backtrace"}
+	// The detectors' first lines, the frames of the deadlock in IRQ
+	// context, and the interrupted lock holder's (RIP and the vmalloc or
+	// /proc/vmallocinfo frames under it).
+	keys := []string{"soft lockup", "hard LOCKUP", "detected stalls", "NMI backtrace", "RIP: 0010:",
+		"find_vmap_area", "__check_object_size", "copy_from_user_nofault", "bpf_probe_read_user",
+		"alloc_vmap_area", "__get_vm_area_node", "__vmalloc_node_range", "kernel_clone", "s_show", "s_start", "seq_read",
+		"remove_vm_area", "vfree", "array_map_alloc", "bpf_map_free_deferred"}
 	var out []string
 	seen := map[string]bool{}
 	deadline := time.Now().Add(wait)
@@ -536,8 +554,8 @@ func kmsgLockup(wait time.Duration) []string {
 	for time.Now().Before(deadline) && len(out) < 40 {
 		n, err := f.Read(buf)
 		if err != nil {
-			if detector && len(out) >= 8 {
-				break
+			if detector {
+				break // the log is drained and a detector has reported
 			}
 			time.Sleep(500 * time.Millisecond)
 			continue
@@ -572,4 +590,25 @@ func environWithout(key string) []string {
 		}
 	}
 	return out
+}
+
+// emitKmsg writes r, without its evidence, as a kernel log line: printk
+// reaches the serial console by polling, so it gets out when the console's
+// interrupt-driven path for user writes is stuck behind a dead CPU. A
+// kernel log line holds at most about 1000 bytes.
+func emitKmsg(r vmproto.LabRecord) {
+	r.Evidence = nil
+	if len(r.Summary) > 400 {
+		r.Summary = r.Summary[:400]
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.Write(append([]byte(vmproto.Prefix+vmproto.LabTag+" "), b...))
 }
