@@ -444,8 +444,8 @@ func UpdateLabDoc(root string, results []*LabResult, lab []Kernel, table string,
 				v[key] = val
 			}
 		}
-		fmt.Fprintf(&b, "\nLab kernel %s: %s %s with d319f344561d reverted, recipe %s, built %s in %ss (unpack %ss, make -j%s), cached in %s.\n",
-			k.Release, v["package"], v["version"], v["recipe"], v["built"], v["build_seconds"], v["unpack_seconds"], v["jobs"], filepath.Dir(k.Vmlinuz))
+		fmt.Fprintf(&b, "\nLab kernel %s: %s %s with d319f344561d reverted, recipe %s, built %s: make -j%s took %ss of wall time and %ss of CPU (unpack %ss), cached in %s.\n",
+			k.Release, v["package"], v["version"], v["recipe"], v["built"], v["jobs"], v["build_seconds"], v["build_cpu_seconds"], v["unpack_seconds"], filepath.Dir(k.Vmlinuz))
 	}
 	b.WriteString("\n" + table + "\n" + labDocEnd)
 	s = s[:i] + b.String() + s[j+len(labDocEnd):]
