@@ -69,6 +69,7 @@ func s2(arm string, sleepers, maxActive int) vmproto.LabRecord {
 		rl     link.Link
 		reader *sdkmetric.ManualReader
 	)
+	before := profile()
 	switch arm {
 	case "naive":
 		rl, err = link.Kretprobe(s2Symbol, ret, nil)
@@ -137,7 +138,7 @@ func s2(arm string, sleepers, maxActive int) vmproto.LabRecord {
 			}
 		}
 	}
-	if n, ok := kprobeProfileMissed(pid); ok {
+	if n, ok := kprobeProfileMissed(before); ok {
 		r.Numbers["kprobe_profile_missed"] = float64(n)
 		kernel = fmt.Sprintf("kprobe_profile %d", n)
 	}
@@ -222,26 +223,35 @@ func blockInPipeRead(m *ebpf.Map, n int) (entered, returned uint64, err error) {
 	return entered, done, nil
 }
 
-// kprobeProfileMissed sums the nmissed column of tracefs kprobe_profile
-// over the events safebpf created for this process on s2Symbol
-// (tracefs.EventName: "pipe_read_<pid>_<n>").
-func kprobeProfileMissed(pid int) (uint64, bool) {
+// profile reads tracefs kprobe_profile (nil when unreadable).
+func profile() map[string]tracefs.ProfileEntry {
 	fs, err := tracefs.Find()
 	if err != nil {
-		return 0, false
+		return nil
 	}
 	prof, err := fs.Profile()
 	if err != nil {
-		return 0, false
+		return nil
 	}
-	prefix := fmt.Sprintf("%s_%d_", tracefs.Sanitize(s2Symbol), pid)
+	return prof
+}
+
+// kprobeProfileMissed sums the nmissed column of kprobe_profile over the
+// events on s2Symbol that were not there before (the events safebpf
+// created for this arm; the naive kretprobe's perf_kprobe PMU event is not
+// listed in kprobe_profile).
+func kprobeProfileMissed(before map[string]tracefs.ProfileEntry) (uint64, bool) {
 	var sum uint64
 	found := false
-	for name, e := range prof {
-		if _, ev, ok := strings.Cut(name, "/"); ok {
-			name = ev
+	for name, e := range profile() {
+		if _, old := before[name]; old {
+			continue
 		}
-		if strings.HasPrefix(name, prefix) {
+		ev := name
+		if _, rest, ok := strings.Cut(name, "/"); ok {
+			ev = rest
+		}
+		if strings.HasPrefix(ev, tracefs.Sanitize(s2Symbol)) {
 			sum += e.Missed
 			found = true
 		}
