@@ -33,6 +33,7 @@ import (
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/internal/vmtest/vmproto"
 	"github.com/safebpf/safebpf/loader"
+	"github.com/safebpf/safebpf/probe"
 )
 
 // s1Symbol is the traced kernel function: a syscall nothing else in the
@@ -233,7 +234,16 @@ func s1Attach(arm string, rep *agentReady) error {
 			return fmt.Errorf("safebpf loader: %w", err)
 		}
 		keep = append(keep, l)
-		sl, err := l.AttachTracing(loader.TracingOptions{Program: tp, AttachType: at, Symbol: s1Symbol, Kprobe: kp})
+		// The kprobe (kretprobe) variant an agent ships beside its
+		// trampoline program; the spec tells the loader the target.
+		altMech := probe.Kprobe
+		if exitSide {
+			altMech = probe.Kretprobe
+		}
+		sl, err := l.AttachTracing(link.TracingOptions{Program: tp, AttachType: at}, &loader.Extra{
+			Variants: map[probe.Mechanism]*ebpf.Program{altMech: kp},
+			Spec:     counterSpec("lab_s1_"+tramp, ebpf.Tracing, at, s1Symbol, m, 0, 0),
+		})
 		if err != nil {
 			rep.Decision = decisionOf(err)
 			return fmt.Errorf("safebpf %s on %s: %w", tramp, s1Symbol, err)

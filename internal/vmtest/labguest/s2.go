@@ -34,6 +34,7 @@ import (
 	"github.com/safebpf/safebpf/internal/tracefs"
 	"github.com/safebpf/safebpf/internal/vmtest/vmproto"
 	"github.com/safebpf/safebpf/loader"
+	"github.com/safebpf/safebpf/probe"
 )
 
 const s2Symbol = "pipe_read"
@@ -86,19 +87,19 @@ func s2(arm string, sleepers, maxActive int) vmproto.LabRecord {
 			return failed(r, "safebpf loader: %v", err)
 		}
 		defer l.Close()
-		opts := &loader.KprobeOptions{}
+		opts, extra := &link.KprobeOptions{}, &loader.Extra{}
 		if arm == "safebpf" {
 			// The fexit variant an agent would ship beside its kretprobe.
 			if fx, err := counterProg("lab_s2_fexit", ebpf.Tracing, ebpf.AttachTraceFExit, s2Symbol, m, 1, pid); err == nil {
 				defer fx.Close()
-				opts.Fentry = fx
+				extra.Variants = map[probe.Mechanism]*ebpf.Program{probe.Fexit: fx}
 			} else {
 				r.Evidence = append(r.Evidence, "no fexit variant: "+err.Error())
 			}
 		} else {
 			opts.RetprobeMaxActive = maxActive
 		}
-		sl, err := l.Kretprobe(s2Symbol, ret, opts)
+		sl, err := l.Kretprobe(s2Symbol, ret, opts, extra)
 		if err != nil {
 			r.Decision = decisionOf(err)
 			return failed(r, "safebpf kretprobe %s: %v", s2Symbol, err)

@@ -140,7 +140,7 @@ func s3(o s3Options) vmproto.LabRecord {
 				return err
 			}
 			for i, s := range syms {
-				lk, err := ex.Uprobe(s, prog, &loader.UprobeOptions{NoSeccomp: true})
+				lk, err := ex.Uprobe(s, prog, nil, &loader.Extra{NoSeccomp: true})
 				if err != nil {
 					r.Decision = decisionOf(err)
 					return fmt.Errorf("uprobe %d (%s): %w", i, s, err)

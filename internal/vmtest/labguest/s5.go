@@ -276,7 +276,7 @@ func s5Safebpf(r vmproto.LabRecord, freq uint64) vmproto.LabRecord {
 		return failed(r, "safebpf loader: %v", err)
 	}
 	defer l.Close()
-	lk, err := l.AttachPerfEvent(prog, loader.PerfEventOptions{Frequency: freq, CPUs: []int{lockupCPU}, Spec: spec})
+	lk, err := l.AttachPerfEvent(prog, loader.PerfEventOptions{Frequency: freq, CPUs: []int{lockupCPU}}, &loader.Extra{Spec: spec})
 	if err != nil {
 		r.Decision = decisionOf(err)
 		if !errors.Is(err, fallback.ErrRefused) {
