@@ -128,13 +128,13 @@ func TestDecisionsOnOtherKernels(t *testing.T) {
 		// The profiler only takes user stacks: fixed in 6.0, so 6.1.20 keeps the hardware event.
 		{"profiler", deb6_1_20, nil, []string{"profile: perf-event-hardware→perf-event-hardware allow perf=hardware@99Hz []"}},
 		{"profiler", deb6_1_76, nil, []string{"profile: perf-event-hardware→perf-event-hardware allow perf=hardware@99Hz []"}},
-		{"readline", deb6_1_76, nil, []string{"readline_ret: uretprobe→uretprobe pace paced=10ms/1 [uprobe-mmap-lock-stall]"}},
+		{"readline", deb6_1_76, nil, []string{"readline_ret: uretprobe→uretprobe pace paced=1ms/1 [uprobe-mmap-lock-stall]"}},
 		{"readline", deb6_1_76, &loader.Options{Policy: pacePolicy}, []string{"readline_ret: uretprobe→uretprobe pace paced=25ms/1 [uprobe-mmap-lock-stall]"}},
 		// The seccomp passthrough reached 6.12 in 6.12.14 (research C3).
 		{"readline", deb6_12_9, nil, []string{"readline_ret: uretprobe→ refuse [uretprobe-seccomp-kill]"}},
-		{"readline", deb6_12, nil, []string{"readline_ret: uretprobe→uretprobe pace paced=10ms/1 [uprobe-mmap-lock-stall]"}},
+		{"readline", deb6_12, nil, []string{"readline_ret: uretprobe→uretprobe pace paced=1ms/1 [uprobe-mmap-lock-stall]"}},
 		{"readline", deb6_12_9, &loader.Options{Force: []hazards.ID{"uretprobe-seccomp-kill"}}, []string{
-			"readline_ret: uretprobe→uretprobe pace paced=10ms/1 [uprobe-mmap-lock-stall uretprobe-seccomp-kill]",
+			"readline_ret: uretprobe→uretprobe pace paced=1ms/1 [uprobe-mmap-lock-stall uretprobe-seccomp-kill]",
 		}},
 	}
 	for _, tt := range tests {

@@ -316,7 +316,7 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 		{
 			name: "x86-text-poke-race: uprobes stay allowed on 5.4 (paced)",
 			k:    ubuntu540, req: fallback.Request{Mechanism: probe.Uprobe},
-			chosen: probe.Uprobe, action: fallback.Pace, settings: fallback.Settings{Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1}},
+			chosen: probe.Uprobe, action: fallback.Pace, settings: fallback.Settings{Pacing: &fallback.Pacing{Interval: time.Millisecond, Concurrency: 1}},
 			steps: []stepKey{{From: probe.Uprobe, To: probe.Uprobe, Action: fallback.Pace, Hazard: "uprobe-mmap-lock-stall"}},
 		},
 		{
@@ -340,7 +340,7 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 		{
 			name: "many uprobes on 6.12 → uprobe-multi, paced",
 			k:    k6125, req: fallback.Request{Mechanism: probe.Uprobe, Targets: 4, Alternatives: alt(probe.UprobeMulti)},
-			chosen: probe.UprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true, Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1, Batch: 50}},
+			chosen: probe.UprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true, Pacing: &fallback.Pacing{Interval: time.Millisecond, Concurrency: 1, Batch: 50}},
 			steps: []stepKey{
 				{From: probe.Uprobe, To: probe.UprobeMulti, Action: fallback.Upgrade},
 				{From: probe.UprobeMulti, To: probe.UprobeMulti, Action: fallback.Pace, Hazard: "uprobe-mmap-lock-stall"},
@@ -381,7 +381,7 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 		{
 			name: "uretprobe-seccomp-kill: 6.12.14 carries the fix (C3) → attach, paced",
 			k:    k61214, req: fallback.Request{Mechanism: probe.Uretprobe, Seccomp: true},
-			chosen: probe.Uretprobe, action: fallback.Pace, settings: fallback.Settings{Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1}},
+			chosen: probe.Uretprobe, action: fallback.Pace, settings: fallback.Settings{Pacing: &fallback.Pacing{Interval: time.Millisecond, Concurrency: 1}},
 			steps:      []stepKey{{From: probe.Uretprobe, To: probe.Uretprobe, Action: fallback.Pace, Hazard: "uprobe-mmap-lock-stall"}},
 			findingIDs: []hazards.ID{"uretprobe-seccomp-kill"},
 		},
@@ -399,7 +399,7 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 		{
 			name: "many uretprobes on 6.12.14 → uretprobe-multi, paced",
 			k:    k61214, req: fallback.Request{Mechanism: probe.Uretprobe, Targets: 3, Alternatives: alt(probe.UretprobeMulti)},
-			chosen: probe.UretprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true, Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1, Batch: 50}},
+			chosen: probe.UretprobeMulti, action: fallback.Upgrade, settings: fallback.Settings{Multi: true, Pacing: &fallback.Pacing{Interval: time.Millisecond, Concurrency: 1, Batch: 50}},
 			steps: []stepKey{
 				{From: probe.Uretprobe, To: probe.UretprobeMulti, Action: fallback.Upgrade},
 				{From: probe.UretprobeMulti, To: probe.UretprobeMulti, Action: fallback.Pace, Hazard: "uprobe-mmap-lock-stall"},
@@ -408,7 +408,7 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 		{
 			name: "uretprobe-seccomp-kill: no seccomp → attach, paced",
 			k:    k6125, req: fallback.Request{Mechanism: probe.Uretprobe},
-			chosen: probe.Uretprobe, action: fallback.Pace, settings: fallback.Settings{Pacing: &fallback.Pacing{Interval: 10 * time.Millisecond, Concurrency: 1}},
+			chosen: probe.Uretprobe, action: fallback.Pace, settings: fallback.Settings{Pacing: &fallback.Pacing{Interval: time.Millisecond, Concurrency: 1}},
 			steps:      []stepKey{{From: probe.Uretprobe, To: probe.Uretprobe, Action: fallback.Pace, Hazard: "uprobe-mmap-lock-stall"}},
 			findingIDs: []hazards.ID{"uretprobe-seccomp-kill"},
 		},
