@@ -96,7 +96,7 @@ func LabPlan(kernels, labKernels []Kernel, o LabOptions) []LabBoot {
 	for _, k := range kernels {
 		var steps []vmproto.Step
 		if o.has("4") {
-			for _, arm := range []string{"filter", "naive", "safebpf"} {
+			for _, arm := range []string{"filter", "naive", "naive-deny", "safebpf"} {
 				steps = append(steps, labStep("s4-"+arm, 2*time.Minute, "s4", "-arm", arm))
 			}
 		}

@@ -226,9 +226,11 @@ func s4Row(r *LabResult) (LabRow, bool) {
 		return LabRow{}, false
 	}
 	row := LabRow{Scenario: "4", Kernel: r.Kernel, Naive: arm(n, okN), Safebpf: arm(s, okS)}
-	row.Notes = append(evidenceWith(n, "kallsyms "), "control: "+arm(f, okF))
-	errored(&row, n, s, f)
-	if !okN || !okS || !okF {
+	d, okD := r.Record("4", "naive-deny")
+	row.Notes = append(evidenceWith(n, "kallsyms "), "control: "+arm(f, okF), "filter killing on 335: "+arm(d, okD))
+	row.Notes = append(row.Notes, evidenceWith(n, "self-test: ")...)
+	errored(&row, n, s, f, d)
+	if !okN || !okS || !okF || !okD {
 		row.Problems = append(row.Problems, "an arm did not report")
 		return row, true
 	}
@@ -249,6 +251,9 @@ func s4Row(r *LabResult) (LabRow, bool) {
 		}
 	case "killed":
 		row.Verdict = "reproduced: the victim was killed"
+	}
+	if d.Outcome == "killed" && n.Outcome == "survived" {
+		row.Verdict += "; killed under the filter that kills on 335"
 	}
 	switch s.Outcome {
 	case "refused":

@@ -8,7 +8,7 @@
 //	labguest s1 -arm naive-fentry|naive-fexit|safebpf-fentry|safebpf-fexit
 //	labguest s2 -arm naive|safebpf|safebpf-maxactive -sleepers N
 //	labguest s3 -arm baseline|naive|paced|safebpf|multi -lib PATH -n N [-interval D] [-batch N] [-close-parallel N]
-//	labguest s4 -arm naive|safebpf|filter
+//	labguest s4 -arm naive|naive-deny|safebpf|filter
 //	labguest s5 -arm witness|safebpf|repro [-duration D]
 //
 // The naive arms use cilium/ebpf directly, as an agent without safebpf
@@ -69,7 +69,7 @@ func main() {
 		fs.Parse(args)
 		emit(s3(o))
 	case "s4":
-		arm := fs.String("arm", "", "naive, safebpf or filter")
+		arm := fs.String("arm", "", "naive, naive-deny, safebpf or filter")
 		calls := fs.Int("calls", 200, "calls of the uretprobed function in the victim")
 		fs.Parse(args)
 		emit(s4(*arm, *calls))

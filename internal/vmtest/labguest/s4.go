@@ -8,15 +8,22 @@ package main
 // killed when a uretprobed function returns, until cf6cb56ef244 lets the
 // call pass every filter (6.12.14, 6.13.3, 6.14).
 //
-// The victim (`labguest s4-victim`) installs a filter that kills the process
-// on syscall 335 (on every thread: TSYNC) and calls uretTarget, an assembly
-// leaf in this binary, -calls times. The uretprobe goes on uretTarget. The
-// "filter" arm is the control: the same victim calls 335 directly, which
-// must end it — by SIGSYS where the filter sees 335, by SIGILL where the
-// kernel passes 335 through the filter (cf6cb56ef244) and sys_uretprobe
-// refuses a caller that is not its trampoline.
+// The naive arms are the project's own self-test (internal/selftest): a
+// helper generated in memory runs under a seccomp filter while a counting
+// uretprobe sits on one of its functions, after a control run without the
+// probe. "naive" uses the allow-list filter container runtimes use (335 is
+// not allowed: EPERM), "naive-deny" a filter that kills on 335 only. The
+// "filter" control makes the helper call 335 itself under the deny filter:
+// SIGSYS where the filter sees 335, SIGILL where the kernel passes 335
+// through every filter (cf6cb56ef244) and sys_uretprobe refuses a caller
+// that is not its trampoline.
+//
+// The safebpf arm needs a target the loader can open by path: the victim
+// (`labguest s4-victim`) installs the kill-on-335 filter on all its threads
+// and calls uretTarget, an assembly leaf in this binary, -calls times.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -28,10 +35,10 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/internal/selftest"
 	"github.com/safebpf/safebpf/internal/vmtest/vmproto"
 	"github.com/safebpf/safebpf/loader"
 )
@@ -52,25 +59,8 @@ func s4(arm string, calls int) vmproto.LabRecord {
 	defer m.Close()
 	args := []string{"s4-victim", "-calls", strconv.Itoa(calls)}
 	switch arm {
-	case "filter":
-		args = append(args, "-direct")
-		r.Mechanism = "none (control: the victim calls syscall 335 itself)"
-	case "naive":
-		prog, err := counterProg("lab_s4", ebpf.Kprobe, 0, "", m, 0, 0)
-		if err != nil {
-			return failed(r, "%v", err)
-		}
-		defer prog.Close()
-		ex, err := link.OpenExecutable(self)
-		if err != nil {
-			return failed(r, "%v", err)
-		}
-		l, err := ex.Uretprobe(uretTargetSymbol, prog, nil)
-		if err != nil {
-			return failed(r, "uretprobe %s: %v", uretTargetSymbol, err)
-		}
-		defer l.Close()
-		r.Mechanism = "uretprobe"
+	case "filter", "naive", "naive-deny":
+		return s4SelfTest(r, arm)
 	case "safebpf":
 		prog, err := counterProg("lab_s4", ebpf.Kprobe, 0, "", m, 0, 0)
 		if err != nil {
@@ -135,15 +125,7 @@ func s4(arm string, calls int) vmproto.LabRecord {
 		r.Outcome = "killed"
 		r.Numbers["signal"] = float64(ws.Signal())
 		r.Summary = fmt.Sprintf("victim killed by %s after %d uretprobe hits", unix.SignalName(ws.Signal()), fired)
-		if arm == "filter" {
-			switch ws.Signal() {
-			case unix.SIGSYS:
-				r.Summary = "filter works: a direct syscall 335 is killed by the filter (SIGSYS)"
-			case unix.SIGILL:
-				r.Summary = "syscall 335 passes the filter (cf6cb56ef244): sys_uretprobe kills the non-trampoline caller (SIGILL)"
-			}
-		}
-	case ws.ExitStatus() == 0 && arm != "filter":
+	case ws.ExitStatus() == 0:
 		r.Outcome = "survived"
 		r.Summary = fmt.Sprintf("victim under seccomp survived %d returns through the uretprobe (%d hits)", calls, fired)
 		if fired < uint64(calls) {
@@ -158,19 +140,12 @@ func s4(arm string, calls int) vmproto.LabRecord {
 	return r
 }
 
-// s4Victim installs the seccomp filter and calls uretTarget (or, with
-// -direct, syscall 335 itself).
+// s4Victim installs the seccomp filter and calls uretTarget -calls times.
 func s4Victim(args []string) {
-	calls, direct := 100, false
-	for i := 0; i < len(args); i++ {
-		switch args[i] {
-		case "-calls":
-			if i+1 < len(args) {
-				calls, _ = strconv.Atoi(args[i+1])
-				i++
-			}
-		case "-direct":
-			direct = true
+	calls := 100
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-calls" {
+			calls, _ = strconv.Atoi(args[i+1])
 		}
 	}
 	if err := denyUretprobeSyscall(); err != nil {
@@ -182,11 +157,6 @@ func s4Victim(args []string) {
 	for _, sig := range []syscall.Signal{unix.SIGILL, unix.SIGSEGV, unix.SIGBUS} {
 		var act [4]uint64 // struct sigaction: handler SIG_DFL, no flags, restorer, mask
 		_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
-	}
-	if direct {
-		_, _, errno := unix.RawSyscall(sysUretprobe, 0, 0, 0)
-		fmt.Printf("syscall 335 returned to the caller: errno %d\n", errno)
-		os.Exit(3)
 	}
 	var sum int64
 	for i := range calls {
@@ -216,4 +186,50 @@ func denyUretprobeSyscall() error {
 		return fmt.Errorf("seccomp: %w", errno)
 	}
 	return nil
+}
+
+// s4SelfTest runs internal/selftest's uretprobe-under-seccomp self-test:
+// the naive arms attach the probe with cilium/ebpf, the filter arm is the
+// direct-syscall control.
+func s4SelfTest(r vmproto.LabRecord, arm string) vmproto.LabRecord {
+	opts := &selftest.UretprobeOptions{Filter: selftest.FilterAllowList, Timeout: time.Minute}
+	r.Mechanism = "uretprobe (internal/selftest helper, allow-list filter without 335)"
+	switch arm {
+	case "naive-deny":
+		opts.Filter = selftest.FilterDenyUretprobe
+		r.Mechanism = "uretprobe (internal/selftest helper, filter killing on 335)"
+	case "filter":
+		opts.Filter, opts.DirectSyscall = selftest.FilterDenyUretprobe, true
+		r.Mechanism = "none (control: the helper calls syscall 335 itself under the filter killing on 335)"
+	}
+	res, err := selftest.RunUretprobeSeccomp(context.Background(), opts)
+	r.Evidence = append(r.Evidence, "self-test: "+res.String())
+	if err != nil {
+		return failed(r, "%v", err)
+	}
+	r.Numbers["uretprobe_hits"] = float64(res.Fired)
+	r.Numbers["self_test_ms"] = ms(res.Elapsed)
+	switch res.Outcome {
+	case selftest.Killed:
+		r.Outcome = "killed"
+		r.Numbers["signal"] = float64(res.Signal)
+		r.Summary = fmt.Sprintf("helper under %s killed by %s after %d uretprobe hits", res.Filter, unix.SignalName(res.Signal), res.Fired)
+		if arm == "filter" {
+			switch res.Signal {
+			case unix.SIGSYS:
+				r.Summary = "filter works: a direct syscall 335 is killed by the filter (SIGSYS)"
+			case unix.SIGILL:
+				r.Summary = "syscall 335 passes the filter (cf6cb56ef244): sys_uretprobe kills the non-trampoline caller (SIGILL)"
+			}
+		}
+	case selftest.Survived:
+		if arm == "filter" {
+			return failed(r, "the helper survived its own syscall 335 (exit %d)", res.ExitCode)
+		}
+		r.Outcome = "survived"
+		r.Summary = fmt.Sprintf("helper under %s survived with a uretprobe (%d hits; control: %s)", res.Filter, res.Fired, res.Control)
+	default:
+		return failed(r, "self-test ended without an outcome: %s", res)
+	}
+	return r
 }

@@ -27,8 +27,6 @@ package main
 
 import (
 	"bufio"
-	"debug/elf"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +34,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -49,6 +46,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/internal/kcode"
 	"github.com/safebpf/safebpf/internal/vmtest/vmproto"
 	"github.com/safebpf/safebpf/loader"
 )
@@ -78,120 +76,45 @@ func s5(arm string, d time.Duration, freq uint64) vmproto.LabRecord {
 	return failed(r, "unknown arm %q", arm)
 }
 
-// textSymbols reads /proc/kallsyms' text symbols, sorted by address.
-type ksym struct {
-	addr uint64
-	name string
-}
-
-func textSymbols() ([]ksym, error) {
-	f, err := os.Open("/proc/kallsyms")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []ksym
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fl := strings.Fields(sc.Text())
-		if len(fl) < 3 || (fl[1] != "t" && fl[1] != "T") {
-			continue
-		}
-		a, err := strconv.ParseUint(fl[0], 16, 64)
-		if err != nil || a == 0 {
-			continue
-		}
-		out = append(out, ksym{a, fl[2]})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].addr < out[j].addr })
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no text symbols with addresses in /proc/kallsyms (kptr_restrict?)")
-	}
-	return out, sc.Err()
-}
-
-// readKcore reads n bytes of kernel memory at addr from /proc/kcore.
-func readKcore(addr, n uint64) ([]byte, error) {
-	f, err := os.Open("/proc/kcore")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return nil, fmt.Errorf("parse /proc/kcore: %w", err)
-	}
-	for _, p := range ef.Progs {
-		if p.Type == elf.PT_LOAD && addr >= p.Vaddr && addr+n <= p.Vaddr+p.Memsz {
-			b := make([]byte, n)
-			if _, err := f.ReadAt(b, int64(p.Off+addr-p.Vaddr)); err != nil {
-				return nil, fmt.Errorf("read /proc/kcore at %#x: %w", addr, err)
-			}
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("no /proc/kcore segment holds %#x", addr)
-}
-
-// s5Witness finds the direct calls (E8 rel32) in copy_from_user_nofault
-// whose target is a function start (or its 16-byte call padding) and says
-// whether nmi_uaccess_okay is among them.
+// s5Witness asks internal/kcode (the machine-code reader behind probe's
+// "call" facts) whether copy_from_user_nofault calls nmi_uaccess_okay in
+// the running kernel's code, read from /proc/kcore.
 func s5Witness(r vmproto.LabRecord) vmproto.LabRecord {
-	r.Mechanism = "machine code of copy_from_user_nofault (/proc/kcore)"
-	syms, err := textSymbols()
+	r.Mechanism = "machine code of copy_from_user_nofault (/proc/kcore, internal/kcode)"
+	kf, err := os.Open("/proc/kallsyms")
 	if err != nil {
 		return failed(r, "%v", err)
 	}
-	byAddr := map[uint64]string{}
-	var fn, next uint64
-	for i, s := range syms {
-		byAddr[s.addr] = s.name
-		if s.name == "copy_from_user_nofault" && fn == 0 {
-			fn = s.addr
-			for _, t := range syms[i+1:] {
-				if t.addr > fn {
-					next = t.addr
-					break
-				}
-			}
-		}
+	syms, err := kcode.ReadSymbols(kf)
+	kf.Close()
+	if err != nil {
+		return failed(r, "read kallsyms: %v", err)
 	}
-	if fn == 0 || next == 0 {
-		return failed(r, "copy_from_user_nofault not in kallsyms")
-	}
-	size := min(next-fn, 1024)
-	code, err := readKcore(fn, size)
+	cf, err := os.Open("/proc/kcore")
 	if err != nil {
 		return failed(r, "%v", err)
 	}
-	var calls []string
-	okay := false
-	for i := 0; i+5 <= len(code); i++ {
-		if code[i] != 0xe8 {
-			continue
-		}
-		target := fn + uint64(i) + 5 + uint64(int64(int32(binary.LittleEndian.Uint32(code[i+1:]))))
-		name, ok := byAddr[target]
-		if !ok {
-			name, ok = byAddr[target+16] // call-depth-tracking thunks sit in the padding
-		}
-		if !ok {
-			continue
-		}
-		calls = append(calls, fmt.Sprintf("+%#x %s", i, name))
-		if name == "nmi_uaccess_okay" {
-			okay = true
-		}
+	defer cf.Close()
+	core, err := kcode.OpenCore(cf)
+	if err != nil {
+		return failed(r, "%v", err)
 	}
-	r.Numbers["function_bytes"] = float64(size)
-	r.Numbers["direct_calls"] = float64(len(calls))
-	r.Evidence = append(r.Evidence, fmt.Sprintf("copy_from_user_nofault at %#x, %d bytes; direct calls: %s", fn, size, strings.Join(calls, ", ")))
-	if okay {
+	f, err := kcode.FindCall(syms, core, "amd64", kcode.Query{Function: "copy_from_user_nofault", Callee: "nmi_uaccess_okay"})
+	if f != nil {
+		r.Evidence = append(r.Evidence, fmt.Sprintf("read %s; direct calls: %s", strings.Join(f.Read, ", "), strings.Join(f.Calls, ", ")))
+		r.Numbers["direct_calls"] = float64(len(f.Calls))
+	}
+	switch {
+	case f != nil && f.Found:
 		r.Outcome = "fixed"
-		r.Summary = "fixed: copy_from_user_nofault calls nmi_uaccess_okay (d319f344561d)"
-	} else {
+		r.Summary = "fixed: " + f.Site + " (d319f344561d)"
+	case err != nil:
+		return failed(r, "inconclusive: %v", err)
+	case f.NoCallee:
+		return failed(r, "inconclusive: the kernel has no nmi_uaccess_okay")
+	default:
 		r.Outcome = "affected"
-		r.Summary = fmt.Sprintf("affected: copy_from_user_nofault makes %d direct calls, none to nmi_uaccess_okay", len(calls))
+		r.Summary = fmt.Sprintf("affected: copy_from_user_nofault calls %s, not nmi_uaccess_okay", strings.Join(f.Calls, ", "))
 	}
 	return r
 }
