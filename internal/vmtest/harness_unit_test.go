@@ -124,9 +124,41 @@ func TestKernels(t *testing.T) {
 	if lab, err := LabKernels(filepath.Join(dir, "missing")); err != nil || len(lab) != 0 {
 		t.Errorf("LabKernels of a missing cache = %v, %v; want none and no error", lab, err)
 	}
+	write("odd/manifest", "name=odd\nkind=custom\nrelease=1\n")
+	if _, err := Kernels(dir); err == nil || !strings.Contains(err.Error(), "kind=custom") {
+		t.Errorf("manifest of an unknown kind: err = %v, want it named", err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "odd")); err != nil {
+		t.Fatal(err)
+	}
 	write("bad/manifest", "package=x\n")
 	if _, err := Kernels(dir); err == nil {
 		t.Error("manifest without name/release: no error")
+	}
+}
+
+// TestKernelsInCache: in the real kernel cache (where scripts/kernel-matrix.sh
+// provisions the Debian kernels and builds the lab kernel), the matrix's
+// Kernels lists none of scripts/build-lab-kernel.sh's lab-* directories and
+// LabKernels lists each of them.
+func TestKernelsInCache(t *testing.T) {
+	dir := CacheDir()
+	labDirs, _ := filepath.Glob(filepath.Join(dir, "lab-*", "manifest"))
+	if len(labDirs) == 0 {
+		t.Skipf("no lab kernel built in %s (scripts/build-lab-kernel.sh)", dir)
+	}
+	ks, err := Kernels(dir)
+	if err != nil {
+		t.Fatalf("Kernels(%s): %v", dir, err)
+	}
+	for _, k := range ks {
+		if strings.HasPrefix(filepath.Base(filepath.Dir(k.Vmlinuz)), "lab-") || k.Kind != "" {
+			t.Errorf("Kernels(%s) lists %s from %s: the matrix would boot the lab kernel", dir, k.Name, k.Vmlinuz)
+		}
+	}
+	lab, err := LabKernels(dir)
+	if err != nil || len(lab) != len(labDirs) {
+		t.Errorf("LabKernels(%s) = %v, %v; want the %d lab-* builds %v", dir, lab, err, len(labDirs), labDirs)
 	}
 }
 

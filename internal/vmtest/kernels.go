@@ -34,11 +34,14 @@ type Kernel struct {
 	Package, Version, Release, Suite string
 	// Vmlinuz and Config are file paths.
 	Vmlinuz, Config string
-	// Kind is "lab" for kernels built by scripts/build-lab-kernel.sh (the
-	// hazard lab's own builds, which the matrix does not boot), empty for
-	// the distributions' kernels.
+	// Kind is [KindLab] for kernels built by scripts/build-lab-kernel.sh
+	// (the hazard lab's own builds, which the matrix does not boot), empty
+	// for the distributions' kernels.
 	Kind string
 }
+
+// KindLab is the manifest kind (kind=lab) of the hazard lab's own kernels.
+const KindLab = "lab"
 
 // String returns "name (package version)".
 func (k Kernel) String() string { return fmt.Sprintf("%s (%s %s)", k.Name, k.Package, k.Version) }
@@ -82,7 +85,7 @@ func LabKernels(dir string) ([]Kernel, error) {
 	}
 	var out []Kernel
 	for _, k := range ks {
-		if k.Kind == "lab" {
+		if k.Kind == KindLab {
 			out = append(out, k)
 		}
 	}
@@ -154,6 +157,9 @@ func parseManifest(f *os.File) (Kernel, error) {
 	}
 	if k.Name == "" || k.Release == "" {
 		return k, errors.New("manifest lacks name= or release=")
+	}
+	if k.Kind != "" && k.Kind != KindLab {
+		return k, fmt.Errorf("manifest has kind=%s: want kind=%s or no kind", k.Kind, KindLab)
 	}
 	return k, nil
 }
