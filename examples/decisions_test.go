@@ -118,11 +118,11 @@ func TestDecisionsOnOtherKernels(t *testing.T) {
 		{"opensnoop", deb6_12, nil, []string{"opensnoop_fentry: fentry→fentry allow []"}},
 		{"latency", deb6_1_76, nil, []string{
 			"latency_kprobe: fentry→kprobe downgrade [fentry-zap-pid-ns-deadlock]",
-			"latency_kretprobe: fexit→kretprobe downgrade [fentry-zap-pid-ns-deadlock]",
+			"latency_kretprobe: fexit→kretprobe downgrade maxactive=512 [fentry-zap-pid-ns-deadlock kretprobe-pool-exhaustion]",
 		}},
 		{"latency", deb6_1_76, &loader.Options{Policy: capPolicy}, []string{
 			"latency_kprobe: fentry→kprobe downgrade [fentry-zap-pid-ns-deadlock]",
-			"latency_kretprobe: fexit→kretprobe downgrade maxactive=512 [fentry-zap-pid-ns-deadlock kretprobe-contention]",
+			"latency_kretprobe: fexit→kretprobe downgrade maxactive=512 [fentry-zap-pid-ns-deadlock kretprobe-contention kretprobe-pool-exhaustion]",
 		}},
 		{"latency", deb6_12, nil, []string{"latency_fentry: fentry→fentry allow []", "latency_fexit: fexit→fexit allow []"}},
 		// The profiler only takes user stacks: fixed in 6.0, so 6.1.20 keeps the hardware event.

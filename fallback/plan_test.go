@@ -118,13 +118,14 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 			chosen: probe.Kretprobe, action: fallback.Downgrade, settings: fallback.Settings{MaxActive: 512},
 			steps: []stepKey{
 				{From: probe.Fexit, To: probe.Kretprobe, Action: fallback.Downgrade, Hazard: "fentry-zap-pid-ns-deadlock"},
-				{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"},
+				{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}, {From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-pool-exhaustion"},
 			},
 		},
 		{
-			name: "kretprobe-contention: few CPUs, no cap",
+			name: "kretprobe-contention: few CPUs; the default pool still runs out → cap (kretprobe-pool-exhaustion)",
 			k:    debian6130, req: fallback.Request{Mechanism: probe.Kretprobe},
-			chosen: probe.Kretprobe, action: fallback.Allow,
+			chosen: probe.Kretprobe, action: fallback.Cap, settings: fallback.Settings{MaxActive: 512},
+			steps:      []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-pool-exhaustion"}},
 			findingIDs: []hazards.ID{"kretprobe-contention"},
 		},
 		{
@@ -137,21 +138,31 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 			name: "kretprobe-contention: no fexit variant → cap the requested maxactive",
 			k:    big66107, req: fallback.Request{Mechanism: probe.Kretprobe, MaxActive: 8000},
 			chosen: probe.Kretprobe, action: fallback.Cap, settings: fallback.Settings{MaxActive: 4096},
-			steps: []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}},
+			steps: []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}, {From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-pool-exhaustion"}},
 		},
 		{
 			name: "kretprobe-contention: policy maxactive override",
 			k:    big66107, req: fallback.Request{Mechanism: probe.Kretprobe},
-			pol:    &hazards.Policy{APIVersion: "safebpf/v1", Hazards: map[hazards.ID]hazards.Override{"kretprobe-contention": {Params: hazards.Params{MaxActive: 256}}}},
+			pol: &hazards.Policy{APIVersion: "safebpf/v1", Hazards: map[hazards.ID]hazards.Override{
+				"kretprobe-contention":      {Params: hazards.Params{MaxActive: 256}},
+				"kretprobe-pool-exhaustion": {Params: hazards.Params{MaxActive: 256}},
+			}},
 			chosen: probe.Kretprobe, action: fallback.Cap, settings: fallback.Settings{MaxActive: 256},
-			steps: []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}},
+			steps: []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}, {From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-pool-exhaustion"}},
+		},
+		{
+			name: "kretprobe-contention: two caps, the larger wins",
+			k:    big66107, req: fallback.Request{Mechanism: probe.Kretprobe},
+			pol:    &hazards.Policy{APIVersion: "safebpf/v1", Hazards: map[hazards.ID]hazards.Override{"kretprobe-contention": {Params: hazards.Params{MaxActive: 1024}}}},
+			chosen: probe.Kretprobe, action: fallback.Cap, settings: fallback.Settings{MaxActive: 1024},
+			steps: []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}, {From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-pool-exhaustion"}},
 		},
 		{
 			name: "kretprobe-contention: min_cpus override makes 4 CPUs count",
 			k:    debian6136, req: fallback.Request{Mechanism: probe.Kretprobe},
 			pol:    &hazards.Policy{APIVersion: "safebpf/v1", Hazards: map[hazards.ID]hazards.Override{"kretprobe-contention": {MinCPUs: 4}}},
 			chosen: probe.Kretprobe, action: fallback.Cap, settings: fallback.Settings{MaxActive: 512},
-			steps: []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}},
+			steps: []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}, {From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-pool-exhaustion"}},
 		},
 		{
 			name: "nmi-user-read-deadlock: Debian 6.1.30 hardware perf reading user memory → refused, naming the fixes",
@@ -224,7 +235,7 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 			name: "fexit-sleeping-detach-crash: kretprobe contention does not upgrade to fexit on 5.10.20 → cap",
 			k:    k51020, req: fallback.Request{Mechanism: probe.Kretprobe, Alternatives: alt(probe.Fexit)},
 			chosen: probe.Kretprobe, action: fallback.Cap, settings: fallback.Settings{MaxActive: 512},
-			steps:      []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}},
+			steps:      []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}, {From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-pool-exhaustion"}},
 			findingIDs: []hazards.ID{"fexit-sleeping-detach-crash"},
 		},
 		{
@@ -347,10 +358,17 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 			},
 		},
 		{
-			name: "kretprobe-contention: 6.12 has objpool, no cap",
+			name: "kretprobe-contention: 6.12 has objpool; the default pool still runs out → cap (kretprobe-pool-exhaustion)",
 			k:    big612, req: fallback.Request{Mechanism: probe.Kretprobe},
-			chosen: probe.Kretprobe, action: fallback.Allow,
+			chosen: probe.Kretprobe, action: fallback.Cap, settings: fallback.Settings{MaxActive: 512},
+			steps:      []stepKey{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-pool-exhaustion"}},
 			findingIDs: []hazards.ID{"kretprobe-contention"},
+		},
+		{
+			name: "kretprobe-pool-exhaustion: safe fexit on 6.12 → upgrade (hazard lab scenario 2)",
+			k:    big612, req: fallback.Request{Mechanism: probe.Kretprobe, Alternatives: alt(probe.Fexit)},
+			chosen: probe.Fexit, action: fallback.Upgrade,
+			steps: []stepKey{{From: probe.Kretprobe, To: probe.Fexit, Action: fallback.Upgrade, Hazard: "kretprobe-pool-exhaustion"}},
 		},
 		{
 			name: "many kprobes on 6.12 → kprobe-multi",
@@ -610,6 +628,7 @@ func TestPlanEveryHazardActs(t *testing.T) {
 		"x86-text-poke-race":          {ubuntu540, fallback.Request{Mechanism: probe.Tracepoint}},
 		"fentry-zap-pid-ns-deadlock":  {ubuntu680_53, fallback.Request{Mechanism: probe.Fexit, Alternatives: alt(probe.Kretprobe)}},
 		"kretprobe-contention":        {big6130, fallback.Request{Mechanism: probe.Kretprobe}},
+		"kretprobe-pool-exhaustion":   {debian6130, fallback.Request{Mechanism: probe.Kretprobe}},
 		"uprobe-mmap-lock-stall":      {debian6130, fallback.Request{Mechanism: probe.Uprobe}},
 		"uretprobe-seccomp-kill":      {k6125, fallback.Request{Mechanism: probe.Uretprobe, Seccomp: true}},
 	}

@@ -371,6 +371,7 @@ func (p *planner) walk() (Decision, *RefusedError) {
 		d.Settings.MaxActive = min(p.req.MaxActive, KernelMaxActive)
 	}
 	settingAction := Action("")
+	capped := 0
 	for _, f := range a.capping {
 		if cur != probe.Kretprobe {
 			d.Steps = append(d.Steps, Step{
@@ -381,6 +382,13 @@ func (p *planner) walk() (Decision, *RefusedError) {
 			continue
 		}
 		n, why := p.maxActive(f)
+		// Several hazards may cap: each asks for at least its pool, so
+		// the largest cap wins.
+		if n < capped {
+			why += fmt.Sprintf("; kept %d, the larger cap", capped)
+			n = capped
+		}
+		capped = n
 		d.Settings.MaxActive = n
 		d.Steps = append(d.Steps, Step{
 			From: cur, To: cur, Action: Cap, Hazard: f.ID,

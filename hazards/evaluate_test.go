@@ -274,6 +274,10 @@ func TestEvaluate(t *testing.T) {
 		{"kretprobe 64 cpus", kern(t, "5.10.200", cpus(64)), kr, "kretprobe-contention", hazards.Affected, "5.10.200"},
 		{"kretprobe cpus unknown", kern(t, "5.10.200", cpus(0)), kr, "kretprobe-contention", hazards.Unknown, "CPU count unknown"},
 		{"kretprobe cpus unknown, fixed kernel", kern(t, "6.12.0", cpus(0)), kr, "kretprobe-contention", hazards.NotAffected, "outside"},
+		// The default instance pool runs out on every kernel and CPU count
+		// (hazard lab, scenario 2).
+		{"kretprobe pool 2 cpus 6.12", kern(t, "6.12.117", cpus(2)), kr, "kretprobe-pool-exhaustion", hazards.Affected, ">= 0"},
+		{"kretprobe pool 96 cpus 5.10", kern(t, "5.10.200", cpus(96)), kr, "kretprobe-pool-exhaustion", hazards.Affected, ">= 0"},
 
 		// §5.
 		{"uprobe 6.13.12", kern(t, "6.13.12"), up, "uprobe-mmap-lock-stall", hazards.Affected, "< 6.14"},
@@ -319,8 +323,8 @@ func TestOnUnknownDefaults(t *testing.T) {
 		"nmi-user-read-deadlock": hazards.OnUnknownRefuse, "nmi-user-stack-deadlock": hazards.OnUnknownRefuse,
 		"x86-text-poke-race": hazards.OnUnknownRefuse, "fentry-zap-pid-ns-deadlock": hazards.OnUnknownRefuse,
 		"fexit-sleeping-detach-crash": hazards.OnUnknownRefuse, "uretprobe-seccomp-kill": hazards.OnUnknownRefuse,
-		"fentry-tail-call-break": hazards.OnUnknownWarn,
-		"kretprobe-contention":   hazards.OnUnknownRefuse, "uprobe-mmap-lock-stall": hazards.OnUnknownRefuse,
+		"fentry-tail-call-break": hazards.OnUnknownWarn, "kretprobe-pool-exhaustion": hazards.OnUnknownWarn,
+		"kretprobe-contention": hazards.OnUnknownRefuse, "uprobe-mmap-lock-stall": hazards.OnUnknownRefuse,
 	} {
 		h, ok := hazards.Builtin().Lookup(id)
 		if !ok {
@@ -342,7 +346,7 @@ func TestEvaluateConcerns(t *testing.T) {
 	}{
 		{probe.Fentry, []hazards.ID{"nmi-user-read-deadlock", "nmi-user-stack-deadlock", "x86-text-poke-race", "fentry-zap-pid-ns-deadlock", "fentry-tail-call-break"}},
 		{probe.Fexit, []hazards.ID{"nmi-user-read-deadlock", "nmi-user-stack-deadlock", "x86-text-poke-race", "fentry-zap-pid-ns-deadlock", "fexit-sleeping-detach-crash", "fentry-tail-call-break"}},
-		{probe.Kretprobe, []hazards.ID{"nmi-user-read-deadlock", "nmi-user-stack-deadlock", "x86-text-poke-race", "kretprobe-contention"}},
+		{probe.Kretprobe, []hazards.ID{"nmi-user-read-deadlock", "nmi-user-stack-deadlock", "x86-text-poke-race", "kretprobe-contention", "kretprobe-pool-exhaustion"}},
 		{probe.Uretprobe, []hazards.ID{"uprobe-mmap-lock-stall", "uretprobe-seccomp-kill"}},
 		{probe.UretprobeMulti, []hazards.ID{"uprobe-mmap-lock-stall", "uretprobe-seccomp-kill"}},
 		{probe.PerfEventHardware, []hazards.ID{"nmi-user-read-deadlock", "nmi-user-stack-deadlock"}},

@@ -81,5 +81,5 @@ kernels:
 	fmt.Println(err)
 	// Output:
 	// not-affected - fentry-zap-pid-ns-deadlock: policy kernel assertion: release 6.1.0-18-cloud-amd64 matches /^6\.1\.0-.*-cloud-amd64$/ (vendor backport), fixed
-	// policy.yaml:2: force[0]: unknown hazard ID "ALL" (known: nmi-user-read-deadlock, nmi-user-stack-deadlock, x86-text-poke-race, fentry-zap-pid-ns-deadlock, fexit-sleeping-detach-crash, fentry-tail-call-break, kretprobe-contention, uprobe-mmap-lock-stall, uretprobe-seccomp-kill); "all" must be spelled in lower case
+	// policy.yaml:2: force[0]: unknown hazard ID "ALL" (known: nmi-user-read-deadlock, nmi-user-stack-deadlock, x86-text-poke-race, fentry-zap-pid-ns-deadlock, fexit-sleeping-detach-crash, fentry-tail-call-break, kretprobe-contention, kretprobe-pool-exhaustion, uprobe-mmap-lock-stall, uretprobe-seccomp-kill); "all" must be spelled in lower case
 }

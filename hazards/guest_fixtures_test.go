@@ -65,7 +65,7 @@ func TestGuestKernelVerdicts(t *testing.T) {
 		{"debian-5.10", probe.PerfEventHardware, want{nmi: na, stack: na}, nil},
 		{"debian-6.1", probe.PerfEventSoftware, want{nmi: na, stack: na}, nil},
 		{"debian-6.12", probe.PerfEventHardware, want{nmi: na, stack: na}, nil},
-		{"debian-6.1", probe.Kretprobe, want{nmi: na, stack: na, poke: na, "kretprobe-contention": na}, nil},
+		{"debian-6.1", probe.Kretprobe, want{nmi: na, stack: na, poke: na, "kretprobe-contention": na, "kretprobe-pool-exhaustion": hazards.Affected}, nil},
 	} {
 		t.Run(tc.fixture+"/"+string(tc.mech), func(t *testing.T) {
 			k := fixtures.GuestKernel(t, "..", tc.fixture)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -228,7 +229,7 @@ func TestCheckJSON(t *testing.T) {
 			args:    []string{"--release", "6.1.30", "--cpus", "128", "--mechanism", "fexit", "--kallsyms", "testdata/kallsyms-tasks-rcu", "--reads-user-memory=false"},
 			version: "6.1.30", source: "release",
 			requested: "fexit", chosen: "kretprobe", action: "downgrade",
-			stepHazards: []string{"fentry-zap-pid-ns-deadlock", "kretprobe-contention"},
+			stepHazards: []string{"fentry-zap-pid-ns-deadlock", "kretprobe-contention", "kretprobe-pool-exhaustion"},
 			check: func(t *testing.T, d decisionOut) {
 				if d.Settings.MaxActive != 512 {
 					t.Errorf("maxactive = %d, want the catalog's 512", d.Settings.MaxActive)
@@ -787,17 +788,22 @@ func TestProbeHuman(t *testing.T) {
 	// The worst case: a program that makes tail calls meets the
 	// fentry-tail-call-break of 6.11.4 and later.
 	r := runWith(t, fixtureKernel(), "probe")
-	if r.code != 0 || !strings.Contains(r.stdout, "fentry-tail-call-break  affected  warn") {
+	if r.code != 0 || !regexp.MustCompile(`fentry-tail-call-break +affected +warn`).MatchString(r.stdout) {
 		t.Errorf("exit %d; no tail-call warning on 6.18.44:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = runWith(t, fixtureKernel(), "probe", "--tail-calls=false")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"6.18.44 (from the release)", "MECHANISM", "kprobe ", "undecided", "refuse: unavailable", "Hazards that apply: none"} {
+	// Without tail calls only kretprobe-pool-exhaustion (every kernel)
+	// applies on 6.18.44.
+	for _, want := range []string{"6.18.44 (from the release)", "MECHANISM", "kprobe ", "undecided", "refuse: unavailable", "1 hazard applies here"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	if !regexp.MustCompile(`kretprobe-pool-exhaustion +affected +cap +kretprobe\n`).MatchString(r.stdout) || regexp.MustCompile(`fentry-tail-call-break +affected`).MatchString(r.stdout) {
+		t.Errorf("hazards that apply without tail calls: want kretprobe-pool-exhaustion only:\n%s", r.stdout)
 	}
 	// Columns line up: every mechanism row has its AVAILABLE column at the header's offset.
 	lines := strings.Split(r.stdout, "\n")
