@@ -101,7 +101,7 @@ func LabPlan(kernels, labKernels []Kernel, o LabOptions) []LabBoot {
 			}
 		}
 		if o.has("2") {
-			for _, arm := range []string{"naive", "safebpf", "safebpf-maxactive"} {
+			for _, arm := range []string{"naive", "safebpf", "safebpf-kretprobe", "safebpf-maxactive"} {
 				steps = append(steps, labStep("s2-"+arm, 4*time.Minute, "s2", "-arm", arm, "-sleepers", "256", "-maxactive", "16"))
 			}
 		}

@@ -122,6 +122,17 @@ func TestLabRowsExpectations(t *testing.T) {
 			rec("2", "safebpf", "missed", nil, map[string]float64{"missed": 128, "entries": 256, "metric_missed": 128}),
 			rec("2", "safebpf-maxactive", "missed", nil, map[string]float64{"missed": 240, "metric_missed": 240})},
 			finding: "missed 128 of 256"},
+		{name: "kretprobe without a variant: the catalog's cap misses too", recs: []vmproto.LabRecord{
+			rec("2", "naive", "missed", nil, map[string]float64{"missed": 246, "entries": 256}),
+			rec("2", "safebpf", "none-missed", nil, map[string]float64{"missed": 0, "entries": 256, "metric_missed": 0}),
+			rec("2", "safebpf-kretprobe", "missed", nil, map[string]float64{"missed": 12, "entries": 256, "metric_missed": 12}),
+			rec("2", "safebpf-maxactive", "missed", nil, map[string]float64{"missed": 240, "metric_missed": 240})},
+			finding: "without an fexit variant"},
+		{name: "kretprobe without a variant: capped, none missed", recs: []vmproto.LabRecord{
+			rec("2", "naive", "missed", nil, map[string]float64{"missed": 246, "entries": 256}),
+			rec("2", "safebpf", "none-missed", nil, map[string]float64{"missed": 0, "entries": 256, "metric_missed": 0}),
+			rec("2", "safebpf-kretprobe", "none-missed", nil, map[string]float64{"missed": 0, "entries": 256, "metric_missed": 0}),
+			rec("2", "safebpf-maxactive", "missed", nil, map[string]float64{"missed": 240, "metric_missed": 240})}},
 		{name: "metric disagrees with the counters", recs: []vmproto.LabRecord{
 			rec("2", "naive", "missed", nil, map[string]float64{"missed": 128}),
 			rec("2", "safebpf", "none-missed", nil, map[string]float64{"missed": 0, "metric_missed": 0}),

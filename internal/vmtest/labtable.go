@@ -152,10 +152,21 @@ func s2Row(r *LabResult) (LabRow, bool) {
 	n, okN := r.Record("2", "naive")
 	s, okS := r.Record("2", "safebpf")
 	m, okM := r.Record("2", "safebpf-maxactive")
+	k, okK := r.Record("2", "safebpf-kretprobe")
 	if !okN && !okS && !okM {
 		return LabRow{}, false
 	}
 	row := LabRow{Scenario: "2", Kernel: r.Kernel, Naive: arm(n, okN), Safebpf: arm(s, okS)}
+	if okK {
+		// The same kretprobe through safebpf without an fexit variant:
+		// what a plain kretprobe user gets.
+		row.Notes = append(row.Notes, "safebpf without an fexit variant: "+k.Summary+" — decision: "+k.Decision)
+		if k.Outcome == "missed" {
+			row.Findings = append(row.Findings, fmt.Sprintf("scenario 2 on %s: safebpf's decision without an fexit variant (%s) missed %.0f of %.0f returns",
+				r.Kernel, k.Decision, k.Numbers["missed"], k.Numbers["entries"]))
+		}
+		errored(&row, k)
+	}
 	if okM {
 		row.Notes = append(row.Notes, "metric check, maxactive 16 asked through safebpf: "+m.Summary)
 	}
@@ -170,8 +181,8 @@ func s2Row(r *LabResult) (LabRow, bool) {
 	if n.Outcome != "error" && n.Numbers["missed"] <= 0 {
 		row.Problems = append(row.Problems, fmt.Sprintf("the naive kretprobe missed no returns with %.0f readers blocked: scenario 2 did not reproduce on %s", n.Numbers["sleepers"], r.Kernel))
 	}
-	for _, rec := range []vmproto.LabRecord{m, s} {
-		if rec.Outcome == "error" || !strings.HasPrefix(rec.Mechanism, "kretprobe") {
+	for _, rec := range []vmproto.LabRecord{m, s, k} {
+		if rec.Arm == "" || rec.Outcome == "error" || !strings.HasPrefix(rec.Mechanism, "kretprobe") {
 			continue // fexit has no missed counter
 		}
 		got, ok := rec.Numbers["metric_missed"]
