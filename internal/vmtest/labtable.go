@@ -269,7 +269,7 @@ func s4Row(r *LabResult) (LabRow, bool) {
 	switch s.Outcome {
 	case "refused":
 		if n.Outcome == "survived" {
-			row.Verdict += "; safebpf refuses although the kernel is safe (catalog range wider than the kernel: see C3)"
+			row.Verdict += "; safebpf refuses although the kernel is safe (an over-refusal: the catalog or its witness is wrong here)"
 		} else {
 			row.Verdict += "; safebpf refused"
 		}
