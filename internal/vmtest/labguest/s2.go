@@ -30,7 +30,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"golang.org/x/sys/unix"
 
-	"github.com/safebpf/safebpf/internal/perf"
+	"github.com/safebpf/safebpf/internal/kernel"
 	"github.com/safebpf/safebpf/internal/tracefs"
 	"github.com/safebpf/safebpf/internal/vmtest/vmproto"
 	"github.com/safebpf/safebpf/loader"
@@ -307,9 +307,9 @@ func possibleCPUs() int {
 	if err != nil {
 		return 0
 	}
-	cpus, err := perf.ParseCPUList(string(b))
+	n, err := kernel.ParseCPUList(strings.TrimSpace(string(b)))
 	if err != nil {
 		return 0
 	}
-	return len(cpus)
+	return n
 }
