@@ -638,8 +638,18 @@ func (p *planner) maxActive(f hazards.Finding) (int, string) {
 	if n <= 0 {
 		n, src = pr.MaxActive, "hazard default"
 	}
+	kernelDefault := max(10, 2*p.k.CPUs)
 	if n <= 0 {
-		n, src = max(10, 2*p.k.CPUs), "kernel default max(10, 2*CPUs)"
+		n, src = kernelDefault, "kernel default max(10, 2*CPUs)"
+	}
+	// A hazard's default never shrinks the pool below what the kernel
+	// would allocate on its own: on a machine with more than 256 possible
+	// CPUs, 512 would miss more returns than no cap at all. (Before
+	// 3b7ddab8a19a a non-preemptible kernel's default was CPUs, not
+	// 2*CPUs: the larger figure only errs towards more instances.) An
+	// explicit request is the caller's to make.
+	if src == "hazard default" && p.k.CPUs > 0 && n < kernelDefault {
+		n, src = kernelDefault, fmt.Sprintf("kernel default max(10, 2*CPUs) %d, above the hazard default %d", kernelDefault, pr.MaxActive)
 	}
 	if n > ceiling {
 		return ceiling, fmt.Sprintf("%s %d above ceiling %d", src, n, ceiling)

@@ -32,7 +32,7 @@ const (
 var testHazards = map[hazards.ID]*hazards.Hazard{
 	hzRefuse:    {ID: hzRefuse, Title: "refusing hazard", Action: hazards.ActionRefuse, Affected: []string{">= 5.2, < 5.6"}},
 	hzDowngrade: {ID: hzDowngrade, Title: "downgrading hazard", Action: hazards.ActionDowngrade, Affected: []string{"< 6.9"}},
-	hzCap:       {ID: hzCap, Title: "capping hazard", Action: hazards.ActionCap, Params: hazards.Params{MaxActive: 64, MaxActiveCeiling: 1024}},
+	hzCap:       {ID: hzCap, Title: "capping hazard", Action: hazards.ActionCap, Params: hazards.Params{MaxActive: 512, MaxActiveCeiling: 1024}},
 	hzPace:      {ID: hzPace, Title: "pacing hazard", Action: hazards.ActionPace, Params: hazards.Params{PaceInterval: hazards.Duration(20 * time.Millisecond), PaceConcurrency: 2}},
 	hzWarn:      {ID: hzWarn, Title: "warning hazard", Action: hazards.ActionWarn},
 	hzAvoid:     {ID: hzAvoid, Title: "avoided hazard", Action: hazards.ActionAvoid},
@@ -180,7 +180,7 @@ func TestPlanEdges(t *testing.T) {
 			k:    kernelWith(128, everything),
 			eval: fakeEval{probe.Fexit: {hzDowngrade: a}, probe.Kretprobe: {hzCap: a}},
 			req:  Request{Mechanism: probe.Fexit, Alternatives: []probe.Mechanism{probe.Kretprobe}},
-			want: Decision{Chosen: probe.Kretprobe, Action: Downgrade, Settings: Settings{MaxActive: 64}, Steps: []Step{
+			want: Decision{Chosen: probe.Kretprobe, Action: Downgrade, Settings: Settings{MaxActive: 512}, Steps: []Step{
 				{From: probe.Fexit, To: probe.Kretprobe, Action: Downgrade, Hazard: hzDowngrade},
 				{From: probe.Kretprobe, To: probe.Kretprobe, Action: Cap, Hazard: hzCap},
 			}},
@@ -199,7 +199,7 @@ func TestPlanEdges(t *testing.T) {
 			k:    kernelWith(128, everything),
 			eval: fakeEval{probe.Kretprobe: {hzCap: a}, probe.Fexit: {hzDowngrade: a}},
 			req:  Request{Mechanism: probe.Kretprobe, Alternatives: []probe.Mechanism{probe.Fexit}},
-			want: Decision{Chosen: probe.Kretprobe, Action: Cap, Settings: Settings{MaxActive: 64}, Steps: []Step{
+			want: Decision{Chosen: probe.Kretprobe, Action: Cap, Settings: Settings{MaxActive: 512}, Steps: []Step{
 				{From: probe.Kretprobe, To: probe.Kretprobe, Action: Cap, Hazard: hzCap},
 			}},
 		},
@@ -503,7 +503,7 @@ func TestPlanEdges(t *testing.T) {
 			k:    kernelWith(128, everything),
 			eval: fakeEval{probe.Kretprobe: {hzCap: a}},
 			req:  Request{Mechanism: probe.Kretprobe, Alternatives: []probe.Mechanism{probe.Fexit}, Pinned: true, Targets: 4},
-			want: Decision{Chosen: probe.Kretprobe, Action: Cap, Settings: Settings{MaxActive: 64}, Steps: []Step{
+			want: Decision{Chosen: probe.Kretprobe, Action: Cap, Settings: Settings{MaxActive: 512}, Steps: []Step{
 				{From: probe.Kretprobe, To: probe.Kretprobe, Action: Cap, Hazard: hzCap},
 			}},
 		},
@@ -688,7 +688,13 @@ func TestMaxActiveDefaults(t *testing.T) {
 		want      int
 	}{
 		{"requested wins", 96, 200, hazards.Params{MaxActive: 64}, 200},
-		{"hazard default", 96, 0, hazards.Params{MaxActive: 64}, 64},
+		{"hazard default", 16, 0, hazards.Params{MaxActive: 64}, 64},
+		{"hazard default, CPUs unknown", 0, 0, hazards.Params{MaxActive: 64}, 64},
+		// kprobes.rst: the default pool is max(10, 2*NR_CPUS); a hazard's
+		// default never shrinks it (512 on a 384-CPU machine would).
+		{"hazard default below the kernel's", 96, 0, hazards.Params{MaxActive: 64}, 192},
+		{"hazard default below the kernel's, many CPUs", 384, 0, hazards.Params{MaxActive: 512}, 768},
+		{"requested below the kernel's", 384, 100, hazards.Params{MaxActive: 512}, 100},
 		{"kernel default on many CPUs", 96, 0, hazards.Params{}, 192},
 		{"kernel default floor", 2, 0, hazards.Params{}, 10},
 		{"ceiling", 96, 3000, hazards.Params{MaxActiveCeiling: 2048}, 2048},
