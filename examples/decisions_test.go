@@ -4,6 +4,7 @@ package examples_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/internal/testutil"
 	"github.com/safebpf/safebpf/loader"
 	"github.com/safebpf/safebpf/probe"
 )
@@ -83,11 +85,24 @@ func summarize(plans []loader.ProgramPlan) []string {
 
 func loadPolicy(t *testing.T, path string) *hazards.Policy {
 	t.Helper()
-	p, err := hazards.LoadPolicy(path)
+	p, err := hazards.LoadPolicy(trustedCopy(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// trustedCopy copies the repository file at path into a directory a
+// privileged process trusts and returns the copy's path: run as root, a
+// policy in a checkout below a world-writable directory (a clone in /tmp)
+// is refused, as it must be.
+func trustedCopy(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testutil.WriteTrusted(t, filepath.Base(path), b)
 }
 
 // TestDecisionsOnOtherKernels plans each example's committed object for

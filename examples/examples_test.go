@@ -347,7 +347,7 @@ func TestReadline(t *testing.T) {
 	if !hasSymbol(t, bash, "readline") {
 		t.Skipf("needs %s with readline built in (it may link libreadline instead)", bash)
 	}
-	args := []string{"-binary", bash, "-safebpf-policy", filepath.Join("readline", "pacing-policy.yaml")}
+	args := []string{"-binary", bash, "-safebpf-policy", trustedCopy(t, filepath.Join("readline", "pacing-policy.yaml"))}
 	// On kernels with the uretprobe syscall and no seccomp passthrough
 	// (6.11 to 6.12.13, 6.13 to 6.13.2), the agent must refuse and say how
 	// to force; forced, it must then trace. The kernel is judged on the
