@@ -49,8 +49,12 @@ func (e hangingSpanExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpa
 }
 func (e hangingSpanExporter) Shutdown(context.Context) error { return nil }
 
-// hangingMetricExporter blocks Export until the gate opens.
-type hangingMetricExporter struct{ g *gate }
+// hangingMetricExporter blocks Export until the gate opens. entered, if
+// set, is called when Export starts.
+type hangingMetricExporter struct {
+	g       *gate
+	entered func()
+}
 
 func (e hangingMetricExporter) Temporality(k sdkmetric.InstrumentKind) metricdata.Temporality {
 	return sdkmetric.DefaultTemporalitySelector(k)
@@ -59,6 +63,9 @@ func (e hangingMetricExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric
 	return sdkmetric.DefaultAggregationSelector(k)
 }
 func (e hangingMetricExporter) Export(context.Context, *metricdata.ResourceMetrics) error {
+	if e.entered != nil {
+		e.entered()
+	}
 	return e.g.wait(context.Background())
 }
 func (e hangingMetricExporter) ForceFlush(context.Context) error { return nil }
@@ -73,6 +80,46 @@ func (h hangingHandler) Handle(context.Context, slog.Record) error {
 }
 func (h hangingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h hangingHandler) WithGroup(string) slog.Handler      { return h }
+
+// hungMeterProvider returns a MeterProvider whose PeriodicReader is stuck
+// in hangingMetricExporter.Export until g opens, and registers the cleanup
+// that waits for it (after the test has opened g).
+//
+// The reader's interval is long and the hung export is started with
+// ForceFlush once the provider exists, never with a short interval: the
+// SDK's NewPeriodicReader (go.opentelemetry.io/otel/sdk/metric v1.40.0,
+// periodic_reader.go) starts its run goroutine before it assigns r.inst,
+// which collect reads without synchronisation. A tick that fires before
+// NewMeterProvider registers the reader (the "reader is not registered"
+// error) is therefore a data race between the constructor's write and the
+// reader goroutine's read; with a 1ms interval a preempted test goroutine
+// on a loaded machine hits it (upstream open-telemetry/opentelemetry-go
+// issue 8769). ForceFlush hands the collection to the run goroutine over
+// a channel, which orders it after the constructor and the registration.
+func hungMeterProvider(t *testing.T, g *gate) *sdkmetric.MeterProvider {
+	t.Helper()
+	exporting := make(chan struct{})
+	var once sync.Once
+	exp := hangingMetricExporter{g: g, entered: func() { once.Do(func() { close(exporting) }) }}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
+		sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))))
+	ctx, cancel := context.WithCancel(context.Background())
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		_ = mp.ForceFlush(ctx) // returns when g opens or ctx is canceled
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-flushed
+	})
+	select {
+	case <-exporting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the metric reader never called its exporter")
+	}
+	return mp
+}
 
 // TestHangingExporters proves that exporters and a handler that block
 // forever do not delay attaches: 1000 decisions are recorded well within
@@ -92,8 +139,7 @@ func TestHangingExporters(t *testing.T) {
 		t.Run(fmt.Sprintf("queue=%d", size), func(t *testing.T) {
 			g := newGate()
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(hangingSpanExporter{g}))
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(
-				sdkmetric.NewPeriodicReader(hangingMetricExporter{g}, sdkmetric.WithInterval(time.Millisecond))))
+			mp := hungMeterProvider(t, g)
 			r, err := newRecorder(tp, mp, slog.New(hangingHandler{g}), size)
 			if err != nil {
 				t.Fatal(err)
