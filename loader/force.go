@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/safebpf/safebpf/hazards"
-	"github.com/safebpf/safebpf/internal/telemetry"
+	"github.com/safebpf/safebpf/loader/internal/telemetry"
 )
 
 // MetricForceLoaded counts force sets loaded by New: one point per forced

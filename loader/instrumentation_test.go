@@ -6,7 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/safebpf/safebpf/fallback"
-	"github.com/safebpf/safebpf/internal/telemetry"
+	"github.com/safebpf/safebpf/loader/internal/telemetry"
 	"github.com/safebpf/safebpf/probe"
 )
 

@@ -36,8 +36,9 @@ var layers = map[string]int{
 	// Program analysis feeding the planner's requests.
 	"internal/elfscan": 3,
 	"loader":           4,
-	// The loader's telemetry (it records loader decisions).
-	"internal/telemetry": 4,
+	// The loader's telemetry (it records loader decisions; Go's internal
+	// rule keeps every other package out).
+	"loader/internal/telemetry": 4,
 	// Test helpers: imported only by tests of loader and below.
 	"internal/testutil":          4,
 	"internal/testutil/fixtures": 4,
@@ -181,8 +182,9 @@ func TestLayeringRule(t *testing.T) {
 	}{
 		{"probe", []string{modulePath + "/loader", "fmt"}, 1},
 		{"hazards", []string{modulePath + "/probe", modulePath + "/fallback"}, 1},
-		{"internal/telemetry", []string{modulePath + "/fallback", modulePath + "/probe"}, 0},
-		{"loader", []string{modulePath + "/fallback", modulePath + "/internal/telemetry"}, 0},
+		{"loader/internal/telemetry", []string{modulePath + "/fallback", modulePath + "/probe"}, 0},
+		{"loader/internal/telemetry", []string{modulePath + "/cmd/safebpf"}, 1},
+		{"loader", []string{modulePath + "/fallback", modulePath + "/loader/internal/telemetry"}, 0},
 		{"internal/kernel", []string{modulePath + "/probe"}, 1},
 		{"cmd/safebpf", []string{modulePath + "/loader"}, 0},
 	} {

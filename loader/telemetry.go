@@ -9,7 +9,7 @@ import (
 
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
-	"github.com/safebpf/safebpf/internal/telemetry"
+	"github.com/safebpf/safebpf/loader/internal/telemetry"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -26,7 +26,7 @@ type recorder interface {
 	close() error
 }
 
-// otelRecorder records through internal/telemetry: a span event, metrics
+// otelRecorder records through loader/internal/telemetry: a span event, metrics
 // and an slog record per decision, never blocking the attach.
 type otelRecorder struct{ r *telemetry.Recorder }
 
