@@ -453,7 +453,7 @@ func TestPlanBuiltinCatalog(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := describe(t, tt.k)
-			d, err := fallback.Plan(k, nil, tt.req, tt.pol)
+			d, err := fallback.Plan(k, mustWithPolicy(t, hazards.Builtin(), tt.pol), tt.req, tt.pol)
 			if d.Chosen != tt.chosen || d.Action != tt.action {
 				t.Errorf("chosen %q action %q, want %q %q; steps %+v", d.Chosen, d.Action, tt.chosen, tt.action, d.Steps)
 			}
@@ -565,8 +565,10 @@ func TestPlanThisHost(t *testing.T) {
 	}
 }
 
-// TestPlanPolicyRules: a user rule from a parsed policy refuses, and a
-// catalog that already has the policy applied is accepted as is.
+// TestPlanPolicyRules: a user rule from a parsed policy refuses once the
+// policy is applied to the catalog (once, by the caller); a catalog that
+// does not carry the policy's edits is an error, never a plan that
+// silently ignores them.
 func TestPlanPolicyRules(t *testing.T) {
 	pol, err := hazards.ParsePolicy("policy.yaml", []byte(`apiVersion: safebpf/v1
 rules:
@@ -584,21 +586,23 @@ rules:
 	}
 	k := describe(t, k6125)
 	req := fallback.Request{Mechanism: probe.Tracepoint, Target: "syscalls/sys_enter_openat"}
-	for _, tc := range []struct {
-		name string
-		cat  *hazards.Catalog
-	}{
-		{"base catalog", hazards.Builtin()},
-		{"same pair again (cached)", hazards.Builtin()},
-		{"already applied", mustWithPolicy(t, hazards.Builtin(), pol)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := fallback.Plan(k, tc.cat, req, pol)
-			var re *fallback.RefusedError
-			if !errors.As(err, &re) || re.ErrorType() != "refused.fleet-tracepoint-bug" {
-				t.Fatalf("err = %v, want refusal by fleet-tracepoint-bug", err)
-			}
-		})
+	applied := mustWithPolicy(t, hazards.Builtin(), pol)
+	for i := range 2 {
+		d, err := fallback.Plan(k, applied, req, pol)
+		var re *fallback.RefusedError
+		if !errors.As(err, &re) || re.ErrorType() != "refused.fleet-tracepoint-bug" {
+			t.Fatalf("plan %d: err = %v, want refusal by fleet-tracepoint-bug", i, err)
+		}
+		if d.Target != req.Target || d.Requested != req.Mechanism || d.Mode != hazards.Enforce {
+			t.Errorf("plan %d: decision %+v lacks the request's target, mechanism or the mode", i, d)
+		}
+	}
+	d, err := fallback.Plan(k, hazards.Builtin(), req, pol)
+	if err == nil || errors.Is(err, fallback.ErrRefused) || !strings.Contains(err.Error(), "WithPolicy") {
+		t.Errorf("base catalog with an editing policy: %v, want an error naming WithPolicy", err)
+	}
+	if d.Target != req.Target || d.Requested != req.Mechanism || d.Mode != hazards.Enforce {
+		t.Errorf("decision of an invalid call %+v lacks the request's target, mechanism or the mode", d)
 	}
 	if d, err := fallback.Plan(k, nil, req, nil); err != nil || d.Chosen != probe.Tracepoint {
 		t.Errorf("without the policy: %+v, %v", d, err)

@@ -34,23 +34,26 @@ const (
 // catalog; tests may supply their own.
 type evaluator func(m probe.Mechanism) []hazards.Finding
 
-// Plan decides how to attach req on kernel k, given the hazard catalog cat
-// and the operator's policy pol. It is a pure function: it does no I/O and
-// may be called concurrently.
+// Plan decides how to attach req on kernel k, given the hazard catalog in
+// effect cat and the operator's policy pol. It is a pure function: it does
+// no I/O and may be called concurrently.
 //
-// A nil cat means [hazards.Builtin]. Plan applies pol to cat with
-// [hazards.Catalog.WithPolicy] (overrides, kernel assertions, user rules);
-// the result is cached per (cat, pol) pair, so pol must not be modified
-// while it is in use. A catalog that already carries pol's rules is
-// accepted as already applied. Plan also reads pol's Mode, Force and uprobe
-// pacing. A nil pol means enforce mode with nothing forced. A nil k is an
-// unknown kernel: every mechanism undecided, every verdict unknown.
+// cat is taken as given: it is the catalog with pol's edits (overrides,
+// kernel assertions, user rules) already applied, once, by
+// [hazards.Catalog.WithPolicy] — the loader and the safebpf command build
+// it when they start. A nil cat means [hazards.Builtin]. Plan reads only
+// pol's Mode, Force and uprobe pacing; a pol that edits the catalog
+// ([hazards.Policy.EditsCatalog]) with a cat that WithPolicy did not make
+// is an error, because its edits would be silently ignored. A nil pol
+// means enforce mode with nothing forced. A nil k is an unknown kernel:
+// every mechanism undecided, every verdict unknown.
 //
-// The returned Decision is complete even when the request is refused; the
-// error is then a *[RefusedError] (errors.Is(err, ErrRefused)). In warn mode
-// Plan never refuses: it returns the requested mechanism with Action Warn and
-// records in WouldChoose/WouldAction what enforce would have done. Audit
-// mode plans exactly like enforce.
+// The returned Decision is complete even when the request is refused or
+// invalid: Target, Requested and Mode are always set, here and nowhere
+// else. A refusal's error is a *[RefusedError] (errors.Is(err,
+// ErrRefused)). In warn mode Plan never refuses: it returns the requested
+// mechanism with Action Warn and records in WouldChoose/WouldAction what
+// enforce would have done. Audit mode plans exactly like enforce.
 //
 // How each hazard action and each missing mechanism moves the plan is
 // described in the package documentation.
@@ -61,9 +64,8 @@ func Plan(k *probe.Kernel, cat *hazards.Catalog, req Request, pol *hazards.Polic
 	if cat == nil {
 		cat = hazards.Builtin()
 	}
-	cat, err := withPolicy(cat, pol)
-	if err != nil {
-		return Decision{}, fmt.Errorf("plan attach of %s: apply policy: %w", req.Mechanism, err)
+	if pol.EditsCatalog() && !cat.WithPolicyApplied() {
+		return defaults(req, pol), fmt.Errorf("plan attach of %s: the policy edits the catalog, but the catalog given is not the one in effect: apply the policy once with hazards.Catalog.WithPolicy and plan with its result: %w", req.Mechanism, errInvalidInput)
 	}
 	eval := func(m probe.Mechanism) []hazards.Finding {
 		return cat.Evaluate(k, hazards.Attachment{
@@ -76,6 +78,13 @@ func Plan(k *probe.Kernel, cat *hazards.Catalog, req Request, pol *hazards.Polic
 		})
 	}
 	return plan(k, eval, req, pol)
+}
+
+// defaults is the part of every Decision that restates the request and
+// the mode, set before planning so that an invalid request's Decision
+// carries it too.
+func defaults(req Request, pol *hazards.Policy) Decision {
+	return Decision{Target: req.Target, Requested: req.Mechanism, Mode: pol.EffectiveMode()}
 }
 
 // assessment is what the planner knows about one mechanism.
@@ -108,22 +117,20 @@ type planner struct {
 }
 
 func plan(k *probe.Kernel, eval evaluator, req Request, pol *hazards.Policy) (Decision, error) {
+	base := defaults(req, pol)
 	if !req.Mechanism.Valid() {
-		return Decision{}, fmt.Errorf("plan attach of %q: unknown mechanism: %w", req.Mechanism, errInvalidInput)
+		return base, fmt.Errorf("plan attach of %q: unknown mechanism: %w", req.Mechanism, errInvalidInput)
 	}
 	for _, alt := range req.Alternatives {
 		if !alt.Valid() {
-			return Decision{}, fmt.Errorf("plan attach of %s: unknown alternative mechanism %q: %w", req.Mechanism, alt, errInvalidInput)
+			return base, fmt.Errorf("plan attach of %s: unknown alternative mechanism %q: %w", req.Mechanism, alt, errInvalidInput)
 		}
 	}
-	mode := hazards.Enforce
-	if pol != nil && pol.Mode != "" {
-		mode = pol.Mode
-	}
+	mode := base.Mode
 	switch mode {
 	case hazards.Enforce, hazards.Warn, hazards.Audit:
 	default:
-		return Decision{}, fmt.Errorf("plan attach of %s: unknown policy mode %q: %w", req.Mechanism, mode, errInvalidInput)
+		return base, fmt.Errorf("plan attach of %s: unknown policy mode %q: %w", req.Mechanism, mode, errInvalidInput)
 	}
 	p := &planner{
 		k: k, eval: eval, req: req, pol: pol,
@@ -140,9 +147,7 @@ func plan(k *probe.Kernel, eval evaluator, req Request, pol *hazards.Policy) (De
 	}
 
 	d, refusal := p.walk()
-	d.Mode = mode
-	d.Target = req.Target
-	d.Requested = req.Mechanism
+	d.Mode, d.Target, d.Requested = base.Mode, base.Target, base.Requested
 	d.Findings = p.findings()
 
 	if mode != hazards.Warn {
@@ -597,32 +602,13 @@ func (p *planner) requestedSettings() Settings {
 	return s
 }
 
-// params returns the hazard's parameters with the policy's overrides on top.
+// params returns the hazard's parameters, as the catalog in effect has
+// them (a policy's overrides are already applied there).
 func (p *planner) params(f hazards.Finding) hazards.Params {
-	var pr hazards.Params
-	if f.Hazard != nil {
-		pr = f.Hazard.Params
+	if f.Hazard == nil {
+		return hazards.Params{}
 	}
-	if p.pol != nil {
-		if o, ok := p.pol.Hazards[f.ID]; ok {
-			if o.Params.MaxActive > 0 {
-				pr.MaxActive = o.Params.MaxActive
-			}
-			if o.Params.MaxActiveCeiling > 0 {
-				pr.MaxActiveCeiling = o.Params.MaxActiveCeiling
-			}
-			if o.Params.PaceInterval > 0 {
-				pr.PaceInterval = o.Params.PaceInterval
-			}
-			if o.Params.PaceConcurrency > 0 {
-				pr.PaceConcurrency = o.Params.PaceConcurrency
-			}
-			if o.Params.PaceBatch > 0 {
-				pr.PaceBatch = o.Params.PaceBatch
-			}
-		}
-	}
-	return pr
+	return f.Hazard.Params
 }
 
 // maxActive computes the capped maxactive: the requested value, else the

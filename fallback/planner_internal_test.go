@@ -21,9 +21,11 @@ const (
 	hzRefuse    hazards.ID = "test-refuse"
 	hzDowngrade hazards.ID = "test-downgrade"
 	hzCap       hazards.ID = "test-cap"
-	hzPace      hazards.ID = "test-pace"
-	hzWarn      hazards.ID = "test-warn"
-	hzAvoid     hazards.ID = "test-avoid"
+	// A capping hazard whose params exceed the kernel's limit.
+	hzCapHigh hazards.ID = "test-cap-high"
+	hzPace    hazards.ID = "test-pace"
+	hzWarn    hazards.ID = "test-warn"
+	hzAvoid   hazards.ID = "test-avoid"
 	// Refusing hazards whose unknown verdicts only warn or are allowed.
 	hzWarnOnUnknown  hazards.ID = "test-warn-on-unknown"
 	hzAllowOnUnknown hazards.ID = "test-allow-on-unknown"
@@ -33,6 +35,7 @@ var testHazards = map[hazards.ID]*hazards.Hazard{
 	hzRefuse:    {ID: hzRefuse, Title: "refusing hazard", Action: hazards.ActionRefuse, Affected: []string{">= 5.2, < 5.6"}},
 	hzDowngrade: {ID: hzDowngrade, Title: "downgrading hazard", Action: hazards.ActionDowngrade, Affected: []string{"< 6.9"}},
 	hzCap:       {ID: hzCap, Title: "capping hazard", Action: hazards.ActionCap, Params: hazards.Params{MaxActive: 512, MaxActiveCeiling: 1024}},
+	hzCapHigh:   {ID: hzCapHigh, Title: "capping hazard above the limit", Action: hazards.ActionCap, Params: hazards.Params{MaxActive: 9000, MaxActiveCeiling: 8192}},
 	hzPace:      {ID: hzPace, Title: "pacing hazard", Action: hazards.ActionPace, Params: hazards.Params{PaceInterval: hazards.Duration(20 * time.Millisecond), PaceConcurrency: 2}},
 	hzWarn:      {ID: hzWarn, Title: "warning hazard", Action: hazards.ActionWarn},
 	hzAvoid:     {ID: hzAvoid, Title: "avoided hazard", Action: hazards.ActionAvoid},
@@ -48,7 +51,7 @@ type fakeEval map[probe.Mechanism]map[hazards.ID]hazards.Verdict
 
 func (f fakeEval) eval(m probe.Mechanism) []hazards.Finding {
 	var out []hazards.Finding
-	for _, id := range []hazards.ID{hzRefuse, hzDowngrade, hzCap, hzPace, hzWarn, hzAvoid, hzWarnOnUnknown, hzAllowOnUnknown} {
+	for _, id := range []hazards.ID{hzRefuse, hzDowngrade, hzCap, hzCapHigh, hzPace, hzWarn, hzAvoid, hzWarnOnUnknown, hzAllowOnUnknown} {
 		v, ok := f[m][id]
 		if !ok {
 			continue
@@ -213,13 +216,14 @@ func TestPlanEdges(t *testing.T) {
 			}},
 		},
 		{
-			name: "kretprobe contention, policy override of maxactive and ceiling",
+			// The catalog in effect carries a policy's overrides (hazards'
+			// WithPolicy applies them); the kernel's limit still holds.
+			name: "kretprobe contention, maxactive and ceiling above the kernel's limit",
 			k:    kernelWith(128, everything),
-			eval: fakeEval{probe.Kretprobe: {hzCap: a}},
+			eval: fakeEval{probe.Kretprobe: {hzCapHigh: a}},
 			req:  Request{Mechanism: probe.Kretprobe},
-			pol:  &hazards.Policy{Hazards: map[hazards.ID]hazards.Override{hzCap: {Params: hazards.Params{MaxActive: 9000, MaxActiveCeiling: 8192}}}},
 			want: Decision{Chosen: probe.Kretprobe, Action: Cap, Settings: Settings{MaxActive: KernelMaxActive}, Steps: []Step{
-				{From: probe.Kretprobe, To: probe.Kretprobe, Action: Cap, Hazard: hzCap},
+				{From: probe.Kretprobe, To: probe.Kretprobe, Action: Cap, Hazard: hzCapHigh},
 			}},
 		},
 		{
@@ -726,6 +730,17 @@ func TestPacingDefaults(t *testing.T) {
 // default; single uprobes have none.
 func TestPacingBatch(t *testing.T) {
 	f := hazards.Finding{ID: hzPace, Verdict: a, Hazard: &hazards.Hazard{ID: hzPace, Params: hazards.Params{PaceBatch: 20}}}
+	const stall hazards.ID = "uprobe-mmap-lock-stall"
+	cat, err := hazards.Builtin().WithPolicy(&hazards.Policy{APIVersion: "safebpf/v1",
+		Hazards: map[hazards.ID]hazards.Override{stall: {Params: hazards.Params{PaceBatch: 30}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, ok := cat.Lookup(stall)
+	if !ok {
+		t.Fatalf("%s not in the catalog", stall)
+	}
+	overridden := hazards.Finding{ID: stall, Verdict: a, Hazard: h}
 	for _, tt := range []struct {
 		name string
 		pol  *hazards.Policy
@@ -735,11 +750,17 @@ func TestPacingBatch(t *testing.T) {
 		{"hazard params", nil, probe.UprobeMulti, 20},
 		{"return probes too", nil, probe.UretprobeMulti, 20},
 		{"single uprobes have no batch", nil, probe.Uprobe, 0},
-		{"policy override of the params", &hazards.Policy{Hazards: map[hazards.ID]hazards.Override{hzPace: {Params: hazards.Params{PaceBatch: 30}}}}, probe.UprobeMulti, 30},
-		{"policy uprobes section wins", &hazards.Policy{Uprobes: hazards.UprobePacing{Batch: 5},
-			Hazards: map[hazards.ID]hazards.Override{hzPace: {Params: hazards.Params{PaceBatch: 30}}}}, probe.UprobeMulti, 5},
+		// A policy's params override is in the catalog in effect
+		// (Catalog.WithPolicy): the planner takes the hazard's params as
+		// given.
+		{"policy override of the params", nil, probe.UprobeMulti, 30},
+		{"policy uprobes section wins", &hazards.Policy{Uprobes: hazards.UprobePacing{Batch: 5}}, probe.UprobeMulti, 5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			f := f
+			if strings.HasPrefix(tt.name, "policy") {
+				f = overridden
+			}
 			p := &planner{k: &probe.Kernel{}, pol: tt.pol}
 			if got, _ := p.pacing(f, tt.m); got.Batch != tt.want {
 				t.Errorf("batch = %d, want %d", got.Batch, tt.want)

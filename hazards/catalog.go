@@ -25,6 +25,8 @@ type Catalog struct {
 	rules []compiledRule
 	// assertions are operators' statements about kernels, newest policy first.
 	assertions []assertion
+	// withPolicy is set on catalogs made by WithPolicy.
+	withPolicy bool
 }
 
 var builtin = sync.OnceValue(func() *Catalog {
@@ -142,22 +144,6 @@ func (c *Catalog) Disabled(id ID) bool {
 		}
 	}
 	return false
-}
-
-// CheckIDs returns an *UnknownIDError for the first ID in ids that the
-// catalog does not know. ForceAll ("all", exactly so spelled) is accepted
-// when allowAll is set.
-func (c *Catalog) CheckIDs(ids []ID, allowAll bool) error {
-	known := c.IDs()
-	for _, id := range ids {
-		if allowAll && id == ForceAll {
-			continue
-		}
-		if !slices.Contains(known, id) {
-			return &UnknownIDError{ID: id, Known: known}
-		}
-	}
-	return nil
 }
 
 // Evaluate returns one Finding per hazard that concerns a.Mechanism on k,

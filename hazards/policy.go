@@ -282,6 +282,7 @@ func (c *Catalog) WithPolicy(p *Policy) (*Catalog, error) {
 		hazards:    make([]Hazard, 0, len(c.hazards)+len(p.Rules)),
 		rules:      make([]compiledRule, 0, len(c.hazards)+len(p.Rules)),
 		assertions: append(append([]assertion(nil), cp.assertions...), c.assertions...),
+		withPolicy: true,
 	}
 	n.hazards = append(append(n.hazards, c.hazards...), p.Rules...)
 	n.rules = append(append(n.rules, c.rules...), cp.rules...)
@@ -306,6 +307,19 @@ func (c *Catalog) WithPolicy(p *Policy) (*Catalog, error) {
 		}
 	}
 	return n, nil
+}
+
+// WithPolicyApplied reports whether c was made by WithPolicy: it is the
+// catalog in effect under some policy, whose edits must not be applied
+// again.
+func (c *Catalog) WithPolicyApplied() bool { return c != nil && c.withPolicy }
+
+// EditsCatalog reports whether p edits the catalog it is applied to:
+// overrides, kernel assertions or rules. A policy that only sets the
+// mode, the force list or uprobe pacing does not: the planner reads
+// those from the policy itself. A nil p edits nothing.
+func (p *Policy) EditsCatalog() bool {
+	return p != nil && (len(p.Hazards) > 0 || len(p.Kernels) > 0 || len(p.Rules) > 0)
 }
 
 // mergeParams replaces the fields of base that over sets.

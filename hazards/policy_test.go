@@ -339,19 +339,6 @@ func findingFor(t *testing.T, c *Catalog, k *probe.Kernel, a Attachment, id ID) 
 	return Finding{}
 }
 
-func TestCheckIDs(t *testing.T) {
-	c := Builtin()
-	if err := c.CheckIDs([]ID{"all", "x86-text-poke-race"}, true); err != nil {
-		t.Error(err)
-	}
-	if err := c.CheckIDs([]ID{"all"}, false); !errors.Is(err, ErrUnknownHazard) {
-		t.Errorf("all without allowAll: %v", err)
-	}
-	if err := c.CheckIDs([]ID{"All"}, true); err == nil || !strings.Contains(err.Error(), "lower case") {
-		t.Errorf("All: %v", err)
-	}
-}
-
 // TestOnUnknownOverride: the policy sets what an unknown verdict does, per
 // hazard; the finding carries it.
 func TestOnUnknownOverride(t *testing.T) {

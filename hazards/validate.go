@@ -388,16 +388,13 @@ func validatePolicy(p *Policy, ck *checker, base *Catalog) (*compiledPolicy, err
 		}
 		return &UnknownIDError{ID: id, Known: known}
 	}
-	for i, id := range p.Force {
-		path := fmt.Sprintf("force[%d]", i)
-		if id != ForceAll {
-			if err := isKnown(id); err != nil {
-				return nil, ck.wrap(path, err)
-			}
+	if _, err := checkForce(p.Force, known, FromPolicyFile); err != nil {
+		fe := err.(*ForceError)
+		path := fmt.Sprintf("force[%d]", fe.Index)
+		if fe.Err == nil {
+			return nil, ck.errf(path, "%s", fe)
 		}
-		if slices.Contains(p.Force[:i], id) {
-			return nil, ck.errf(path, "duplicate hazard ID %q", id)
-		}
+		return nil, ck.wrap(path, fe.Err)
 	}
 	// Map entries are checked in file order (by line) for stable errors.
 	keys := make([]ID, 0, len(p.Hazards))

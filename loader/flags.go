@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
-	"strings"
 
 	"github.com/safebpf/safebpf/hazards"
 )
@@ -106,10 +104,11 @@ func (f *Flags) Settings() (force, policy, hostRoot Setting) {
 
 // Resolve reads the flags and, for each flag left empty, its environment
 // variable. It loads the policy file (nil when none is given) with
-// hazards.LoadPolicy and parses the force list with ParseForce: IDs that
-// neither cat (nil means hazards.Builtin()) nor the policy's rules know
-// are returned too (see ParseForce). The host root is not read: see
-// Settings and Apply.
+// hazards.LoadPolicy and parses the force list with
+// hazards.Catalog.ParseForce (cat nil means hazards.Builtin()): every
+// well-formed ID is returned, known or not (New ignores, with a warning,
+// those the catalog in effect does not know; see hazards.FromOperator).
+// The host root is not read: see Settings and Apply.
 func (f *Flags) Resolve(cat *hazards.Catalog) ([]hazards.ID, *hazards.Policy, error) {
 	force, policy, _ := f.Settings()
 	var pol *hazards.Policy
@@ -120,19 +119,18 @@ func (f *Flags) Resolve(cat *hazards.Catalog) ([]hazards.ID, *hazards.Policy, er
 		}
 		pol = p
 	}
-	ids, err := ParseForce(force.Value, cat, pol)
+	ids, err := parseForce(force, cat)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parse %s: %w", force.Source, err)
+		return nil, nil, err
 	}
 	return ids, pol, nil
 }
 
 // Apply merges the operator's override into o: the policy file, when one is
 // given, replaces o.Policy; the forced IDs are added to o.Force; and the
-// host root, when one is given, replaces o.HostRoot. A force ID that
-// neither o.Catalog (nil: hazards.Builtin()) nor the policy in effect
-// knows is kept: New logs it and ignores it (see Options.Force). On error,
-// o is unchanged.
+// host root, when one is given, replaces o.HostRoot. A well-formed force
+// ID the catalog does not know is kept: New logs it and ignores it (see
+// Options.Force). On error, o is unchanged.
 func (f *Flags) Apply(o *Options) error {
 	if o == nil {
 		return fmt.Errorf("apply safebpf flags: nil *Options: %w", errInvalidInput)
@@ -146,9 +144,9 @@ func (f *Flags) Apply(o *Options) error {
 		}
 		pol = p
 	}
-	ids, err := ParseForce(force.Value, o.Catalog, pol)
+	ids, err := parseForce(force, o.Catalog)
 	if err != nil {
-		return fmt.Errorf("parse %s: %w", force.Source, err)
+		return err
 	}
 	o.Policy = pol
 	seen := map[hazards.ID]bool{}
@@ -167,75 +165,20 @@ func (f *Flags) Apply(o *Options) error {
 	return nil
 }
 
-// ForceFromEnv parses SAFEBPF_FORCE as ParseForce does. It returns nil
-// when the variable is unset or empty.
-func ForceFromEnv(cat *hazards.Catalog, pol *hazards.Policy) ([]hazards.ID, error) {
-	ids, err := ParseForce(os.Getenv(EnvForce), cat, pol)
+// ForceFromEnv parses SAFEBPF_FORCE as Flags.Resolve parses the force
+// list. It returns nil when the variable is unset or empty.
+func ForceFromEnv(cat *hazards.Catalog) ([]hazards.ID, error) {
+	return parseForce(Setting{Value: os.Getenv(EnvForce), Source: EnvForce}, cat)
+}
+
+// parseForce parses the force list in s, naming where it came from in
+// errors: every well-formed ID, known to cat or not.
+func parseForce(s Setting, cat *hazards.Catalog) ([]hazards.ID, error) {
+	f, err := cat.ParseForce(s.Value, hazards.FromOperator)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", EnvForce, err)
+		return nil, fmt.Errorf("parse %s: %w", s.Source, err)
 	}
-	return ids, nil
-}
-
-// ParseForce parses a comma-separated list of hazard IDs. Spaces around
-// IDs and empty items are ignored, and duplicates are dropped.
-//
-// Every well-formed ID is returned, known or not: an ID that neither cat
-// (nil means hazards.Builtin()) nor a rule of pol (may be nil) knows may
-// be one a newer release knows, set fleet-wide while agents are upgraded,
-// and it cannot force anything here, so it is not an error (version skew
-// must not stop older agents). New logs such IDs at warn level and
-// ignores them; UnknownForce lists them. A malformed item, which no
-// release could know ("ALL", "Kretprobe-Contention", "a;b"; see
-// hazards.ID.WellFormed), is a *hazards.UnknownIDError listing the known
-// IDs (errors.Is hazards.ErrUnknownHazard); other spellings of "all" get
-// a hint.
-func ParseForce(s string, cat *hazards.Catalog, pol *hazards.Policy) ([]hazards.ID, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var ids []hazards.ID
-	for _, item := range strings.Split(s, ",") {
-		id := hazards.ID(strings.TrimSpace(item))
-		if id == "" || slices.Contains(ids, id) {
-			continue
-		}
-		if !id.WellFormed() {
-			return nil, &hazards.UnknownIDError{ID: id, Known: knownIDs(cat, pol)}
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
-
-// UnknownForce returns the IDs of force, in order, that are neither
-// hazards.ForceAll nor known to cat (nil means hazards.Builtin()) or to
-// the rules of pol (may be nil): IDs that cannot force anything here.
-func UnknownForce(force []hazards.ID, cat *hazards.Catalog, pol *hazards.Policy) []hazards.ID {
-	known := knownIDs(cat, pol)
-	var out []hazards.ID
-	for _, id := range force {
-		if id != hazards.ForceAll && !slices.Contains(known, id) && !slices.Contains(out, id) {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-// knownIDs returns the IDs of cat (nil: hazards.Builtin()) and pol's rules.
-func knownIDs(cat *hazards.Catalog, pol *hazards.Policy) []hazards.ID {
-	if cat == nil {
-		cat = hazards.Builtin()
-	}
-	known := cat.IDs()
-	if pol != nil {
-		for _, h := range pol.Rules {
-			if !slices.Contains(known, h.ID) {
-				known = append(known, h.ID)
-			}
-		}
-	}
-	return known
+	return f.IDs, nil
 }
 
 // warnUnknownForce logs the force IDs this release does not know, which

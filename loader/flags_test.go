@@ -273,45 +273,11 @@ func TestPolicyWritableByOthers(t *testing.T) {
 	}
 }
 
-func TestParseForce(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    []hazards.ID
-		wantErr string
-	}{
-		{in: "", want: nil},
-		{in: "  ", want: nil},
-		{in: ",", want: nil},
-		{in: "all", want: []hazards.ID{"all"}},
-		{in: "all,kretprobe-contention", want: []hazards.ID{"all", "kretprobe-contention"}},
-		{in: "ALL", wantErr: `unknown hazard ID "ALL"`},
-		{in: "All", wantErr: `unknown hazard ID "All"`},
-		{in: " all ", want: []hazards.ID{"all"}},
-		{in: "Kretprobe-Contention", wantErr: `unknown hazard ID "Kretprobe-Contention"`},
-		{in: "a-newer-hazard,kretprobe-contention", want: []hazards.ID{"a-newer-hazard", "kretprobe-contention"}},
-		{in: "kretprobe-contention;x86-text-poke-race", wantErr: `unknown hazard ID "kretprobe-contention;x86-text-poke-race"`},
-	}
-	for _, tt := range tests {
-		got, err := ParseForce(tt.in, nil, nil)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("ParseForce(%q) = %v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("ParseForce(%q): %v", tt.in, err)
-			continue
-		}
-		if diff := cmp.Diff(tt.want, got); diff != "" {
-			t.Errorf("ParseForce(%q) (-want +got):\n%s", tt.in, diff)
-		}
-	}
-}
+// The force-list syntax is hazards.TestParseForce.
 
 func TestForceFromEnv(t *testing.T) {
 	t.Setenv(EnvForce, "uprobe-mmap-lock-stall,all")
-	got, err := ForceFromEnv(nil, nil)
+	got, err := ForceFromEnv(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,11 +285,11 @@ func TestForceFromEnv(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	t.Setenv(EnvForce, "nope")
-	if got, err := ForceFromEnv(nil, nil); err != nil || len(got) != 1 || got[0] != "nope" {
+	if got, err := ForceFromEnv(nil); err != nil || len(got) != 1 || got[0] != "nope" {
 		t.Errorf("ForceFromEnv with an unknown ID = %v, %v; want it returned for New to ignore", got, err)
 	}
 	t.Setenv(EnvForce, "No;pe")
-	if _, err := ForceFromEnv(nil, nil); err == nil || !strings.Contains(err.Error(), EnvForce) {
+	if _, err := ForceFromEnv(nil); err == nil || !strings.Contains(err.Error(), EnvForce) {
 		t.Errorf("ForceFromEnv with a malformed ID = %v, want an error naming %s", err, EnvForce)
 	}
 }
@@ -386,7 +352,7 @@ func TestNewIgnoresUnknownForce(t *testing.T) {
 	}
 
 	// The known force still works: kprobe on 5.5.3 x86 attaches, warned.
-	d, err := newPlanner(k, hazards.Builtin(), &l.policy).plan(fallback.Request{Mechanism: probe.Kprobe})
+	d, err := newPlanner(k, l.catalog, &l.policy).plan(fallback.Request{Mechanism: probe.Kprobe})
 	if err != nil || d.Chosen != probe.Kprobe || !slices.Contains(d.Forced, "x86-text-poke-race") {
 		t.Errorf("decision %+v, %v: want kprobe forced past x86-text-poke-race", d, err)
 	}

@@ -5,8 +5,8 @@ import (
 
 	"github.com/cilium/ebpf/link"
 
-	"github.com/safebpf/safebpf/loader/internal/telemetry"
 	"github.com/safebpf/safebpf/internal/tracefs"
+	"github.com/safebpf/safebpf/loader/internal/telemetry"
 	"github.com/safebpf/safebpf/probe"
 )
 

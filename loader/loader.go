@@ -103,28 +103,18 @@ func New(opts *Options) (*Loader, error) {
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
 	}
-	l.catalog = opts.Catalog
-	if l.catalog == nil {
-		// The built-in catalog, or a newer one from SAFEBPF_CATALOG or the
-		// policy's catalog key.
-		cat, err := hazards.CatalogFor(opts.Policy)
-		if err != nil {
-			return nil, err
-		}
-		l.catalog = cat
-	}
-	pol, err := effectivePolicy(l.catalog, opts.Policy, opts.Mode, opts.Force)
+	in, err := opts.InEffect()
 	if err != nil {
 		return nil, err
 	}
-	l.policy = pol
+	l.catalog, l.policy = in.Catalog, in.Policy
 	l.starts = &startLog{}
-	warnUnknownForce(l.starts, opts.Logger, UnknownForce(slices.Concat(policyForce(opts.Policy), opts.Force), l.catalog, opts.Policy), knownIDs(l.catalog, opts.Policy))
+	warnUnknownForce(l.starts, opts.Logger, in.IgnoredForce, l.catalog.IDs())
 
 	if opts.Kernel != nil {
 		l.kernel = opts.Kernel.Clone()
 	} else {
-		k, err := detect(context.Background(), opts.HostRoot, kernelFacts(l.catalog, opts.Policy))
+		k, err := detect(context.Background(), opts.HostRoot, l.catalog.Facts())
 		if err != nil {
 			return nil, fmt.Errorf("detect kernel: %w", err)
 		}
@@ -144,43 +134,74 @@ func New(opts *Options) (*Loader, error) {
 	return l, nil
 }
 
-// effectivePolicy merges mode and force into a copy of pol, dropping the
-// force IDs neither cat nor pol's rules know (see Options.Force). A
-// malformed ID, which no release knows, is an error.
-func effectivePolicy(cat *hazards.Catalog, pol *hazards.Policy, mode hazards.Mode, force []hazards.ID) (hazards.Policy, error) {
-	var p hazards.Policy
-	if pol != nil {
-		p = *pol
-		p.Force = append([]hazards.ID(nil), pol.Force...)
+// InEffect is what a Loader made from Options plans with: the catalog and
+// the policy in effect, computed once (by New, PlanSpec, and the safebpf
+// command) and then taken as given by the planner.
+type InEffect struct {
+	// Catalog is the base catalog (Options.Catalog, else
+	// hazards.CatalogFor(Options.Policy)) with the policy's edits —
+	// overrides, kernel assertions, rules — applied once by
+	// hazards.Catalog.WithPolicy.
+	Catalog *hazards.Catalog
+	// Policy is the policy the planner reads: Options.Policy's, with
+	// Options.Mode and the known IDs of Options.Force merged, and the
+	// mode set (hazards.Enforce when neither gives one).
+	Policy hazards.Policy
+	// IgnoredForce are the IDs of Options.Force the catalog does not
+	// know: they force nothing (hazards.FromOperator); New logs them.
+	IgnoredForce []hazards.ID
+}
+
+// InEffect resolves o (nil means defaults) into the catalog and policy in
+// effect. It reads the catalog file SAFEBPF_CATALOG or the policy's
+// catalog key names, when o.Catalog is nil. An invalid mode, a policy
+// that does not validate against the catalog, an ID in the policy's force
+// list the catalog does not know, and a malformed ID in o.Force are
+// errors.
+func (o *Options) InEffect() (InEffect, error) {
+	if o == nil {
+		o = &Options{}
 	}
-	if mode != "" {
-		p.Mode = mode
-	}
-	if p.Mode == "" {
-		p.Mode = hazards.Enforce
-	}
-	switch p.Mode {
-	case hazards.Enforce, hazards.Warn, hazards.Audit:
-	default:
-		return p, fmt.Errorf("set mode %q: want enforce, warn or audit: %w", p.Mode, errInvalidInput)
-	}
-	unknown := UnknownForce(slices.Concat(p.Force, force), cat, pol)
-	seen := map[hazards.ID]bool{}
-	var merged []hazards.ID
-	for _, id := range append(p.Force, force...) {
-		if !id.WellFormed() {
-			return p, fmt.Errorf("force hazard: %w: %w", &hazards.UnknownIDError{ID: id, Known: knownIDs(cat, pol)}, errInvalidInput)
+	base := o.Catalog
+	if base == nil {
+		// The built-in catalog, or a newer one from SAFEBPF_CATALOG or the
+		// policy's catalog key.
+		c, err := hazards.CatalogFor(o.Policy)
+		if err != nil {
+			return InEffect{}, err
 		}
-		if slices.Contains(unknown, id) {
-			continue
-		}
-		if !seen[id] {
-			seen[id] = true
-			merged = append(merged, id)
-		}
+		base = c
 	}
-	p.Force = merged
-	return p, nil
+	in := InEffect{Catalog: base}
+	var polForce []hazards.ID
+	if o.Policy != nil {
+		in.Policy = *o.Policy
+		polForce = o.Policy.Force
+	}
+	if o.Policy.EditsCatalog() {
+		cat, err := base.WithPolicy(o.Policy)
+		if err != nil {
+			return InEffect{}, fmt.Errorf("apply policy: %w", err)
+		}
+		in.Catalog = cat
+	}
+	if o.Mode != "" {
+		in.Policy.Mode = o.Mode
+	}
+	in.Policy.Mode = in.Policy.EffectiveMode()
+	if !in.Policy.Mode.Valid() {
+		return InEffect{}, fmt.Errorf("set mode %q: want enforce, warn or audit: %w", in.Policy.Mode, errInvalidInput)
+	}
+	if _, err := in.Catalog.CheckForce(polForce, hazards.FromPolicyFile); err != nil {
+		return InEffect{}, fmt.Errorf("policy force list: %w: %w", err, errInvalidInput)
+	}
+	force, err := in.Catalog.CheckForce(slices.Concat(polForce, o.Force), hazards.FromOperator)
+	if err != nil {
+		return InEffect{}, fmt.Errorf("force hazard: %w: %w", err, errInvalidInput)
+	}
+	in.Policy.Force = force.Known()
+	in.IgnoredForce = force.Unknown
+	return in, nil
 }
 
 // Kernel returns a copy of the kernel description the Loader plans for.
@@ -298,46 +319,9 @@ func (l *Loader) resolver() *hostResolver {
 	})
 }
 
-// finishPlan fills in what the planner leaves empty in its answer to req.
-func finishPlan(d fallback.Decision, err error, req fallback.Request, pol *hazards.Policy) (fallback.Decision, error) {
-	if d.Mode == "" {
-		d.Mode = pol.Mode
-	}
-	if d.Requested == "" {
-		d.Requested = req.Mechanism
-	}
-	if d.Target == "" {
-		d.Target = req.Target
-	}
-	if err == nil && d.Chosen == "" && pol.Mode != hazards.Audit {
-		err = fmt.Errorf("plan %s on %s: planner chose no mechanism: %w", req.Mechanism, req.Target, ErrRefused)
-	}
-	return d, err
-}
-
 // detect reads the running kernel (below hostRoot when set) and the facts
 // the catalog's evidence asks about (issue 9: evidence not looked for is
 // unknown).
 func detect(ctx context.Context, hostRoot string, facts []probe.Fact) (*probe.Kernel, error) {
 	return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot, Facts: facts})
-}
-
-// kernelFacts are the facts of the catalog and of the policy's own rules.
-func kernelFacts(cat *hazards.Catalog, pol *hazards.Policy) []probe.Fact {
-	facts := cat.Facts()
-	if pol != nil {
-		for _, r := range pol.Rules {
-			for _, e := range r.Evidence {
-				facts = append(facts, e.Fact())
-			}
-		}
-	}
-	return facts
-}
-
-func policyForce(p *hazards.Policy) []hazards.ID {
-	if p == nil {
-		return nil
-	}
-	return p.Force
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/safebpf/safebpf/fallback"
-	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -220,22 +219,9 @@ func PlanSpec(spec *ebpf.CollectionSpec, k *probe.Kernel, opts *Options) ([]Prog
 	if spec == nil {
 		return nil, fmt.Errorf("plan spec: nil spec: %w", errInvalidInput)
 	}
-	if opts == nil {
-		opts = &Options{}
-	}
-	cat := opts.Catalog
-	if cat == nil {
-		// The built-in catalog, or a newer one from SAFEBPF_CATALOG or the
-		// policy's catalog key.
-		c, err := hazards.CatalogFor(opts.Policy)
-		if err != nil {
-			return nil, fmt.Errorf("plan spec: %w", err)
-		}
-		cat = c
-	}
-	pol, err := effectivePolicy(cat, opts.Policy, opts.Mode, opts.Force)
+	in, err := opts.InEffect()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plan spec: %w", err)
 	}
 	arch := ""
 	if k != nil {
@@ -247,7 +233,7 @@ func PlanSpec(spec *ebpf.CollectionSpec, k *probe.Kernel, opts *Options) ([]Prog
 		return nil, fmt.Errorf("plan spec: %w", err)
 	}
 	c := &Collection{}
-	pl := newPlanner(k, cat, &pol)
+	pl := newPlanner(k, in.Catalog, &in.Policy)
 	plans := make([]*groupPlan, len(an.groups))
 	for i, g := range an.groups {
 		plans[i] = planGroup(pl, g, copts)

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -113,7 +114,7 @@ type planned struct {
 }
 
 // plan answers req: from the memo when a request of the same shape was
-// planned before, else from the planner (planWith).
+// planned before, else from fallback.Plan.
 func (p *planner) plan(req fallback.Request) (fallback.Decision, error) {
 	key := keyOf(req)
 	p.mu.RLock()
@@ -134,8 +135,9 @@ func (p *planner) plan(req fallback.Request) (fallback.Decision, error) {
 	return complete(hit.d, hit.err, req, p.pol)
 }
 
-// complete returns a copy of a remembered plan labelled with req's target,
-// with what the planner leaves empty filled in. The copy shares nothing
+// complete returns a copy of a remembered plan labelled with req's target
+// (fallback.Plan sets Requested and Mode; the target is the one thing
+// the memo's key leaves out). The copy shares nothing
 // the caller could change with the memo.
 func complete(d fallback.Decision, err error, req fallback.Request, pol *hazards.Policy) (fallback.Decision, error) {
 	d.Steps = slices.Clone(d.Steps)
@@ -159,5 +161,8 @@ func complete(d fallback.Decision, err error, req fallback.Request, pol *hazards
 		c.Target = req.Target
 		err = &c
 	}
-	return finishPlan(d, err, req, pol)
+	if err == nil && d.Chosen == "" && pol.EffectiveMode() != hazards.Audit {
+		err = fmt.Errorf("plan %s on %s: planner chose no mechanism: %w", req.Mechanism, req.Target, ErrRefused)
+	}
+	return d, err
 }

@@ -128,6 +128,13 @@ func TestPlanSpecRefusal(t *testing.T) {
 	}
 }
 
+// myRulePolicy is a policy with one user rule, my-rule.
+var myRulePolicy = &hazards.Policy{APIVersion: "safebpf/v1", Rules: []hazards.Hazard{{
+	ID: "my-rule", Title: "a fleet's own hazard", Summary: "Seen on the fleet's vendor kernel.",
+	References: []hazards.Reference{{Link: "https://example.com/incident/42"}},
+	Mechanisms: []probe.Mechanism{probe.Tracepoint}, Affected: []string{">= 6.12, < 6.13"}, Action: hazards.ActionRefuse,
+}}}
+
 func TestNewOptions(t *testing.T) {
 	k := &probe.Kernel{Release: "6.1.0"}
 	tests := []struct {
@@ -148,7 +155,7 @@ func TestNewOptions(t *testing.T) {
 		{"unknown force ID is ignored", &Options{Kernel: k, Force: []hazards.ID{"no-such-hazard"}}, hazards.Enforce, nil, false},
 		{"malformed force ID", &Options{Kernel: k, Force: []hazards.ID{"No Such Hazard"}}, "", nil, true},
 		{"policy rule IDs are known", &Options{Kernel: k, Force: []hazards.ID{"my-rule"},
-			Policy: &hazards.Policy{Rules: []hazards.Hazard{{ID: "my-rule"}}}}, hazards.Enforce, []hazards.ID{"my-rule"}, false},
+			Policy: myRulePolicy}, hazards.Enforce, []hazards.ID{"my-rule"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -153,7 +153,9 @@ type resolvedPolicy struct {
 	// base is the catalog the policy applies to: the built-in one, or the
 	// file SAFEBPF_CATALOG or the policy's catalog key names.
 	base *hazards.Catalog
-	// cat is base with the policy applied.
+	// cat is the catalog in effect: the built-in one, or the file
+	// SAFEBPF_CATALOG or the policy's catalog key names, with the policy
+	// applied (loader.Options.InEffect).
 	cat *hazards.Catalog
 	// file is the policy file's content, nil without one.
 	file *hazards.Policy
@@ -188,33 +190,24 @@ func (a *app) resolvePolicy(c *cobra.Command, p *policyOpts) (*resolvedPolicy, e
 		}
 		rp.file = pol
 	}
+	if p.mode != "" && !hazards.Mode(p.mode).Valid() {
+		return nil, usageErr("--mode %q: want enforce, warn or audit", p.mode)
+	}
 	base, err := hazards.CatalogFor(rp.file)
 	if err != nil {
 		return nil, usageErr("%w", err)
 	}
-	rp.base, rp.cat = base, base
-	if rp.file != nil {
-		cat, err := base.WithPolicy(rp.file)
-		if err != nil {
-			return nil, usageErr("apply policy from %s: %w", sourceName(policy, "--policy"), err)
-		}
-		rp.cat = cat
-	}
-	rp.eff = hazards.Policy{APIVersion: "safebpf/v1"}
-	if rp.file != nil {
-		rp.eff = *rp.file
-		rp.eff.Force = slices.Clone(rp.file.Force)
-	}
-	ids, err := loader.ParseForce(force.Value, nil, rp.file)
+	ids, err := base.ParseForce(force.Value, hazards.FromOperator)
 	if err != nil {
 		return nil, usageErr("%s: %w", sourceName(force, "--force"), err)
 	}
-	rp.ignored = loader.UnknownForce(ids, nil, rp.file)
-	for _, id := range ids {
-		if !slices.Contains(rp.ignored, id) && !slices.Contains(rp.eff.Force, id) {
-			rp.eff.Force = append(rp.eff.Force, id)
-		}
+	// The catalog and policy in effect, as a Loader given the same
+	// options would build them: the policy applied to the catalog once.
+	in, err := (&loader.Options{Catalog: base, Policy: rp.file, Force: ids.IDs, Mode: hazards.Mode(p.mode)}).InEffect()
+	if err != nil {
+		return nil, usageErr("apply policy from %s: %w", sourceName(policy, "--policy"), err)
 	}
+	rp.base, rp.cat, rp.eff, rp.ignored = base, in.Catalog, in.Policy, in.IgnoredForce
 	if len(rp.ignored) > 0 {
 		var known []string
 		for _, id := range rp.cat.IDs() {
@@ -222,12 +215,6 @@ func (a *app) resolvePolicy(c *cobra.Command, p *policyOpts) (*resolvedPolicy, e
 		}
 		a.warn(c, "%s: %s unknown to this release (a newer one's?) and forces nothing; known: %s",
 			sourceName(force, "--force"), quoteIDs(rp.ignored), strings.Join(known, ", "))
-	}
-	if p.mode != "" {
-		if !hazards.Mode(p.mode).Valid() {
-			return nil, usageErr("--mode %q: want enforce, warn or audit", p.mode)
-		}
-		rp.eff.Mode = hazards.Mode(p.mode)
 	}
 	return rp, nil
 }
@@ -302,8 +289,7 @@ func planMechanisms(k *probe.Kernel, rp *resolvedPolicy, mechs []probe.Mechanism
 		if m == probe.PerfEventHardware || m == probe.PerfEventSoftware {
 			req.PerfEvent = &fallback.PerfEvent{Hardware: m == probe.PerfEventHardware, Frequency: ro.frequency}
 		}
-		// The base catalog: Plan applies the policy itself.
-		d, err := fallback.Plan(k, rp.base, req, &rp.eff)
+		d, err := fallback.Plan(k, rp.cat, req, &rp.eff)
 		if err != nil && d.Action != fallback.Refuse {
 			return nil, usageErr("plan %s: %w", m, err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/internal/boundedio"
+	"github.com/safebpf/safebpf/loader"
 )
 
 func (a *app) policyCommand() *cobra.Command {
@@ -85,10 +86,12 @@ func (a *app) validatePolicy(c *cobra.Command, o *outputOpts, path string) error
 	pol, err := hazards.LoadPolicy(path)
 	var cat *hazards.Catalog
 	if err == nil {
-		// The catalog the policy applies to: SAFEBPF_CATALOG, its own
-		// catalog key, else the built-in one.
-		if cat, err = hazards.CatalogFor(pol); err == nil {
-			cat, err = cat.WithPolicy(pol)
+		// The catalog in effect, as a Loader would build it: the one
+		// SAFEBPF_CATALOG or its own catalog key names, else the
+		// built-in one, with the policy applied.
+		var in loader.InEffect
+		if in, err = (&loader.Options{Policy: pol}).InEffect(); err == nil {
+			cat = in.Catalog
 		}
 	}
 	if err != nil {
