@@ -30,7 +30,7 @@
 //     safe (an Upgrade step); otherwise it sets Settings.MaxActive to the
 //     requested maxactive, else the hazard's params.maxactive (a policy
 //     override wins), else the kernel default max(10, 2*CPUs), never above
-//     params.maxactive_ceiling and never above [KernelMaxActive] (4096).
+//     params.maxactive_ceiling and never above [hazards.MaxActiveLimit].
 //     On any other mechanism a cap finding is reported as a warning.
 //   - pace (uprobe-mmap-lock-stall): Settings.Pacing from the policy's
 //     uprobes section, else the hazard's params, else [DefaultPaceInterval]

@@ -14,10 +14,6 @@ import (
 // errInvalidInput is wrapped by every argument check of Plan.
 var errInvalidInput = errors.New("invalid input")
 
-// KernelMaxActive is the largest kretprobe maxactive the kernel accepts
-// (KRETPROBE_MAXACTIVE_MAX, written through tracefs as "r4096:").
-const KernelMaxActive = 4096
-
 // Default pacing of uprobe registrations when neither the policy nor the
 // hazard entry says: one registration at a time, 10ms apart; a uprobe_multi
 // link registers 50 symbols at a time (the hazard lab's scenario 3 on
@@ -373,7 +369,7 @@ func (p *planner) walk() (Decision, *RefusedError) {
 	d.Chosen = cur
 	d.Settings.PerfEvent = p.perfSettings(cur)
 	if p.req.MaxActive > 0 && cur == probe.Kretprobe {
-		d.Settings.MaxActive = min(p.req.MaxActive, KernelMaxActive)
+		d.Settings.MaxActive = min(p.req.MaxActive, hazards.MaxActiveLimit)
 	}
 	settingAction := Action("")
 	capped := 0
@@ -597,7 +593,7 @@ func (p *planner) perfSettings(m probe.Mechanism) *PerfEvent {
 func (p *planner) requestedSettings() Settings {
 	s := Settings{PerfEvent: p.perfSettings(p.req.Mechanism)}
 	if p.req.Mechanism == probe.Kretprobe && p.req.MaxActive > 0 {
-		s.MaxActive = min(p.req.MaxActive, KernelMaxActive)
+		s.MaxActive = min(p.req.MaxActive, hazards.MaxActiveLimit)
 	}
 	return s
 }
@@ -613,12 +609,13 @@ func (p *planner) params(f hazards.Finding) hazards.Params {
 
 // maxActive computes the capped maxactive: the requested value, else the
 // hazard's (or policy's) default, else the kernel's own default
-// max(10, 2*CPUs); never above the ceiling, which never exceeds 4096.
+// max(10, 2*CPUs); never above the ceiling, which never exceeds
+// hazards.MaxActiveLimit.
 func (p *planner) maxActive(f hazards.Finding) (int, string) {
 	pr := p.params(f)
 	ceiling := pr.MaxActiveCeiling
-	if ceiling <= 0 || ceiling > KernelMaxActive {
-		ceiling = KernelMaxActive
+	if ceiling <= 0 || ceiling > hazards.MaxActiveLimit {
+		ceiling = hazards.MaxActiveLimit
 	}
 	n, src := p.req.MaxActive, "requested"
 	if n <= 0 {

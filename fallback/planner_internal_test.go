@@ -222,7 +222,7 @@ func TestPlanEdges(t *testing.T) {
 			k:    kernelWith(128, everything),
 			eval: fakeEval{probe.Kretprobe: {hzCapHigh: a}},
 			req:  Request{Mechanism: probe.Kretprobe},
-			want: Decision{Chosen: probe.Kretprobe, Action: Cap, Settings: Settings{MaxActive: KernelMaxActive}, Steps: []Step{
+			want: Decision{Chosen: probe.Kretprobe, Action: Cap, Settings: Settings{MaxActive: hazards.MaxActiveLimit}, Steps: []Step{
 				{From: probe.Kretprobe, To: probe.Kretprobe, Action: Cap, Hazard: hzCapHigh},
 			}},
 		},

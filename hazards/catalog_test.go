@@ -94,8 +94,8 @@ func TestBuiltinCatalog(t *testing.T) {
 		}
 		switch h.Action {
 		case ActionCap:
-			if h.Params.MaxActive <= 0 || h.Params.MaxActiveCeiling <= 0 || h.Params.MaxActiveCeiling > MaxActiveLimit {
-				t.Errorf("%s: cap needs maxactive and a ceiling <= %d, got %+v", h.ID, MaxActiveLimit, h.Params)
+			if h.Params.MaxActive <= 0 || h.Params.MaxActiveCeiling < 0 || h.Params.MaxActiveCeiling > MaxActiveLimit {
+				t.Errorf("%s: cap needs maxactive and a ceiling <= %d (0: the kernel's), got %+v", h.ID, MaxActiveLimit, h.Params)
 			}
 		case ActionPace:
 			if h.Params.PaceInterval <= 0 || h.Params.PaceConcurrency <= 0 {

@@ -187,7 +187,8 @@ type Requires struct {
 
 // Params are the tunables an action uses.
 type Params struct {
-	// MaxActive is the kretprobe maxactive to set when capping; MaxActiveCeiling its upper bound (kernel max 4096).
+	// MaxActive is the kretprobe maxactive to set when capping;
+	// MaxActiveCeiling its upper bound (0: MaxActiveLimit, the kernel's).
 	MaxActive        int `yaml:"maxactive,omitempty" json:"maxactive,omitempty"`
 	MaxActiveCeiling int `yaml:"maxactive_ceiling,omitempty" json:"maxactive_ceiling,omitempty"`
 	// PaceInterval spaces uprobe registrations; PaceConcurrency bounds them (1 = serialised).

@@ -183,3 +183,57 @@ func TestSchemaMatchesTypes(t *testing.T) {
 		t.Errorf("mechanism enum = %v, want %v", enums.Defs["mechanism"].Enum, mechs)
 	}
 }
+
+// TestSchemaBounds holds the bounds docs/policy.schema.json states to the
+// constants that own them, so the published schema cannot drift from
+// what the validator enforces (issue 11: one owner per piece of
+// knowledge; the schema restates it, and this test checks the restating).
+func TestSchemaBounds(t *testing.T) {
+	data, err := os.ReadFile(schemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"maxactive":         MaxActiveLimit,
+		"maxactive_ceiling": MaxActiveLimit,
+		"concurrency":       MaxPaceConcurrency,
+		"min_cpus":          MaxMinCPUs,
+	}
+	found := map[string]int{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if props, ok := v["properties"].(map[string]any); ok {
+				for name, p := range props {
+					limit, ok := want[name]
+					if !ok {
+						continue
+					}
+					found[name]++
+					max, _ := p.(map[string]any)["maximum"].(float64)
+					if max != limit {
+						t.Errorf("schema: %s maximum %v, want %v (the Go constant)", name, max, limit)
+					}
+				}
+			}
+			for _, c := range v {
+				walk(c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+	for name := range want {
+		if found[name] == 0 {
+			t.Errorf("schema states no bound for %s", name)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/safebpf/safebpf/internal/tracefs"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -57,8 +58,14 @@ func (m Mode) Valid() bool {
 }
 
 // MaxActiveLimit is the largest kretprobe maxactive the kernel accepts
-// (KRETPROBE_MAXACTIVE_MAX in kernel/trace/trace_kprobe.c).
-const MaxActiveLimit = 4096
+// (KRETPROBE_MAXACTIVE_MAX in kernel/trace/trace_kprobe.c since 4.12,
+// 696ced4fb1d7 "tracing/kprobes: expose maxactive for kretprobe in
+// kprobe_events"). It bounds params.maxactive and
+// params.maxactive_ceiling, an unset ceiling means it, and the planner
+// never sets more. It is defined once, where maxactive is written to the
+// kernel (internal/tracefs); docs/policy.schema.json states it too, and a
+// test holds the schema to it.
+const MaxActiveLimit = tracefs.MaxActiveLimit
 
 // maxRanges bounds a hazard's affected and distros lists.
 const maxRanges = 64

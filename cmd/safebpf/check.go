@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/internal/boundedio"
 	"github.com/safebpf/safebpf/internal/kernel"
 	"github.com/safebpf/safebpf/probe"
@@ -30,7 +31,6 @@ type checkOpts struct {
 // Flag bounds.
 const (
 	maxTargets   = 1 << 20
-	maxMaxActive = 4096   // the kernel's KRETPROBE_MAXACTIVE_MAX
 	maxFrequency = 100000 // the default kernel.perf_event_max_sample_rate
 )
 
@@ -78,7 +78,7 @@ files' contents; other keys are ignored), and prints one row per kernel
 	f.StringVar(&o.mechanism, "mechanism", "", "plan only this mechanism (fentry, kprobe, uprobe, ...)")
 	f.IntVar(&o.req.targets, "targets", 1, "functions or symbols attached together, 1 to 1048576")
 	f.StringSliceVar(&o.as.AttachTo, "attach-to", nil, "what the program attaches to, as the kernel names it: functions (__x64_sys_openat), group/name tracepoints, raw tracepoint events; comma-separated (default unknown: the program may run in interrupt context)")
-	f.IntVar(&o.req.maxActive, "maxactive", 0, "requested kretprobe maxactive, 0 (default) to 4096")
+	f.IntVar(&o.req.maxActive, "maxactive", 0, fmt.Sprintf("requested kretprobe maxactive, 0 (default) to %d", hazards.MaxActiveLimit))
 	f.Uint64Var(&o.req.frequency, "frequency", 99, "perf event sampling frequency in Hz, 1 to 100000")
 	f.BoolVar(&o.req.pinned, "pinned", false, "forbid changing the mechanism")
 	for _, name := range []string{"kernel", "fleet", "os-release", "kallsyms", "config"} {
@@ -129,8 +129,8 @@ func (o *checkOpts) checkFlags(c *cobra.Command) ([]probe.Mechanism, error) {
 	if o.req.targets < 1 || o.req.targets > maxTargets {
 		return nil, usageErr("--targets %d: want 1 to %d", o.req.targets, maxTargets)
 	}
-	if o.req.maxActive < 0 || o.req.maxActive > maxMaxActive {
-		return nil, usageErr("--maxactive %d: want 0 (the kernel default) to %d, the kernel's maximum", o.req.maxActive, maxMaxActive)
+	if o.req.maxActive < 0 || o.req.maxActive > hazards.MaxActiveLimit {
+		return nil, usageErr("--maxactive %d: want 0 (the kernel default) to %d, the kernel's maximum", o.req.maxActive, hazards.MaxActiveLimit)
 	}
 	if o.req.frequency < 1 || o.req.frequency > maxFrequency {
 		return nil, usageErr("--frequency %d: want 1 to %d Hz (the kernel's default perf_event_max_sample_rate)", o.req.frequency, maxFrequency)
