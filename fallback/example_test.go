@@ -105,3 +105,25 @@ func ExamplePlan_warnMode() {
 	// Output:
 	// fentry warn | enforce would: downgrade to kprobe
 }
+
+// A Decision in words: the one rendering the loader's errors, the
+// safebpf command, the example agents and the log records share.
+func ExampleDecision_String() {
+	d := fallback.Decision{
+		Target: "tcp_sendmsg", Requested: probe.Kretprobe, Chosen: probe.Kretprobe, Action: fallback.Cap,
+		Mode:     hazards.Enforce,
+		Settings: fallback.Settings{MaxActive: 512},
+		Steps: []fallback.Step{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap,
+			Hazard: "kretprobe-contention", Reason: "kretprobe-contention: affected on 96 CPUs; maxactive set to 512"}},
+	}
+	fmt.Println(d.Headline())
+	for _, line := range d.Details() {
+		fmt.Println("  " + line)
+	}
+	fmt.Println(d)
+	// Output:
+	// tcp_sendmsg: kretprobe (cap)
+	//   kretprobe kept (cap): kretprobe-contention: affected on 96 CPUs; maxactive set to 512
+	//   settings: kretprobe maxactive 512
+	// tcp_sendmsg: kretprobe (cap): kretprobe kept (cap): kretprobe-contention: affected on 96 CPUs; maxactive set to 512; settings: kretprobe maxactive 512
+}

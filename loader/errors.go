@@ -148,72 +148,9 @@ func (e *rolledBack) Error() string {
 // ErrorType is "rolled_back".
 func (e *rolledBack) ErrorType() string { return "rolled_back" }
 
-// Explain summarises a decision in one clause: what was requested, what was
-// chosen and which hazard or missing feature drove each step. Its text is
-// not a stable interface.
-func Explain(d fallback.Decision) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "requested %s", d.Requested)
-	if d.Target != "" {
-		fmt.Fprintf(&b, " on %s", d.Target)
-	}
-	switch {
-	case d.Chosen == "":
-		b.WriteString(", refused")
-	case d.Chosen == d.Requested && len(d.Steps) == 0:
-		fmt.Fprintf(&b, ", attached as %s", d.Chosen)
-	default:
-		fmt.Fprintf(&b, ", chose %s (%s)", d.Chosen, d.Action)
-	}
-	var why []string
-	for _, s := range d.Steps {
-		w := string(s.Action)
-		switch {
-		case s.Hazard != "":
-			w += " for hazard " + string(s.Hazard)
-		case s.Missing != "":
-			w += " because " + string(s.Missing) + " is unavailable"
-		case s.Reason != "":
-			w += " (" + s.Reason + ")"
-		}
-		if s.Forced {
-			w += " (forced)"
-		}
-		why = append(why, w)
-	}
-	if len(why) > 0 {
-		fmt.Fprintf(&b, ": %s", strings.Join(why, "; "))
-	}
-	if st := d.Settings; st.MaxActive > 0 || st.Pacing != nil || st.PerfEvent != nil {
-		var s []string
-		if st.MaxActive > 0 {
-			s = append(s, fmt.Sprintf("maxactive %d", st.MaxActive))
-		}
-		if st.Pacing != nil {
-			s = append(s, fmt.Sprintf("paced every %s", st.Pacing.Interval))
-		}
-		if p := st.PerfEvent; p != nil {
-			kind := "software event"
-			if p.Hardware {
-				kind = "hardware event"
-			}
-			if p.Frequency != 0 {
-				s = append(s, fmt.Sprintf("%s at %d Hz", kind, p.Frequency))
-			} else {
-				s = append(s, fmt.Sprintf("%s every %d events", kind, p.Period))
-			}
-		}
-		fmt.Fprintf(&b, " [%s]", strings.Join(s, ", "))
-	}
-	if d.WouldAction != "" {
-		if d.WouldChoose != "" {
-			fmt.Fprintf(&b, "; enforce would %s to %s", d.WouldAction, d.WouldChoose)
-		} else {
-			fmt.Fprintf(&b, "; enforce would %s", d.WouldAction)
-		}
-	}
-	if d.Mode != "" && d.Mode != "enforce" {
-		fmt.Fprintf(&b, " in %s mode", d.Mode)
-	}
-	return b.String()
-}
+// Explain describes a decision on one line: what was requested, what was
+// chosen, and each step with the hazard or missing feature that drove
+// it. It is fallback.Decision.String, the one rendering of a Decision
+// (the safebpf command, the example agents and the log records use the
+// same words). Its text is not a stable interface.
+func Explain(d fallback.Decision) string { return d.String() }

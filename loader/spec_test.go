@@ -219,7 +219,9 @@ func TestExplainAndAttachError(t *testing.T) {
 	}
 	inner := errors.New("kernel says no")
 	err := error(&AttachError{Program: "kp", Op: "attach", Decision: d, Err: inner})
-	want := `attach program "kp" (requested fentry on do_unlinkat, chose kprobe (downgrade): downgrade for hazard fentry-zap-pid-ns-deadlock): kernel says no`
+	// The decision in the words of fallback.Decision.String, the one
+	// rendering every output shares.
+	want := `attach program "kp" (do_unlinkat: fentry → kprobe (downgrade): fentry → kprobe: fentry-zap-pid-ns-deadlock): kernel says no`
 	if err.Error() != want {
 		t.Errorf("got  %s\nwant %s", err, want)
 	}

@@ -411,39 +411,16 @@ func countFindings(ps []planned) int {
 	return n
 }
 
-// writeDecisionDetail prints one decision with its steps and reasons.
+// writeDecisionDetail prints one decision with its steps and reasons, in
+// the words of fallback.Decision (Headline, Step.String, Notes), the
+// steps numbered.
 func writeDecisionDetail(p *printer, d fallback.Decision, err error) {
-	chosen := string(d.Chosen)
-	if chosen == "" {
-		chosen = "nothing"
-	}
-	p.line("  %s → %s (%s, mode %s)", d.Requested, chosen, d.Action, d.Mode)
-	if d.WouldAction != "" {
-		would := string(d.WouldChoose)
-		if would == "" {
-			would = "nothing"
-		}
-		p.hang("    ", fmt.Sprintf("enforce mode would: %s → %s", d.WouldAction, would))
-	}
-	if s := settingsText(d.Settings); s != "" {
-		p.hang("    settings: ", s)
-	}
+	p.line("  %s, mode %s", d.Headline(), d.Mode)
 	for i, s := range d.Steps {
-		to := string(s.To)
-		if to == "" {
-			to = "(refused)"
-		}
-		cause := string(s.Hazard)
-		if s.Missing != "" {
-			cause = "missing " + string(s.Missing)
-		}
-		if s.Forced {
-			cause += ", forced"
-		}
-		if cause != "" {
-			cause = " [" + cause + "]"
-		}
-		p.hang(fmt.Sprintf("    %d. ", i+1), fmt.Sprintf("%s %s → %s%s: %s", s.Action, s.From, to, cause, s.Reason))
+		p.hang(fmt.Sprintf("    %d. ", i+1), s.String())
+	}
+	for _, n := range d.Notes() {
+		p.hang("    ", n)
 	}
 	var re *fallback.RefusedError
 	if errors.As(err, &re) && !p.wide {
@@ -465,33 +442,6 @@ func writeDecisionDetail(p *printer, d fallback.Decision, err error) {
 	default:
 		p.hang("    error: ", err.Error())
 	}
-}
-
-func settingsText(s fallback.Settings) string {
-	var parts []string
-	if s.MaxActive > 0 {
-		parts = append(parts, fmt.Sprintf("maxactive=%d", s.MaxActive))
-	}
-	if pe := s.PerfEvent; pe != nil {
-		kind := "software cpu-clock"
-		if pe.Hardware {
-			kind = "hardware cycles"
-		}
-		switch {
-		case pe.Frequency > 0:
-			kind += fmt.Sprintf(" at %d Hz", pe.Frequency)
-		case pe.Period > 0:
-			kind += fmt.Sprintf(" every %d events", pe.Period)
-		}
-		parts = append(parts, "perf event "+kind)
-	}
-	if pc := s.Pacing; pc != nil {
-		parts = append(parts, fmt.Sprintf("uprobe registrations %s apart, %d at a time", pc.Interval, pc.Concurrency))
-	}
-	if s.Multi {
-		parts = append(parts, "multi link")
-	}
-	return strings.Join(parts, "; ")
 }
 
 // writeHead prints the summary line and the assumption.

@@ -10,119 +10,24 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/safebpf/safebpf/fallback"
-	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/loader"
 	"github.com/safebpf/safebpf/probe"
 )
 
-// Decision describes d: a headline, then one indented line per planner
-// step, the settings, forced hazards and what warn mode would have done.
-// Lines end in "\n".
+// Decision describes d: its headline, then one indented line per planner
+// step and note (fallback.Decision.Headline, Details). Lines end in "\n".
 func Decision(d fallback.Decision) string {
 	var b strings.Builder
-	target := d.Target
-	if target == "" {
-		target = "(unnamed)"
-	}
-	switch {
-	case d.Action == fallback.Refuse || d.Chosen == "":
-		fmt.Fprintf(&b, "%s: %s refused\n", target, d.Requested)
-	case d.Chosen == d.Requested:
-		fmt.Fprintf(&b, "%s: %s (%s)\n", target, d.Chosen, actionWords(d.Action))
-	default:
-		fmt.Fprintf(&b, "%s: %s → %s (%s)\n", target, d.Requested, d.Chosen, actionWords(d.Action))
-	}
-	for _, s := range d.Steps {
+	b.WriteString(d.Headline())
+	b.WriteString("\n")
+	for _, line := range d.Details() {
 		b.WriteString("    ")
-		b.WriteString(Step(s))
+		b.WriteString(line)
 		b.WriteString("\n")
 	}
-	if s := Settings(d.Settings); s != "" {
-		fmt.Fprintf(&b, "    settings: %s\n", s)
-	}
-	if len(d.Forced) > 0 {
-		fmt.Fprintf(&b, "    forced past: %s\n", joinIDs(d.Forced))
-	}
-	if d.Mode == hazards.Warn && (d.WouldAction != "" || d.WouldChoose != "") {
-		would := string(d.WouldChoose)
-		if would == "" {
-			would = "refuse"
-		}
-		fmt.Fprintf(&b, "    warn mode: enforce would have chosen %s (%s)\n", would, d.WouldAction)
-	}
 	return b.String()
-}
-
-// Step describes one planner step on one line, e.g.
-// "fentry → kprobe: fentry-zap-pid-ns-deadlock: <reason>".
-func Step(s fallback.Step) string {
-	var head string
-	switch {
-	case s.Action == fallback.Refuse || s.To == "":
-		head = fmt.Sprintf("%s refused", s.From)
-	case s.To == s.From:
-		head = fmt.Sprintf("%s kept (%s)", s.From, s.Action)
-	default:
-		head = fmt.Sprintf("%s → %s", s.From, s.To)
-	}
-	var why []string
-	if s.Hazard != "" {
-		why = append(why, string(s.Hazard))
-	}
-	if s.Missing != "" {
-		why = append(why, fmt.Sprintf("%s unavailable", s.Missing))
-	}
-	if s.Forced {
-		why = append(why, "forced")
-	}
-	if s.Reason != "" {
-		// Reasons often start with the hazard ID already.
-		if s.Hazard != "" && strings.HasPrefix(s.Reason, string(s.Hazard)) && len(why) > 0 && why[0] == string(s.Hazard) {
-			why = why[1:]
-		}
-		why = append(why, s.Reason)
-	}
-	if len(why) == 0 {
-		return head
-	}
-	return head + ": " + strings.Join(why, ": ")
-}
-
-// Settings describes the chosen mechanism's parameters, or "" when there
-// are none.
-func Settings(s fallback.Settings) string {
-	var parts []string
-	if s.MaxActive > 0 {
-		parts = append(parts, fmt.Sprintf("kretprobe maxactive %d", s.MaxActive))
-	}
-	if pe := s.PerfEvent; pe != nil {
-		kind := "software cpu-clock"
-		if pe.Hardware {
-			kind = "hardware cycles"
-		}
-		switch {
-		case pe.Frequency > 0:
-			parts = append(parts, fmt.Sprintf("perf event %s at %d Hz", kind, pe.Frequency))
-		case pe.Period > 0:
-			parts = append(parts, fmt.Sprintf("perf event %s every %d events", kind, pe.Period))
-		default:
-			parts = append(parts, "perf event "+kind)
-		}
-	}
-	if p := s.Pacing; p != nil {
-		n := "one at a time"
-		if p.Concurrency > 1 {
-			n = fmt.Sprintf("%d at a time", p.Concurrency)
-		}
-		parts = append(parts, fmt.Sprintf("uprobe registrations paced %s, %s apart", n, p.Interval.Round(time.Microsecond)))
-	}
-	if s.Multi {
-		parts = append(parts, "batched into one multi link")
-	}
-	return strings.Join(parts, "; ")
 }
 
 // Fprint writes a header naming the kernel (when kernel is not empty) and
@@ -175,7 +80,7 @@ func Failure(w io.Writer, kernel string, err error) error {
 			}
 			fmt.Fprintf(&b, "  %s: %s refused\n", target, r.Requested)
 			for _, s := range r.Tried {
-				fmt.Fprintf(&b, "    %s\n", Step(s))
+				fmt.Fprintf(&b, "    %s\n", s)
 			}
 			if r.ForceHint != "" {
 				fmt.Fprintf(&b, "    to attach anyway: %s\n", r.ForceHint)
@@ -257,20 +162,3 @@ func Kernel(k *probe.Kernel) string {
 	return fmt.Sprintf("%s (%s)", k.Release, strings.Join(extra, ", "))
 }
 
-func actionWords(a fallback.Action) string {
-	switch a {
-	case fallback.Allow:
-		return "as requested"
-	case "":
-		return "no action recorded"
-	}
-	return string(a)
-}
-
-func joinIDs(ids []hazards.ID) string {
-	s := make([]string, len(ids))
-	for i, id := range ids {
-		s[i] = string(id)
-	}
-	return strings.Join(s, ", ")
-}
