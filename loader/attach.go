@@ -76,9 +76,9 @@ func (l *Loader) attachChosen(ctx context.Context, m probe.Mechanism, prog *ebpf
 	if len(out.skipped) > 0 {
 		out.decision = withStep(out.decision, skippedStep(out.decision.Chosen, out.skipped))
 	}
-	if l.missed != nil {
-		l.missed.add(out)
-		out.onClose = func() { l.missed.remove(out) }
+	if l.active != nil {
+		l.active.add(out, prog)
+		out.onClose = func() { l.active.remove(out) }
 	}
 	return out, nil
 }

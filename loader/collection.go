@@ -218,7 +218,7 @@ func assignFields(to any, get func(reflect.Type, string) (reflect.Value, error))
 // On any failure, everything the call created (programs, maps, links,
 // perf events, tracefs events) is closed before it returns, and the log
 // records of its decisions have reached the Logger (waiting at most
-// refusalLogWait).
+// telemetry.DurableWait, 1s).
 func (l *Loader) LoadAndAttach(spec *ebpf.CollectionSpec, opts *CollectionOptions) (*Collection, error) {
 	return l.LoadAndAttachContext(context.Background(), spec, opts)
 }
@@ -232,6 +232,8 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 	if spec == nil {
 		return nil, fmt.Errorf("load and attach: nil spec: %w", errInvalidInput)
 	}
+	ctx, end := l.begin(ctx)
+	defer end()
 	an, err := analyse(spec, opts, l.resolver())
 	if err != nil {
 		return nil, fmt.Errorf("load and attach: %w", err)
@@ -256,7 +258,6 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 		}
 	}
 	if len(refused) > 0 {
-		l.settle()
 		return nil, errors.Join(refused...)
 	}
 	// Skipped optional groups (and refusals in audit mode) are recorded
@@ -289,7 +290,6 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 			aerr := &AttachError{Program: tr.prog.name, Op: "load", Decision: tr.d, Err: tr.err}
 			l.record(ctx, tr.d, tr.prog.name).finish(aerr)
 			if !gp.g.optional {
-				l.settle()
 				return nil, aerr
 			}
 		}
@@ -303,7 +303,6 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 				l.record(ctx, gp.decisions[p], p.name).finish(err)
 			}
 		}
-		l.settle()
 		return nil, err
 	}
 	c.coll = coll
@@ -320,7 +319,6 @@ func (l *Loader) LoadAndAttachContext(ctx context.Context, spec *ebpf.Collection
 			p.a.finish(&rolledBack{cause: fmt.Sprintf("program %q", failed)})
 		}
 		c.Close()
-		l.settle()
 		return nil, err
 	}
 	execs := map[string]*link.Executable{}

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -339,7 +340,9 @@ func TestNewIgnoresUnknownForce(t *testing.T) {
 		Msg   string   `json:"msg"`
 		IDs   []string `json:"ids"`
 	}
-	<-l.starts.done // New hands its records over asynchronously
+	if err := l.rec.Flush(context.Background()); err != nil { // New hands its records over asynchronously
+		t.Fatal(err)
+	}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		if strings.Contains(line, "ignoring") {
 			if err := json.Unmarshal([]byte(line), &rec); err != nil {

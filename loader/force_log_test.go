@@ -112,6 +112,9 @@ func TestForceLeavesATrace(t *testing.T) {
 					t.Errorf("force record %q lacks %q", recs[0], w)
 				}
 			}
+			if err := l.rec.Flush(context.Background()); err != nil { // the point goes through the telemetry queue
+				t.Fatal(err)
+			}
 			var rm metricdata.ResourceMetrics
 			if err := reader.Collect(context.Background(), &rm); err != nil {
 				t.Fatal(err)

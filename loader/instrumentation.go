@@ -3,6 +3,7 @@ package loader
 import (
 	"sync"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/safebpf/safebpf/internal/tracefs"
@@ -10,23 +11,131 @@ import (
 	"github.com/safebpf/safebpf/probe"
 )
 
-// missedProbes is the set of attached kprobe-family Links whose missed-hit
-// counts feed safebpf.probe.missed. Wiring (loader core):
+// attachments is the set of live Links a Loader attached: what feeds
+// safebpf.attachments.active (by mechanism and hazard) and
+// safebpf.probe.missed (the kprobe's nmissed, and every program's
+// recursion misses). Wiring:
 //
-//	l.missed = newMissedProbes()
-//	recorder.RegisterMissed(l.missed.collect) // *telemetry.Recorder
-//	l.missed.add(lk)                          // after a successful attach
-//	l.missed.remove(lk)                       // in Link.Close
+//	l.active = newAttachments(kernel)
+//	recorder.RegisterAttachments(l.active.collect)
+//	l.active.add(lk, prog)  // after a successful attach (attachChosen)
+//	l.active.remove(lk)     // first thing in Link.Close
 //
 // collect runs on the metric reader's goroutine at each collection, never
-// on an attach path.
-type missedProbes struct {
+// on an attach path. remove waits for a collection reading the Link, so
+// nothing reads a file descriptor Close is releasing.
+type attachments struct {
 	mu    sync.Mutex
-	links map[*Link]struct{}
+	links map[*Link]*tracked
+	// recursion: the kernel reports bpf_prog_info.recursion_misses (5.12+,
+	// 9ed9e9ba2337 "bpf: Count the number of times recursion was
+	// prevented"); older kernels leave it 0, which is not a count.
+	recursion bool
+	// linkMissed: the kernel reports a kprobe's missed count in link info
+	// (6.7+ by our reading of the "bpf: Add missed stats" series,
+	// UNVERIFIED); older kernels leave it 0.
+	linkMissed bool
 }
 
-func newMissedProbes() *missedProbes {
-	return &missedProbes{links: map[*Link]struct{}{}}
+// tracked is one live Link. prog is a clone of the attached program (the
+// caller may close theirs while the link lives), closed by remove.
+type tracked struct {
+	mu     sync.Mutex
+	closed bool
+	prog   *ebpf.Program
+}
+
+func newAttachments(k *probe.Kernel) *attachments {
+	at := func(major, minor int) bool {
+		return k != nil && k.Version != nil && (k.Version.Major > major || k.Version.Major == major && k.Version.Minor >= minor)
+	}
+	return &attachments{links: map[*Link]*tracked{}, recursion: at(5, 12), linkMissed: at(6, 7)}
+}
+
+// add tracks lk, attached with prog.
+func (p *attachments) add(lk *Link, prog *ebpf.Program) {
+	if p == nil || lk == nil {
+		return
+	}
+	t := &tracked{}
+	if p.recursion && prog != nil {
+		if c, err := prog.Clone(); err == nil {
+			t.prog = c
+		}
+	}
+	p.mu.Lock()
+	p.links[lk] = t
+	p.mu.Unlock()
+}
+
+// remove stops tracking lk, waiting for a collection that is reading it.
+func (p *attachments) remove(lk *Link) {
+	if p == nil || lk == nil {
+		return
+	}
+	p.mu.Lock()
+	t := p.links[lk]
+	delete(p.links, lk)
+	p.mu.Unlock()
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	if t.prog != nil {
+		t.prog.Close()
+		t.prog = nil
+	}
+}
+
+// collect returns one Attachment per tracked Link, with the missed counts
+// the kernel reports for it.
+func (p *attachments) collect() []telemetry.Attachment {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	links := make(map[*Link]*tracked, len(p.links))
+	for lk, t := range p.links {
+		links[lk] = t
+	}
+	p.mu.Unlock()
+
+	out := make([]telemetry.Attachment, 0, len(links))
+	for lk, t := range links {
+		t.mu.Lock()
+		if !t.closed {
+			out = append(out, p.describe(lk, t))
+		}
+		t.mu.Unlock()
+	}
+	return out
+}
+
+func (p *attachments) describe(lk *Link, t *tracked) telemetry.Attachment {
+	d := lk.decision
+	a := telemetry.Attachment{Mechanism: d.Chosen, Target: d.Target}
+	for _, st := range d.Steps {
+		if st.Hazard != "" {
+			a.Hazard = st.Hazard
+			break
+		}
+	}
+	if len(d.Forced) > 0 && a.Hazard == "" {
+		a.Hazard = d.Forced[0]
+	}
+	if missedMechanism(d.Chosen) {
+		if n, ok := p.kprobeMissed(lk); ok {
+			a.Misses = append(a.Misses, telemetry.Miss{Kind: telemetry.MissKprobe, Count: n})
+		}
+	}
+	if t.prog != nil {
+		if st, err := t.prog.Stats(); err == nil {
+			a.Misses = append(a.Misses, telemetry.Miss{Kind: telemetry.MissRecursion, Count: st.RecursionMisses})
+		}
+	}
+	return a
 }
 
 // missedMechanism reports whether m has a kernel missed-hit counter.
@@ -38,57 +147,12 @@ func missedMechanism(m probe.Mechanism) bool {
 	return false
 }
 
-// add tracks lk when its chosen mechanism has a missed counter.
-func (p *missedProbes) add(lk *Link) {
-	if p == nil || lk == nil || !missedMechanism(lk.decision.Chosen) {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.links[lk] = struct{}{}
-}
-
-// remove stops tracking lk.
-func (p *missedProbes) remove(lk *Link) {
-	if p == nil || lk == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.links, lk)
-}
-
-// collect returns one Missed per tracked Link whose count could be read.
-func (p *missedProbes) collect() []telemetry.Missed {
-	if p == nil {
-		return nil
-	}
-	p.mu.Lock()
-	links := make([]*Link, 0, len(p.links))
-	for lk := range p.links {
-		links = append(links, lk)
-	}
-	p.mu.Unlock()
-
-	var out []telemetry.Missed
-	for _, lk := range links {
-		n, ok := linkMissed(lk)
-		if !ok {
-			continue
-		}
-		out = append(out, telemetry.Missed{Mechanism: lk.decision.Chosen, Target: lk.decision.Target, Count: n})
-	}
-	return out
-}
-
-// linkMissed reads the missed-hit count of an attached kprobe-family Link:
-// from tracefs kprobe_profile for events safebpf created there (kretprobes
-// with a maxactive cap, whose dropped returns count as misses), else from
-// the kernel's link info (the missed field of perf-event kprobe and
-// kprobe-multi link info is recent, 6.7 by our reading of the "bpf: Add
-// missed stats" series, UNVERIFIED; older kernels leave it 0). ok is false
-// when neither is readable.
-func linkMissed(lk *Link) (n uint64, ok bool) {
+// kprobeMissed reads the missed-hit count of an attached kprobe-family
+// Link: from tracefs kprobe_profile for events safebpf created there
+// (kretprobes with a maxactive cap, whose dropped returns count as
+// misses), else from the kernel's link info where it carries one. ok is
+// false when neither is readable.
+func (p *attachments) kprobeMissed(lk *Link) (n uint64, ok bool) {
 	for _, c := range lk.extra {
 		if ev, isEvent := c.(*tracefs.Event); isEvent {
 			if n, err := ev.Missed(); err == nil {
@@ -96,7 +160,7 @@ func linkMissed(lk *Link) (n uint64, ok bool) {
 			}
 		}
 	}
-	if lk.Link == nil {
+	if lk.Link == nil || !p.linkMissed {
 		return 0, false
 	}
 	info, err := lk.Link.Info()

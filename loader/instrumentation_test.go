@@ -3,47 +3,59 @@ package loader
 import (
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/loader/internal/telemetry"
 	"github.com/safebpf/safebpf/probe"
 )
 
-func TestMissedProbesTracksKprobeFamily(t *testing.T) {
-	p := newMissedProbes()
+// TestAttachmentsTracksEveryMechanism: every attached Link counts towards
+// safebpf.attachments.active, whatever its mechanism, with the hazard
+// that drove its decision; Close stops counting it.
+func TestAttachmentsTracksEveryMechanism(t *testing.T) {
+	k := describe(t, probe.Description{Release: "6.1.30", CPUs: 4})
+	p := newAttachments(k)
+	if !p.recursion || p.linkMissed {
+		t.Errorf("6.1.30: recursion misses %v, link-info misses %v; want true, false (5.12+, 6.7+)", p.recursion, p.linkMissed)
+	}
 	links := map[probe.Mechanism]*Link{}
 	for _, m := range probe.Mechanisms() {
 		lk := &Link{decision: fallback.Decision{Chosen: m, Target: "f_" + string(m)}}
 		links[m] = lk
-		p.add(lk)
+		p.add(lk, nil)
 	}
-	p.add(nil)
-	var got []probe.Mechanism
-	for _, m := range probe.Mechanisms() {
-		if _, ok := p.links[links[m]]; ok {
-			got = append(got, m)
+	links[probe.Kretprobe].decision.Steps = []fallback.Step{{From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Cap, Hazard: "kretprobe-contention"}}
+	p.add(nil, nil)
+	got := p.collect()
+	if len(got) != len(probe.Mechanisms()) {
+		t.Fatalf("collect() = %d attachments, want %d", len(got), len(probe.Mechanisms()))
+	}
+	for _, a := range got {
+		want := ""
+		if a.Mechanism == probe.Kretprobe {
+			want = "kretprobe-contention"
 		}
-	}
-	want := []probe.Mechanism{probe.Kprobe, probe.Kretprobe, probe.KprobeMulti, probe.KretprobeMulti}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("tracked mechanisms (-want +got):\n%s", diff)
+		if string(a.Hazard) != want {
+			t.Errorf("%s: hazard %q, want %q", a.Mechanism, a.Hazard, want)
+		}
+		// None of these Links holds a kernel object: no count is
+		// readable, and none is made up.
+		if len(a.Misses) != 0 {
+			t.Errorf("%s: misses %v for a link without kernel objects", a.Mechanism, a.Misses)
+		}
 	}
 	p.remove(links[probe.Kprobe])
 	p.remove(nil)
-	if _, ok := p.links[links[probe.Kprobe]]; ok || len(p.links) != 3 {
-		t.Errorf("after remove: %d links tracked, want 3 without the kprobe", len(p.links))
+	if n := len(p.collect()); n != len(probe.Mechanisms())-1 {
+		t.Errorf("after remove: %d attachments, want %d", n, len(probe.Mechanisms())-1)
 	}
-	// None of these Links holds a kernel object: nothing is readable, and
-	// collect reports nothing rather than a made-up zero.
-	if got := p.collect(); len(got) != 0 {
-		t.Errorf("collect() = %v, want nothing for links without kernel objects", got)
-	}
-	var nilSet *missedProbes
-	nilSet.add(links[probe.Kretprobe])
+	var nilSet *attachments
+	nilSet.add(links[probe.Kretprobe], nil)
 	nilSet.remove(links[probe.Kretprobe])
 	if got := nilSet.collect(); got != nil {
 		t.Errorf("nil set collect() = %v", got)
 	}
-	var _ func() []telemetry.Missed = p.collect // the RegisterMissed callback shape
+	var _ func() []telemetry.Attachment = p.collect // the RegisterAttachments callback shape
+	if old := newAttachments(describe(t, probe.Description{Release: "5.10.0", CPUs: 4})); old.recursion {
+		t.Error("5.10: recursion misses reported; the kernel has none before 5.12")
+	}
 }

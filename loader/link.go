@@ -37,7 +37,8 @@ type Link struct {
 	// skipped lists the targets of a batch with optional targets that
 	// were left out.
 	skipped []SkippedTarget
-	// onClose runs once, after the kernel objects are released.
+	// onClose runs once, before the kernel objects are released: it stops
+	// telemetry reading them (waiting for a collection that is).
 	onClose func()
 
 	once sync.Once
@@ -132,6 +133,9 @@ func (l *Link) Close() error {
 		return nil
 	}
 	l.once.Do(func() {
+		if l.onClose != nil {
+			l.onClose()
+		}
 		var errs []error
 		if l.Link != nil {
 			errs = append(errs, l.Link.Close())
@@ -140,9 +144,6 @@ func (l *Link) Close() error {
 			errs = append(errs, l.extra[i].Close())
 		}
 		l.err = errors.Join(errs...)
-		if l.onClose != nil {
-			l.onClose()
-		}
 	})
 	return l.err
 }

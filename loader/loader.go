@@ -2,12 +2,10 @@ package loader
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/internal/tracefs"
+	"github.com/safebpf/safebpf/loader/internal/telemetry"
 	"github.com/safebpf/safebpf/probe"
 )
 
@@ -70,11 +69,11 @@ type Loader struct {
 	policy  hazards.Policy // effective: mode and force merged
 	planner *planner       // for kernel, catalog and policy
 	logger  *slog.Logger
-	rec     recorder
+	rec     *telemetry.Recorder
 	pacer   *pacer
-	missed  *missedProbes // kprobe-family links feeding safebpf.probe.missed
-	tracefs *tracefs.FS   // nil until found; guarded by mu
-	starts  *startLog     // records New wrote, handed over asynchronously
+	active  *attachments // live links feeding safebpf.attachments.active and safebpf.probe.missed
+	tracefs *tracefs.FS  // nil until found; guarded by mu
+	starts  *startLog    // records New wrote before rec existed
 
 	cpuMu sync.Mutex
 	cpus  []int // online CPUs, read by the first perf attach (onlineCPUs)
@@ -121,16 +120,18 @@ func New(opts *Options) (*Loader, error) {
 		l.kernel = k
 	}
 	l.planner = newPlanner(l.kernel, l.catalog, &l.policy)
-	rec, err := newRecorder(opts.TracerProvider, opts.MeterProvider, l.logger, l.policy.Force)
+	// The kernel's identity is built into the Recorder once, not per
+	// request.
+	rec, err := telemetry.New(opts.TracerProvider, opts.MeterProvider, l.logger, l.kernel)
 	if err != nil {
 		return nil, fmt.Errorf("set up telemetry: %w", err)
 	}
 	l.rec = rec
-	l.missed = newMissedProbes()
-	rec.registerMissed(l.missed.collect)
-	recordForce(l.starts, opts.Logger, opts.MeterProvider, l.policy)
+	l.active = newAttachments(l.kernel)
+	rec.RegisterAttachments(l.active.collect)
+	recordForce(l.starts, rec, opts.Logger, l.policy)
 	l.start()
-	l.starts.flush(l.logger.Handler())
+	rec.Log(l.starts.records(l.logger.Handler())...)
 	return l, nil
 }
 
@@ -210,8 +211,14 @@ func (l *Loader) Kernel() *probe.Kernel { return l.kernel.Clone() }
 // Mode returns the mode the Loader runs in.
 func (l *Loader) Mode() hazards.Mode { return l.policy.Mode }
 
-// Close releases the Loader's telemetry. Links and collections it returned
-// stay attached until closed by the caller. Calling Close twice is safe.
+// Close releases the Loader's telemetry: it waits, at most
+// telemetry.CloseTimeout (2s), for the records already made to reach the
+// providers and the Logger, and returns an error naming what was still
+// pending then (an exporter or handler that hangs); it never waits
+// longer, and leaves no goroutine behind but one blocked inside such a
+// hung exporter or handler, which returns with it. Links and collections
+// it returned stay attached until closed by the caller. Calling Close
+// twice is safe.
 func (l *Loader) Close() error {
 	if l == nil {
 		return nil
@@ -222,7 +229,7 @@ func (l *Loader) Close() error {
 		return nil
 	}
 	l.closed = true
-	return errors.Join(l.rec.close(), l.starts.pending())
+	return l.rec.Close()
 }
 
 func (l *Loader) check() error {
@@ -250,20 +257,14 @@ func (l *Loader) stepOn(kind, name string) error {
 	return l.hook(kind + ":" + name)
 }
 
-// attempt is one planned request being carried out.
-type attempt struct {
-	ctx context.Context
-	d   fallback.Decision
-	end func(fallback.Decision, error)
-}
-
-// plan asks the planner and starts the telemetry record. On success the
-// caller must call finish exactly once; on error the attempt (holding the
-// planner's decision) is already finished, with the refusal wrapped so
-// that it also matches the sentinel cilium/ebpf's call would have.
+// plan asks the planner and starts the telemetry record of the call in
+// ctx (begin). On success the caller must call finish exactly once; on
+// error the attempt (holding the planner's decision) is already finished,
+// with the refusal wrapped so that it also matches the sentinel
+// cilium/ebpf's call would have.
 func (l *Loader) plan(ctx context.Context, req fallback.Request) (*attempt, error) {
-	ctx, end := l.rec.start(ctx, l.kernel, req.Target, req.Mechanism, "")
-	a := &attempt{ctx: ctx, end: end}
+	ctx, at := l.rec.StartAttach(ctx, req.Target, req.Mechanism)
+	a := &attempt{ctx: ctx, end: at.End}
 	d, err := l.planner.plan(req)
 	a.d = d
 	if err != nil {
@@ -272,40 +273,6 @@ func (l *Loader) plan(ctx context.Context, req fallback.Request) (*attempt, erro
 		return a, err
 	}
 	return a, nil
-}
-
-// record starts the telemetry record of a decision already planned, for
-// the named program.
-func (l *Loader) record(ctx context.Context, d fallback.Decision, program string) *attempt {
-	a := &attempt{ctx: ctx, d: d}
-	if l.rec != nil {
-		a.ctx, a.end = l.rec.start(ctx, l.kernel, d.Target, d.Requested, program)
-	}
-	return a
-}
-
-func (a *attempt) finish(err error) {
-	if a.end != nil {
-		a.end(a.d, err)
-		a.end = nil
-	}
-}
-
-// refusalLogWait bounds how long a failing call waits for its log
-// records to reach the Logger.
-const refusalLogWait = time.Second
-
-// settle is called before a call returns a refusal or a failure: it
-// waits (at most refusalLogWait) until the log records of the call have
-// reached the Logger, so that an agent that exits right after the error
-// (log.Fatal, as cilium/ebpf's examples do) still has them.
-func (l *Loader) settle() {
-	if l.rec == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), refusalLogWait)
-	defer cancel()
-	_ = l.rec.flushLogs(ctx)
 }
 
 // resolver returns the resolver for this machine.

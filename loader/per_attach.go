@@ -83,12 +83,13 @@ func (l *Loader) attachOne(req fallback.Request, prog *ebpf.Program, f *forms, w
 	if prog == nil && l.policy.Mode != hazards.Audit {
 		return nil, fmt.Errorf("attach %s to %s: nil program: %w", req.Mechanism, req.Target, errInvalidInput)
 	}
-	a, err := l.plan(context.Background(), req)
+	ctx, end := l.begin(context.Background())
+	defer end()
+	a, err := l.plan(ctx, req)
 	if err != nil {
 		if l.policy.Mode == hazards.Audit {
 			return &Link{decision: a.d}, nil
 		}
-		l.settle()
 		return nil, err
 	}
 	if l.policy.Mode == hazards.Audit {
@@ -117,7 +118,6 @@ func (l *Loader) attachOne(req fallback.Request, prog *ebpf.Program, f *forms, w
 			if err != nil {
 				e := &AttachError{Op: "attach", Decision: a.d, Err: err}
 				a.finish(e)
-				l.settle()
 				return nil, e
 			}
 			m = req.Mechanism
@@ -125,7 +125,6 @@ func (l *Loader) attachOne(req fallback.Request, prog *ebpf.Program, f *forms, w
 			e := &AttachError{Op: "attach", Decision: a.d,
 				Err: fmt.Errorf("no program variant for %s: %w", m, err)}
 			a.finish(e)
-			l.settle()
 			return nil, e
 		}
 	}
@@ -134,7 +133,6 @@ func (l *Loader) attachOne(req fallback.Request, prog *ebpf.Program, f *forms, w
 		e := &AttachError{Op: "attach", Decision: d, Err: err}
 		a.d = d
 		a.finish(e)
-		l.settle()
 		return nil, e
 	}
 	a.d = lk.decision
@@ -297,6 +295,8 @@ func (l *Loader) attachTracingUnknown(opts link.TracingOptions, x Extra, w where
 	if err := l.check(); err != nil {
 		return nil, err
 	}
+	ctx, end := l.begin(context.Background())
+	defer end()
 	scans := l.scans(x, opts.Program, nil)
 	type cand struct {
 		m   probe.Mechanism
@@ -335,23 +335,21 @@ func (l *Loader) attachTracingUnknown(opts link.TracingOptions, x Extra, w where
 		} else {
 			err = fmt.Errorf("%w: %w", err, errInvalidInput)
 		}
-		a := l.record(context.Background(), d, "")
+		a := l.record(ctx, d, "")
 		a.finish(err)
-		l.settle()
 		return nil, err
 	}
 	if l.policy.Mode == hazards.Audit {
-		a := l.record(context.Background(), cands[0].d, "")
+		a := l.record(ctx, cands[0].d, "")
 		a.finish(nil)
 		return &Link{decision: cands[0].d}, nil
 	}
 	none := ebpf.AttachNone
 	w.tracingType = &none
-	lk, err := l.attachChosen(context.Background(), cands[0].m, opts.Program, w, cands[0].d)
+	lk, err := l.attachChosen(ctx, cands[0].m, opts.Program, w, cands[0].d)
 	if err != nil {
 		e := &AttachError{Op: "attach", Decision: cands[0].d, Err: err}
-		l.record(context.Background(), cands[0].d, "").finish(e)
-		l.settle()
+		l.record(ctx, cands[0].d, "").finish(e)
 		return nil, e
 	}
 	// The kernel attached the program as what it is: record that.
@@ -364,11 +362,10 @@ func (l *Loader) attachTracingUnknown(opts link.TracingOptions, x Extra, w where
 	if actual == "" || lk.decision.Chosen != actual {
 		lk.Close()
 		err := fmt.Errorf("attach tracing program %s: the kernel does not say what it attached it as (no link info): set TracingOptions.AttachType: %w", w.ap.target, errInvalidInput)
-		l.record(context.Background(), cands[0].d, "").finish(err)
-		l.settle()
+		l.record(ctx, cands[0].d, "").finish(err)
 		return nil, err
 	}
-	l.record(context.Background(), lk.decision, "").finish(nil)
+	l.record(ctx, lk.decision, "").finish(nil)
 	return lk, nil
 }
 

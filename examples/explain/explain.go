@@ -161,4 +161,3 @@ func Kernel(k *probe.Kernel) string {
 	}
 	return fmt.Sprintf("%s (%s)", k.Release, strings.Join(extra, ", "))
 }
-

@@ -1,48 +1,47 @@
 // Package telemetry turns loader Decisions into OpenTelemetry spans, span
 // events and metrics, and slog records. It never sets a global provider,
-// and recording never blocks or fails an attach.
-//
-// # Signals
-//
-// Every attach is one span named [SpanName] carrying the kernel identity
-// ([AttrKernelRelease], [AttrKernelVersion], [AttrKernelVersionSource],
-// [AttrKernelArch], [AttrDistroID], [AttrDistroVersionID]) and one span
-// event named [EventDecision] carrying the decision. The metrics are
-//
-//	safebpf.decisions         counter   {decision}  one per decision and driving hazard
-//	safebpf.refusals          counter   {refusal}   one per refused decision
-//	safebpf.attach.duration   histogram s           time from StartAttach to End
-//	safebpf.probe.missed      observable counter {miss}  missed hits per attached kprobe/kretprobe
-//	safebpf.telemetry.dropped observable counter {record} records dropped because a sink was full
-//
-// and every decision is one slog record: info for allow, upgrade and pace,
-// warn for downgrade, cap, refuse, warn and every forced decision, error
-// for a failed attach that is not a refusal.
+// and recording never blocks or fails an attach. docs/telemetry.md is the
+// operator's reference of every name defined here; TestDocumented holds
+// the two against each other.
 //
 // # Never blocking
 //
-// A user's TracerProvider may export synchronously (sdktrace.WithSyncer), so
-// span.End may block for as long as the exporter does; a slog handler may
-// write to a full pipe. The attach path therefore never calls a provider or
-// a handler: [Attach.End] only computes attribute sets and enqueues one
-// closure per signal (traces, metrics, logs) into a bounded channel per
-// signal, each drained by its own goroutine. A hanging trace exporter
-// stalls only the trace queue. When a queue is full the record for that
-// signal is dropped and counted ([Recorder.Dropped] and
-// safebpf.telemetry.dropped). Because the span is created by the trace
-// goroutine (with the attach's start timestamp), the context StartAttach
-// returns does not carry the attach span.
+// A user's TracerProvider may export synchronously (sdktrace.WithSyncer),
+// so span.End may block for as long as the exporter does; a slog handler
+// may write to a full pipe. The attach path therefore never calls a
+// provider or a handler. It appends a plain record (the Decision, the
+// error, two timestamps) to its loader call's batch (Begin, StartAttach,
+// Attach.End); Call.End hands the batch to two bounded queues (lanes),
+// each drained by one goroutine: the logs lane calls the slog handlers,
+// the otel lane the meter and the tracer. Attributes are built there, off
+// the attach path. A hung span exporter stalls only the otel lane, a hung
+// handler only the logs lane. A lane holds at most DefaultQueueSize
+// batches and MaxPendingRecords records; beyond that a batch is dropped
+// whole and counted ([Recorder.Dropped], safebpf.telemetry.dropped). One
+// batch per call means a LoadAndAttach of thousands of programs is one
+// queue item: nothing is dropped for its size. Everything goes through
+// the lanes, New's own records (Log) included.
 //
-// [Recorder.Close] flushes the queues with a deadline and returns an error
-// naming the records still pending if the deadline passes; it never waits
-// for a hung exporter beyond the deadline.
+// What is synchronous: [Call.End] of a call that recorded an error (a
+// refusal or a failed attach) waits, at most [DurableWait], until the
+// logs lane has handed the call's records to the handler, so an agent
+// that exits right after the error still has the record. Nothing else
+// waits. [Recorder.Flush] waits, with the caller's deadline, until both
+// lanes have handed everything before it over.
+//
+// [Recorder.Shutdown] stops accepting records and waits, at most until its
+// context is done ([Recorder.Close]: [CloseTimeout]), for the lanes to
+// drain. Past the deadline it returns an error naming the records still
+// pending, and the lanes drop what is left instead of calling a sink
+// again: a lane goroutine blocked inside a hung exporter or handler
+// returns as soon as that call does. No goroutine of this package
+// outlives that call, and none is left at all when no sink hangs.
 package telemetry
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -52,6 +51,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/safebpf/safebpf/hazards"
+	"github.com/safebpf/safebpf/probe"
 )
 
 // ScopeName is the instrumentation scope of every tracer and meter the
@@ -61,15 +63,32 @@ const ScopeName = "github.com/safebpf/safebpf/loader"
 // Version is the instrumentation version reported with ScopeName.
 const Version = "0.1.0"
 
-// Span, event and instrument names.
+// Span, event and instrument names. docs/telemetry.md documents each.
 const (
-	SpanName        = "safebpf.attach"
-	EventDecision   = "safebpf.decision"
-	MetricDecisions = "safebpf.decisions"
-	MetricRefusals  = "safebpf.refusals"
-	MetricDuration  = "safebpf.attach.duration"
-	MetricMissed    = "safebpf.probe.missed"
-	MetricDropped   = "safebpf.telemetry.dropped"
+	SpanName           = "safebpf.attach"
+	EventDecision      = "safebpf.decision"
+	MetricDecisions    = "safebpf.decisions"
+	MetricRefusals     = "safebpf.refusals"
+	MetricDuration     = "safebpf.attach.duration"
+	MetricForceLoaded  = "safebpf.force.loaded"
+	MetricActive       = "safebpf.attachments.active"
+	MetricMissed       = "safebpf.probe.missed"
+	MetricDropped      = "safebpf.telemetry.dropped"
+	unitDecision       = "{decision}"
+	unitRefusal        = "{refusal}"
+	unitForceLoad      = "{load}"
+	unitAttachment     = "{attachment}"
+	unitMiss           = "{miss}"
+	unitRecord         = "{record}"
+	unitSeconds        = "s"
+	descDecisions      = "Attach decisions, one per decision and driving hazard."
+	descRefusals       = "Attach requests refused because no safe mechanism remained."
+	descDuration       = "Time from the start of an attach request to its decision and attach."
+	descForceLoaded    = "Force sets loaded, one point per forced hazard ID (\"all\" for every hazard)."
+	descActive         = "Attachments made by this Loader and not yet closed, by mechanism and the hazard that drove the decision."
+	descMissed         = "Missed events per attachment: the kprobe's nmissed and the program's recursion misses."
+	descDropped        = "Telemetry records dropped because a queue was full, closed or abandoned at shutdown."
+	laneLogs, laneOtel = "logs", "otel"
 )
 
 // Attribute keys. All are lowercase and namespaced under "safebpf." except
@@ -110,8 +129,11 @@ const (
 	AttrPacingConcurrency = attribute.Key("safebpf.pacing.concurrency")
 	AttrMulti             = attribute.Key("safebpf.multi")
 
-	// AttrSignal names the telemetry queue of a dropped record: traces, metrics or logs.
-	AttrSignal = attribute.Key("safebpf.telemetry.signal")
+	// AttrMissKind says which counter a safebpf.probe.missed point is:
+	// "kprobe" or "recursion" (MissKind).
+	AttrMissKind = attribute.Key("safebpf.miss.kind")
+	// AttrQueue names the queue of a dropped record: "logs" or "otel".
+	AttrQueue = attribute.Key("safebpf.telemetry.queue")
 
 	// AttrErrorType is the semantic-convention error.type of a failed attach.
 	AttrErrorType = attribute.Key("error.type")
@@ -120,10 +142,7 @@ const (
 // None is the attribute value used when there is no hazard or no chosen mechanism.
 const None = "none"
 
-// DefaultQueueSize is the capacity of each signal's queue.
-const DefaultQueueSize = 1024
-
-// CloseTimeout bounds how long Close waits for the queues to drain.
+// CloseTimeout bounds how long Close waits for the lanes to drain.
 const CloseTimeout = 2 * time.Second
 
 // durationBuckets are the histogram boundaries in seconds: attaches take
@@ -136,31 +155,38 @@ type Recorder struct {
 	tracer trace.Tracer
 	logger *slog.Logger
 
-	decisions metric.Int64Counter
-	refusals  metric.Int64Counter
-	duration  metric.Float64Histogram
-	missed    metric.Int64ObservableCounter
-	dropped   metric.Int64ObservableCounter
-	reg       metric.Registration
+	// The kernel's identity, built once: on every span, and the bounded
+	// part (release, upstream version, distro) on every metric point.
+	spanKernel, metricKernel []attribute.KeyValue
 
-	traces, metrics, logs *queue
+	decisions   metric.Int64Counter
+	refusals    metric.Int64Counter
+	duration    metric.Float64Histogram
+	forceLoaded metric.Int64Counter
+	active      metric.Int64ObservableGauge
+	missed      metric.Int64ObservableCounter
+	dropped     metric.Int64ObservableCounter
+	reg         metric.Registration
+
+	logs, otel *lane
 
 	forceAll atomic.Bool
 
-	mu        sync.Mutex
-	missedFns []func() []Missed
-	closed    bool
+	mu      sync.Mutex
+	sources []func() []Attachment
+	closed  bool
 }
 
-// New returns a Recorder that emits through tp, mp and logger. A nil tp or mp
-// means otel.GetTracerProvider() or otel.GetMeterProvider() (resolved now:
-// the global providers' delegation handles later installation); a nil
-// logger discards records. New starts three goroutines; Close stops them.
-func New(tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.Logger) (*Recorder, error) {
-	return newRecorder(tp, mp, logger, DefaultQueueSize)
+// New returns a Recorder for kernel k (nil: unknown) that emits through
+// tp, mp and logger. A nil tp or mp means otel.GetTracerProvider() or
+// otel.GetMeterProvider() (resolved now: the global providers' delegation
+// handles later installation); a nil logger discards records. New starts
+// two goroutines (the lanes); Close stops them.
+func New(tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.Logger, k *probe.Kernel) (*Recorder, error) {
+	return newRecorder(tp, mp, logger, k, DefaultQueueSize)
 }
 
-func newRecorder(tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.Logger, size int) (*Recorder, error) {
+func newRecorder(tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.Logger, k *probe.Kernel, size int) (*Recorder, error) {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
@@ -168,58 +194,95 @@ func newRecorder(tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.
 		mp = otel.GetMeterProvider()
 	}
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	if size < 1 {
 		size = 1
 	}
 	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
 	r := &Recorder{
-		tracer: tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version)),
-		logger: logger,
+		tracer:       tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version)),
+		logger:       logger,
+		spanKernel:   KernelAttributes(k),
+		metricKernel: kernelMetricAttributes(k),
 	}
 	var err, e error
-	r.decisions, e = meter.Int64Counter(MetricDecisions,
-		metric.WithUnit("{decision}"),
-		metric.WithDescription("Attach decisions, one per decision and driving hazard."))
+	r.decisions, e = meter.Int64Counter(MetricDecisions, metric.WithUnit(unitDecision), metric.WithDescription(descDecisions))
 	err = errors.Join(err, e)
-	r.refusals, e = meter.Int64Counter(MetricRefusals,
-		metric.WithUnit("{refusal}"),
-		metric.WithDescription("Attach requests refused because no safe mechanism remained."))
+	r.refusals, e = meter.Int64Counter(MetricRefusals, metric.WithUnit(unitRefusal), metric.WithDescription(descRefusals))
 	err = errors.Join(err, e)
-	r.duration, e = meter.Float64Histogram(MetricDuration,
-		metric.WithUnit("s"),
-		metric.WithDescription("Time from the start of an attach request to its decision and attach."),
+	r.duration, e = meter.Float64Histogram(MetricDuration, metric.WithUnit(unitSeconds), metric.WithDescription(descDuration),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	err = errors.Join(err, e)
-	r.missed, e = meter.Int64ObservableCounter(MetricMissed,
-		metric.WithUnit("{miss}"),
-		metric.WithDescription("Missed hits per attached kprobe or kretprobe (e.g. returns dropped by a maxactive cap)."))
+	r.forceLoaded, e = meter.Int64Counter(MetricForceLoaded, metric.WithUnit(unitForceLoad), metric.WithDescription(descForceLoaded))
 	err = errors.Join(err, e)
-	r.dropped, e = meter.Int64ObservableCounter(MetricDropped,
-		metric.WithUnit("{record}"),
-		metric.WithDescription("Telemetry records dropped because a queue was full (an exporter is slow or hung)."))
+	r.active, e = meter.Int64ObservableGauge(MetricActive, metric.WithUnit(unitAttachment), metric.WithDescription(descActive))
+	err = errors.Join(err, e)
+	r.missed, e = meter.Int64ObservableCounter(MetricMissed, metric.WithUnit(unitMiss), metric.WithDescription(descMissed))
+	err = errors.Join(err, e)
+	r.dropped, e = meter.Int64ObservableCounter(MetricDropped, metric.WithUnit(unitRecord), metric.WithDescription(descDropped))
 	err = errors.Join(err, e)
 	if err != nil {
 		return nil, fmt.Errorf("create instruments: %w", err)
 	}
-	r.traces = newQueue("traces", size)
-	r.metrics = newQueue("metrics", size)
-	r.logs = newQueue("logs", size)
-	r.reg, err = meter.RegisterCallback(r.observe, r.missed, r.dropped)
+	r.logs = newLane(laneLogs, size, r.logBatch)
+	r.otel = newLane(laneOtel, size, r.exportBatch)
+	r.reg, err = meter.RegisterCallback(r.observe, r.active, r.missed, r.dropped)
 	if err != nil {
-		r.stopQueues()
+		r.stopLanes()
 		return nil, fmt.Errorf("register observable callback: %w", err)
 	}
 	return r, nil
 }
 
-func (r *Recorder) queues() []*queue { return []*queue{r.traces, r.metrics, r.logs} }
+func (r *Recorder) lanes() []*lane { return []*lane{r.logs, r.otel} }
 
-func (r *Recorder) stopQueues() {
-	for _, q := range r.queues() {
-		q.close()
+func (r *Recorder) stopLanes() {
+	for _, l := range r.lanes() {
+		l.close()
 	}
+}
+
+// KernelAttributes returns the kernel identity attributes of an attach
+// span. A nil kernel yields safebpf.kernel.release="unknown".
+func KernelAttributes(k *probe.Kernel) []attribute.KeyValue {
+	attrs := kernelMetricAttributes(k)
+	if k == nil {
+		return attrs
+	}
+	src := string(k.VersionSource)
+	if src == "" {
+		src = string(probe.SourceNone)
+	}
+	attrs = append(attrs, AttrKernelVersionSource.String(src))
+	if k.Arch != "" {
+		attrs = append(attrs, AttrKernelArch.String(k.Arch))
+	}
+	return attrs
+}
+
+// kernelMetricAttributes is the kernel's identity on metric points:
+// release, upstream version and distro, each bounded by the fleet's
+// kernels (one value per agent).
+func kernelMetricAttributes(k *probe.Kernel) []attribute.KeyValue {
+	if k == nil {
+		return []attribute.KeyValue{AttrKernelRelease.String("unknown"), AttrKernelVersion.String("unknown")}
+	}
+	version := "unknown"
+	if k.Version != nil {
+		version = k.Version.String()
+	}
+	attrs := []attribute.KeyValue{
+		AttrKernelRelease.String(k.Release),
+		AttrKernelVersion.String(version),
+	}
+	if k.Distro.ID != "" {
+		attrs = append(attrs, AttrDistroID.String(k.Distro.ID))
+	}
+	if k.Distro.VersionID != "" {
+		attrs = append(attrs, AttrDistroVersionID.String(k.Distro.VersionID))
+	}
+	return attrs
 }
 
 // SetForceAll tells the Recorder that the operator forced every hazard with
@@ -232,69 +295,69 @@ func (r *Recorder) SetForceAll(all bool) {
 	r.forceAll.Store(all)
 }
 
-// Dropped returns how many records, summed over signals, were dropped
-// because a queue was full or the Recorder was closed.
+// ForceLoaded records that a force set was loaded: one safebpf.force.loaded
+// point per ID (hazards.ForceAll for "all", which also marks later forced
+// decisions, see SetForceAll), through the otel lane.
+func (r *Recorder) ForceLoaded(ids []hazards.ID, mode hazards.Mode) {
+	if r == nil || len(ids) == 0 {
+		return
+	}
+	for _, id := range ids {
+		if id == hazards.ForceAll {
+			r.SetForceAll(true)
+		}
+	}
+	r.otel.put(&batch{force: &forceLoad{ids: append([]hazards.ID(nil), ids...), mode: mode}})
+}
+
+// Dropped returns how many records, summed over the lanes, were dropped
+// because a lane was full or closed (a record dropped on both lanes
+// counts twice: its log record and its spans and metrics are lost).
 func (r *Recorder) Dropped() uint64 {
 	if r == nil {
 		return 0
 	}
 	var n uint64
-	for _, q := range r.queues() {
-		n += q.dropped.Load()
+	for _, l := range r.lanes() {
+		n += l.dropped.Load()
 	}
 	return n
 }
 
-// Flush waits until every record enqueued before the call has been handed
-// to the providers and the logger, or ctx is done. Unlike End, Flush may
-// block; do not call it on an attach path.
+// Flush waits until every record handed over before the call has reached
+// the providers and the handlers, or ctx is done. Unlike End, Flush may
+// block; do not call it on an attach path. Shutdown (or Close) while
+// Flush waits ends the wait with an error: Shutdown's own deadline then
+// bounds the drain.
 func (r *Recorder) Flush(ctx context.Context) error {
 	if r == nil {
 		return nil
 	}
-	var waits []chan struct{}
-	for _, q := range r.queues() {
-		done := make(chan struct{})
-		if err := q.putWait(ctx, func() { close(done) }); err != nil {
-			return fmt.Errorf("flush %s: %w", q.name, err)
+	markers := []*batch{{logged: make(chan struct{})}, {exported: make(chan struct{})}}
+	for i, l := range r.lanes() {
+		if err := l.putWait(ctx, markers[i]); err != nil {
+			return fmt.Errorf("flush %s: %w", l.name, err)
 		}
-		waits = append(waits, done)
 	}
-	for i, done := range waits {
+	for i, done := range []chan struct{}{markers[0].logged, markers[1].exported} {
+		l := r.lanes()[i]
 		select {
 		case <-done:
+		case <-l.closing:
+			// Shutdown decides from here how long to wait.
+			return fmt.Errorf("flush %s: %w", l.name, errClosed)
 		case <-ctx.Done():
-			return fmt.Errorf("flush %s: %w", r.queues()[i].name, ctx.Err())
+			return fmt.Errorf("flush %s: %w", l.name, ctx.Err())
 		}
 	}
 	return nil
 }
 
-// FlushLogs waits until every log record enqueued before the call has
-// been handed to the logger, or ctx is done. The loader calls it, with a
-// short deadline, before returning a refusal or a failed attach, so that
-// an agent which exits right after (log.Fatal) still has the record.
-func (r *Recorder) FlushLogs(ctx context.Context) error {
-	if r == nil {
-		return nil
-	}
-	done := make(chan struct{})
-	if err := r.logs.putWait(ctx, func() { close(done) }); err != nil {
-		return fmt.Errorf("flush logs: %w", err)
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("flush logs: %w", ctx.Err())
-	}
-}
-
-// Shutdown stops accepting records, unregisters the observable callbacks
-// and waits until the queues are drained or ctx is done. It returns an
-// error naming the pending records when ctx ends first; the goroutines
-// then finish on their own once the exporter returns. Calling Shutdown
-// again waits again; records are never accepted after the first call.
+// Shutdown stops accepting records, unregisters the observable callback
+// and waits until the lanes are drained or ctx is done. When ctx ends
+// first it returns an error naming the records still pending, and the
+// lanes drop them: see the package documentation. Calling Shutdown again
+// waits again; records are never accepted after the first call.
 func (r *Recorder) Shutdown(ctx context.Context) error {
 	if r == nil {
 		return nil
@@ -303,7 +366,7 @@ func (r *Recorder) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	first := !r.closed
 	r.closed = true
-	r.missedFns = nil
+	r.sources = nil
 	r.mu.Unlock()
 	if first {
 		// Outside r.mu: the SDK may hold its own lock while it runs
@@ -312,12 +375,13 @@ func (r *Recorder) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("unregister callback: %w", e)
 		}
 	}
-	r.stopQueues()
-	for _, q := range r.queues() {
+	r.stopLanes()
+	for _, l := range r.lanes() {
 		select {
-		case <-q.done:
+		case <-l.done:
 		case <-ctx.Done():
-			err = errors.Join(err, fmt.Errorf("drain %s queue: %d records pending: %w", q.name, len(q.ch), ctx.Err()))
+			l.abandon.Store(true)
+			err = errors.Join(err, fmt.Errorf("drain %s queue: %d records pending, dropped: %w", l.name, l.pending.Load(), ctx.Err()))
 		}
 	}
 	return err
@@ -333,82 +397,3 @@ func (r *Recorder) Close() error {
 	defer cancel()
 	return r.Shutdown(ctx)
 }
-
-// queue is one signal's bounded queue and its draining goroutine.
-type queue struct {
-	name    string
-	mu      sync.RWMutex // guards closed against sends on a closed channel
-	closed  bool
-	ch      chan func()
-	done    chan struct{}
-	dropped atomic.Uint64
-	panics  atomic.Uint64
-}
-
-func newQueue(name string, size int) *queue {
-	q := &queue{name: name, ch: make(chan func(), size), done: make(chan struct{})}
-	go q.run()
-	return q
-}
-
-func (q *queue) run() {
-	defer close(q.done)
-	for f := range q.ch {
-		q.do(f)
-	}
-}
-
-// do runs f, containing a panic from a user's exporter or handler: telemetry
-// must not crash the agent.
-func (q *queue) do(f func()) {
-	defer func() {
-		if recover() != nil {
-			q.panics.Add(1)
-		}
-	}()
-	f()
-}
-
-// put enqueues f without blocking; it drops and counts f when the queue is
-// full or closed.
-func (q *queue) put(f func()) bool {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
-		q.dropped.Add(1)
-		return false
-	}
-	select {
-	case q.ch <- f:
-		return true
-	default:
-		q.dropped.Add(1)
-		return false
-	}
-}
-
-// putWait enqueues f, waiting for room until ctx is done.
-func (q *queue) putWait(ctx context.Context, f func()) error {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
-		return errClosed
-	}
-	select {
-	case q.ch <- f:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (q *queue) close() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if !q.closed {
-		q.closed = true
-		close(q.ch)
-	}
-}
-
-var errClosed = errors.New("recorder closed")

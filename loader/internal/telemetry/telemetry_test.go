@@ -61,7 +61,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessFor(t, debianKernel) }
+
+// newHarnessFor is newHarness for kernel k (nil: unknown).
+func newHarnessFor(t *testing.T, k *probe.Kernel) *harness {
 	t.Helper()
 	h := &harness{
 		spans:  tracetest.NewSpanRecorder(),
@@ -71,7 +74,7 @@ func newHarness(t *testing.T) *harness {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.spans))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.reader))
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rec, err := New(tp, mp, logger)
+	rec, err := New(tp, mp, logger, k)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -181,6 +184,10 @@ func (h *harness) metrics(t *testing.T) map[string]metricOut {
 				for _, dp := range d.DataPoints {
 					pts = append(pts, point{attrMap(dp.Attributes.ToSlice()), dp.Value})
 				}
+			case metricdata.Gauge[int64]:
+				for _, dp := range d.DataPoints {
+					pts = append(pts, point{attrMap(dp.Attributes.ToSlice()), dp.Value})
+				}
 			case metricdata.Histogram[float64]:
 				for _, dp := range d.DataPoints {
 					if dp.Sum < 0 || dp.Sum > 60 {
@@ -221,6 +228,17 @@ func (h *harness) logRecords(t *testing.T) []map[string]any {
 	}
 	return out
 }
+
+// metricKernel are the kernel attributes of debianKernel on metric points.
+var metricKernel = []any{
+	"safebpf.kernel.release", "6.1.0-18-amd64",
+	"safebpf.kernel.version", "6.1.76",
+	"safebpf.distro.id", "debian",
+	"safebpf.distro.version_id", "12",
+}
+
+// mk returns the attributes of a metric point: kv plus debianKernel's.
+func mk(kv ...any) map[string]any { return with(map[string]any{}, append(kv, metricKernel...)...) }
 
 // kernelAttrs are the span attributes of debianKernel.
 func kernelAttrs(target, requested string) map[string]any {
@@ -289,19 +307,14 @@ func TestDecisionTelemetry(t *testing.T) {
 				}}},
 			}},
 			metrics: map[string]metricOut{
-				MetricDecisions: {"{decision}", []point{{map[string]any{
-					"safebpf.hazard.id": "fentry-zap-pid-ns-deadlock", "safebpf.mechanism.requested": "fentry",
-					"safebpf.mechanism.chosen": "kprobe", "safebpf.action": "downgrade",
-					"safebpf.forced": false, "safebpf.mode": "enforce"}, 1}}},
-				MetricDuration: {"s", []point{{map[string]any{
-					"safebpf.mechanism.requested": "fentry", "safebpf.mechanism.chosen": "kprobe",
-					"safebpf.action": "downgrade"}, 1}}},
+				MetricDecisions: {"{decision}", []point{{mk("safebpf.hazard.id", "fentry-zap-pid-ns-deadlock", "safebpf.mechanism.requested", "fentry", "safebpf.mechanism.chosen", "kprobe", "safebpf.action", "downgrade", "safebpf.forced", false, "safebpf.mode", "enforce"), 1}}},
+				MetricDuration:  {"s", []point{{mk("safebpf.mechanism.requested", "fentry", "safebpf.mechanism.chosen", "kprobe", "safebpf.action", "downgrade"), 1}}},
 			},
 			logs: []map[string]any{{
 				"level": "WARN", "msg": "safebpf decision", "target": "do_unlinkat",
 				"requested": "fentry", "chosen": "kprobe", "action": "downgrade", "mode": "enforce",
 				"forced": false, "hazards": []any{"fentry-zap-pid-ns-deadlock"},
-				"reasons": []any{"fentry deadlocks in zap_pid_ns_processes on this kernel"},
+				"decision": "do_unlinkat: fentry → kprobe (downgrade): fentry → kprobe: fentry-zap-pid-ns-deadlock: fentry deadlocks in zap_pid_ns_processes on this kernel",
 			}},
 		},
 		{
@@ -326,23 +339,16 @@ func TestDecisionTelemetry(t *testing.T) {
 				}}},
 			}},
 			metrics: map[string]metricOut{
-				MetricDecisions: {"{decision}", []point{{map[string]any{
-					"safebpf.hazard.id": "x86-text-poke-race", "safebpf.mechanism.requested": "kprobe",
-					"safebpf.mechanism.chosen": "none", "safebpf.action": "refuse",
-					"safebpf.forced": false, "safebpf.mode": "enforce"}, 1}}},
-				MetricRefusals: {"{refusal}", []point{{map[string]any{
-					"safebpf.hazard.id": "x86-text-poke-race", "safebpf.mechanism.requested": "kprobe",
-					"safebpf.mode": "enforce"}, 1}}},
-				MetricDuration: {"s", []point{{map[string]any{
-					"safebpf.mechanism.requested": "kprobe", "safebpf.mechanism.chosen": "none",
-					"safebpf.action": "refuse", "error.type": "refused"}, 1}}},
+				MetricDecisions: {"{decision}", []point{{mk("safebpf.hazard.id", "x86-text-poke-race", "safebpf.mechanism.requested", "kprobe", "safebpf.mechanism.chosen", "none", "safebpf.action", "refuse", "safebpf.forced", false, "safebpf.mode", "enforce"), 1}}},
+				MetricRefusals:  {"{refusal}", []point{{mk("safebpf.hazard.id", "x86-text-poke-race", "safebpf.mechanism.requested", "kprobe", "safebpf.mode", "enforce"), 1}}},
+				MetricDuration:  {"s", []point{{mk("safebpf.mechanism.requested", "kprobe", "safebpf.mechanism.chosen", "none", "safebpf.action", "refuse", "error.type", "refused"), 1}}},
 			},
 			logs: []map[string]any{{
 				"level": "WARN", "msg": "safebpf decision", "target": "text_poke_bp",
 				"requested": "kprobe", "chosen": "none", "action": "refuse", "mode": "enforce",
 				"forced": false, "hazards": []any{"x86-text-poke-race"},
-				"reasons": []any{"kprobes race with text_poke on this kernel"},
-				"error":   refusedErr.Error(),
+				"decision": "text_poke_bp: kprobe refused: kprobe refused: x86-text-poke-race: kprobes race with text_poke on this kernel",
+				"error":    refusedErr.Error(),
 			}},
 		},
 		{
@@ -368,20 +374,15 @@ func TestDecisionTelemetry(t *testing.T) {
 				}}},
 			}},
 			metrics: map[string]metricOut{
-				MetricDecisions: {"{decision}", []point{{map[string]any{
-					"safebpf.hazard.id": "x86-text-poke-race", "safebpf.mechanism.requested": "kprobe",
-					"safebpf.mechanism.chosen": "kprobe", "safebpf.action": "warn",
-					"safebpf.forced": true, "safebpf.mode": "enforce"}, 1}}},
-				MetricDuration: {"s", []point{{map[string]any{
-					"safebpf.mechanism.requested": "kprobe", "safebpf.mechanism.chosen": "kprobe",
-					"safebpf.action": "warn"}, 1}}},
+				MetricDecisions: {"{decision}", []point{{mk("safebpf.hazard.id", "x86-text-poke-race", "safebpf.mechanism.requested", "kprobe", "safebpf.mechanism.chosen", "kprobe", "safebpf.action", "warn", "safebpf.forced", true, "safebpf.mode", "enforce"), 1}}},
+				MetricDuration:  {"s", []point{{mk("safebpf.mechanism.requested", "kprobe", "safebpf.mechanism.chosen", "kprobe", "safebpf.action", "warn"), 1}}},
 			},
 			logs: []map[string]any{{
 				"level": "WARN", "msg": "safebpf decision", "target": "text_poke_bp",
 				"requested": "kprobe", "chosen": "kprobe", "action": "warn", "mode": "enforce",
 				"forced": true, "hazards": []any{"x86-text-poke-race"},
 				"forced_hazards": []any{"x86-text-poke-race"},
-				"reasons":        []any{"forced past x86-text-poke-race"},
+				"decision":       "text_poke_bp: kprobe (warn): kprobe kept (warn): x86-text-poke-race: forced: forced past x86-text-poke-race; forced past: x86-text-poke-race",
 			}},
 		},
 		{
@@ -408,19 +409,15 @@ func TestDecisionTelemetry(t *testing.T) {
 				}}},
 			}},
 			metrics: map[string]metricOut{
-				MetricDecisions: {"{decision}", []point{{map[string]any{
-					"safebpf.hazard.id": "x86-text-poke-race", "safebpf.mechanism.requested": "kprobe",
-					"safebpf.mechanism.chosen": "kprobe", "safebpf.action": "allow",
-					"safebpf.forced": true, "safebpf.mode": "enforce"}, 1}}},
-				MetricDuration: {"s", []point{{map[string]any{
-					"safebpf.mechanism.requested": "kprobe", "safebpf.mechanism.chosen": "kprobe",
-					"safebpf.action": "allow"}, 1}}},
+				MetricDecisions: {"{decision}", []point{{mk("safebpf.hazard.id", "x86-text-poke-race", "safebpf.mechanism.requested", "kprobe", "safebpf.mechanism.chosen", "kprobe", "safebpf.action", "allow", "safebpf.forced", true, "safebpf.mode", "enforce"), 1}}},
+				MetricDuration:  {"s", []point{{mk("safebpf.mechanism.requested", "kprobe", "safebpf.mechanism.chosen", "kprobe", "safebpf.action", "allow"), 1}}},
 			},
 			logs: []map[string]any{{
 				"level": "WARN", "msg": "safebpf decision", "target": "text_poke_bp",
 				"requested": "kprobe", "chosen": "kprobe", "action": "allow", "mode": "enforce",
 				"forced": true, "forced_all": true, "hazards": []any{"x86-text-poke-race"},
 				"forced_hazards": []any{"x86-text-poke-race"},
+				"decision":       "text_poke_bp: kprobe (as requested): forced past: x86-text-poke-race",
 			}},
 		},
 		{
@@ -446,25 +443,58 @@ func TestDecisionTelemetry(t *testing.T) {
 				}}},
 			}},
 			metrics: map[string]metricOut{
-				MetricDecisions: {"{decision}", []point{{map[string]any{
-					"safebpf.hazard.id": "kretprobe-contention", "safebpf.mechanism.requested": "kretprobe",
-					"safebpf.mechanism.chosen": "kretprobe", "safebpf.action": "cap",
-					"safebpf.forced": false, "safebpf.mode": "warn"}, 1}}},
-				MetricDuration: {"s", []point{{map[string]any{
-					"safebpf.mechanism.requested": "kretprobe", "safebpf.mechanism.chosen": "kretprobe",
-					"safebpf.action": "cap"}, 1}}},
+				MetricDecisions: {"{decision}", []point{{mk("safebpf.hazard.id", "kretprobe-contention", "safebpf.mechanism.requested", "kretprobe", "safebpf.mechanism.chosen", "kretprobe", "safebpf.action", "cap", "safebpf.forced", false, "safebpf.mode", "warn"), 1}}},
+				MetricDuration:  {"s", []point{{mk("safebpf.mechanism.requested", "kretprobe", "safebpf.mechanism.chosen", "kretprobe", "safebpf.action", "cap"), 1}}},
 			},
 			logs: []map[string]any{{
 				"level": "WARN", "msg": "safebpf decision", "target": "tcp_sendmsg",
 				"requested": "kretprobe", "chosen": "kretprobe", "action": "cap", "mode": "warn",
 				"forced": false, "hazards": []any{"kretprobe-contention"}, "maxactive": float64(64),
-				"reasons": []any{"maxactive capped at 64"},
+				"decision": "tcp_sendmsg: kretprobe (cap): kretprobe kept (cap): kretprobe-contention: maxactive capped at 64; settings: kretprobe maxactive 64",
+			}},
+		},
+		{
+			// A VM without a PMU: hardware → software because hardware
+			// events are missing is how the machine is, not a warning.
+			name: "no PMU",
+			d: fallback.Decision{
+				Target: "hardware-cycles", Requested: probe.PerfEventHardware, Chosen: probe.PerfEventSoftware,
+				Action: fallback.Downgrade, Mode: hazards.Enforce,
+				Settings: fallback.Settings{PerfEvent: &fallback.PerfEvent{Frequency: 99}},
+				Steps: []fallback.Step{{From: probe.PerfEventHardware, To: probe.PerfEventSoftware, Action: fallback.Downgrade,
+					Missing: probe.PerfEventHardware, Reason: "no PMU"}},
+			},
+			spans: []span{{
+				Name: SpanName, Scope: ScopeName, ScopeVersion: Version, Kind: trace.SpanKindInternal,
+				Status: codes.Unset,
+				Attrs:  kernelAttrs("hardware-cycles", "perf-event-hardware"),
+				Events: []event{{EventDecision, map[string]any{
+					"safebpf.mechanism.requested":  "perf-event-hardware",
+					"safebpf.mechanism.chosen":     "perf-event-software",
+					"safebpf.action":               "downgrade",
+					"safebpf.mode":                 "enforce",
+					"safebpf.forced":               false,
+					"safebpf.mechanism.missing":    []string{"perf-event-hardware"},
+					"safebpf.perf_event.type":      "software",
+					"safebpf.perf_event.frequency": int64(99),
+				}}},
+			}},
+			metrics: map[string]metricOut{
+				MetricDecisions: {"{decision}", []point{{mk("safebpf.hazard.id", "none", "safebpf.mechanism.requested", "perf-event-hardware", "safebpf.mechanism.chosen", "perf-event-software", "safebpf.action", "downgrade", "safebpf.forced", false, "safebpf.mode", "enforce"), 1}}},
+				MetricDuration:  {"s", []point{{mk("safebpf.mechanism.requested", "perf-event-hardware", "safebpf.mechanism.chosen", "perf-event-software", "safebpf.action", "downgrade"), 1}}},
+			},
+			logs: []map[string]any{{
+				"level": "INFO", "msg": "safebpf decision", "target": "hardware-cycles",
+				"requested": "perf-event-hardware", "chosen": "perf-event-software", "action": "downgrade", "mode": "enforce",
+				"forced": false, "perf_event_hardware": false,
+				"decision": "hardware-cycles: perf-event-hardware → perf-event-software (downgrade): perf-event-hardware → perf-event-software: perf-event-hardware unavailable: no PMU; settings: perf event software cpu-clock at 99 Hz",
 			}},
 		},
 		{
 			name: "allow without hazard",
 			d: fallback.Decision{
 				Target: "sched_switch", Requested: probe.Tracepoint, Chosen: probe.Tracepoint, Action: fallback.Allow,
+				Mode: hazards.Enforce,
 			},
 			spans: []span{{
 				Name: SpanName, Scope: ScopeName, ScopeVersion: Version, Kind: trace.SpanKindInternal,
@@ -479,18 +509,13 @@ func TestDecisionTelemetry(t *testing.T) {
 				}}},
 			}},
 			metrics: map[string]metricOut{
-				MetricDecisions: {"{decision}", []point{{map[string]any{
-					"safebpf.hazard.id": "none", "safebpf.mechanism.requested": "tracepoint",
-					"safebpf.mechanism.chosen": "tracepoint", "safebpf.action": "allow",
-					"safebpf.forced": false, "safebpf.mode": "enforce"}, 1}}},
-				MetricDuration: {"s", []point{{map[string]any{
-					"safebpf.mechanism.requested": "tracepoint", "safebpf.mechanism.chosen": "tracepoint",
-					"safebpf.action": "allow"}, 1}}},
+				MetricDecisions: {"{decision}", []point{{mk("safebpf.hazard.id", "none", "safebpf.mechanism.requested", "tracepoint", "safebpf.mechanism.chosen", "tracepoint", "safebpf.action", "allow", "safebpf.forced", false, "safebpf.mode", "enforce"), 1}}},
+				MetricDuration:  {"s", []point{{mk("safebpf.mechanism.requested", "tracepoint", "safebpf.mechanism.chosen", "tracepoint", "safebpf.action", "allow"), 1}}},
 			},
 			logs: []map[string]any{{
 				"level": "INFO", "msg": "safebpf decision", "target": "sched_switch",
 				"requested": "tracepoint", "chosen": "tracepoint", "action": "allow", "mode": "enforce",
-				"forced": false,
+				"forced": false, "decision": "sched_switch: tracepoint (as requested)",
 			}},
 		},
 	}
@@ -498,7 +523,7 @@ func TestDecisionTelemetry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.rec.SetForceAll(tt.forceAll)
-			_, a := h.rec.StartAttach(context.Background(), debianKernel, tt.d.Target, tt.d.Requested)
+			_, a := h.rec.StartAttach(context.Background(), tt.d.Target, tt.d.Requested)
 			a.End(tt.d, tt.err)
 			a.End(tt.d, tt.err) // ignored
 			h.flush(t)
@@ -522,7 +547,7 @@ func TestDecisionTelemetry(t *testing.T) {
 // TestDecisionPerHazard checks one safebpf.decisions increment per driving
 // hazard, and that a perf event downgrade and pacing reach the event.
 func TestDecisionPerHazard(t *testing.T) {
-	h := newHarness(t)
+	h := newHarnessFor(t, nil)
 	d := fallback.Decision{
 		Target: "cycles", Requested: probe.PerfEventHardware, Chosen: probe.PerfEventSoftware,
 		Action: fallback.Downgrade, Mode: hazards.Enforce,
@@ -534,7 +559,7 @@ func TestDecisionPerHazard(t *testing.T) {
 			{From: probe.PerfEventSoftware, To: probe.PerfEventSoftware, Action: fallback.Warn, Hazard: "other-hazard"},
 		},
 	}
-	h.rec.RecordDecision(context.Background(), nil, d)
+	h.rec.RecordDecision(context.Background(), d)
 	h.flush(t)
 
 	got := h.metrics(t)[MetricDecisions]
@@ -600,7 +625,7 @@ func TestParentSpan(t *testing.T) {
 	defer tp.Shutdown(context.Background())
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "agent.start")
 	defer parent.End()
-	_, a := h.rec.StartAttach(ctx, debianKernel, "do_unlinkat", probe.Kprobe)
+	_, a := h.rec.StartAttach(ctx, "do_unlinkat", probe.Kprobe)
 	a.End(fallback.Decision{Chosen: probe.Kprobe, Action: fallback.Allow}, nil)
 	h.flush(t)
 	ended := h.spans.Ended()
@@ -617,7 +642,7 @@ func TestParentSpan(t *testing.T) {
 
 func TestAttachFailure(t *testing.T) {
 	h := newHarness(t)
-	_, a := h.rec.StartAttach(context.Background(), debianKernel, "do_unlinkat", probe.Kprobe)
+	_, a := h.rec.StartAttach(context.Background(), "do_unlinkat", probe.Kprobe)
 	a.End(fallback.Decision{Chosen: probe.Kprobe, Action: fallback.Allow}, typedErr{})
 	h.flush(t)
 	spans := h.endedSpans(t)
@@ -660,43 +685,61 @@ func TestErrorType(t *testing.T) {
 	}
 }
 
-func TestMissed(t *testing.T) {
+func TestAttachmentsObserved(t *testing.T) {
 	h := newHarness(t)
 	long := strings.Repeat("é", MaxTargetLen) // 2 bytes per rune
-	h.rec.RegisterMissed(func() []Missed {
-		return []Missed{
-			{Mechanism: probe.Kretprobe, Target: "tcp_sendmsg", Count: 7},
-			{Mechanism: probe.Kprobe, Target: "tcp_sendmsg", Count: 0},
-			{Mechanism: probe.Kretprobe, Target: long, Count: 2},
+	h.rec.RegisterAttachments(func() []Attachment {
+		return []Attachment{
+			{Mechanism: probe.Kretprobe, Target: "tcp_sendmsg", Hazard: hzKretprob, Misses: []Miss{{MissKprobe, 7}, {MissRecursion, 1}}},
+			{Mechanism: probe.Kprobe, Target: "tcp_sendmsg", Misses: []Miss{{MissKprobe, 0}}},
+			{Mechanism: probe.Kretprobe, Target: long, Hazard: hzKretprob, Misses: []Miss{{MissKprobe, 2}}},
+			{Mechanism: probe.Tracepoint, Target: "sched/sched_switch", Misses: []Miss{{MissRecursion, 4}}},
+			{Mechanism: probe.Uprobe, Target: "/bin/bash:readline"}, // the kernel reports no count
 		}
 	})
-	h.rec.RegisterMissed(func() []Missed {
-		return []Missed{{Mechanism: probe.Kretprobe, Target: "tcp_sendmsg", Count: 3}}
+	h.rec.RegisterAttachments(func() []Attachment {
+		return []Attachment{{Mechanism: probe.Kretprobe, Target: "tcp_sendmsg", Hazard: hzKretprob, Misses: []Miss{{MissKprobe, 3}}}}
 	})
 	want := metricOut{"{miss}", []point{
-		{map[string]any{"safebpf.mechanism.chosen": "kprobe", "safebpf.target": "tcp_sendmsg"}, 0},
-		{map[string]any{"safebpf.mechanism.chosen": "kretprobe", "safebpf.target": "tcp_sendmsg"}, 10},
-		{map[string]any{"safebpf.mechanism.chosen": "kretprobe", "safebpf.target": strings.Repeat("é", MaxTargetLen/2)}, 2},
+		{mk("safebpf.mechanism.chosen", "kprobe", "safebpf.target", "tcp_sendmsg", "safebpf.miss.kind", "kprobe"), 0},
+		{mk("safebpf.mechanism.chosen", "kretprobe", "safebpf.target", "tcp_sendmsg", "safebpf.miss.kind", "kprobe"), 10},
+		{mk("safebpf.mechanism.chosen", "kretprobe", "safebpf.target", strings.Repeat("é", MaxTargetLen/2), "safebpf.miss.kind", "kprobe"), 2},
+		{mk("safebpf.mechanism.chosen", "kretprobe", "safebpf.target", "tcp_sendmsg", "safebpf.miss.kind", "recursion"), 1},
+		{mk("safebpf.mechanism.chosen", "tracepoint", "safebpf.target", "sched/sched_switch", "safebpf.miss.kind", "recursion"), 4},
 	}}
-	if diff := cmp.Diff(want, h.metrics(t)[MetricMissed]); diff != "" {
+	got := h.metrics(t)
+	if diff := cmp.Diff(want, got[MetricMissed]); diff != "" {
 		t.Errorf("missed (-want +got):\n%s", diff)
+	}
+	wantActive := metricOut{"{attachment}", []point{
+		{mk("safebpf.mechanism.chosen", "kretprobe", "safebpf.hazard.id", "kretprobe-contention"), 3},
+		{mk("safebpf.mechanism.chosen", "kprobe", "safebpf.hazard.id", "none"), 1},
+		{mk("safebpf.mechanism.chosen", "tracepoint", "safebpf.hazard.id", "none"), 1},
+		{mk("safebpf.mechanism.chosen", "uprobe", "safebpf.hazard.id", "none"), 1},
+	}}
+	if diff := cmp.Diff(wantActive, got[MetricActive]); diff != "" {
+		t.Errorf("active (-want +got):\n%s", diff)
 	}
 	if err := h.rec.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if got, ok := h.metrics(t)[MetricMissed]; ok {
-		t.Errorf("after Close, missed still observed: %v", got)
+	got = h.metrics(t)
+	if _, ok := got[MetricMissed]; ok {
+		t.Errorf("after Close, missed still observed: %v", got[MetricMissed])
+	}
+	if _, ok := got[MetricActive]; ok {
+		t.Errorf("after Close, attachments still observed: %v", got[MetricActive])
 	}
 }
 
 func TestMissedSeriesBound(t *testing.T) {
 	h := newHarness(t)
-	h.rec.RegisterMissed(func() []Missed {
-		var ms []Missed
+	h.rec.RegisterAttachments(func() []Attachment {
+		var as []Attachment
 		for i := 0; i < MaxMissedSeries+10; i++ {
-			ms = append(ms, Missed{Mechanism: probe.Kprobe, Target: fmt.Sprintf("f%d", i), Count: 1})
+			as = append(as, Attachment{Mechanism: probe.Kprobe, Target: fmt.Sprintf("f%d", i), Misses: []Miss{{MissKprobe, 1}}})
 		}
-		return ms
+		return as
 	})
 	got := h.metrics(t)[MetricMissed].Points
 	if len(got) != MaxMissedSeries+1 {
@@ -729,13 +772,20 @@ func TestTruncate(t *testing.T) {
 
 func TestNilRecorder(t *testing.T) {
 	var r *Recorder
-	ctx, a := r.StartAttach(context.Background(), nil, "x", probe.Kprobe)
+	ctx, a := r.StartAttach(context.Background(), "x", probe.Kprobe)
 	if ctx == nil || a != nil {
 		t.Fatalf("nil Recorder: StartAttach = %v, %v", ctx, a)
 	}
 	a.End(fallback.Decision{}, nil)
-	r.RecordDecision(context.Background(), nil, fallback.Decision{})
-	r.RegisterMissed(func() []Missed { return nil })
+	r.RecordDecision(context.Background(), fallback.Decision{})
+	r.RegisterAttachments(func() []Attachment { return nil })
+	r.ForceLoaded([]hazards.ID{hazards.ForceAll}, hazards.Enforce)
+	r.Log(LogRecord{})
+	ctx, c := r.Begin(context.Background())
+	if c != nil || ctx == nil {
+		t.Fatalf("nil Recorder: Begin = %v, %v", ctx, c)
+	}
+	c.End()
 	r.SetForceAll(true)
 	if err := r.Flush(context.Background()); err != nil {
 		t.Errorf("Flush: %v", err)
@@ -749,13 +799,13 @@ func TestNilRecorder(t *testing.T) {
 // not panic, and that Close is idempotent.
 func TestRecordAfterClose(t *testing.T) {
 	h := newHarness(t)
-	_, a := h.rec.StartAttach(context.Background(), debianKernel, "x", probe.Kprobe)
+	_, a := h.rec.StartAttach(context.Background(), "x", probe.Kprobe)
 	if err := h.rec.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	a.End(fallback.Decision{Chosen: probe.Kprobe}, nil)
-	if got := h.rec.Dropped(); got != 3 {
-		t.Errorf("Dropped() = %d, want 3 (one per signal)", got)
+	if got := h.rec.Dropped(); got != 2 {
+		t.Errorf("Dropped() = %d, want 2 (one per queue)", got)
 	}
 	if err := h.rec.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -763,11 +813,11 @@ func TestRecordAfterClose(t *testing.T) {
 	if len(h.spans.Ended()) != 0 {
 		t.Errorf("span recorded after Close")
 	}
-	for _, q := range h.rec.queues() {
+	for _, l := range h.rec.lanes() {
 		select {
-		case <-q.done:
+		case <-l.done:
 		default:
-			t.Errorf("%s goroutine still running after Close", q.name)
+			t.Errorf("%s goroutine still running after Close", l.name)
 		}
 	}
 }
@@ -781,13 +831,13 @@ func TestExporterPanicContained(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	defer tp.Shutdown(context.Background())
-	r, err := New(tp, mp, slog.New(panicHandler{}))
+	r, err := New(tp, mp, slog.New(panicHandler{}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	for i := 0; i < 3; i++ {
-		r.RecordDecision(context.Background(), nil, fallback.Decision{Requested: probe.Uprobe, Chosen: probe.Uprobe})
+		r.RecordDecision(context.Background(), fallback.Decision{Requested: probe.Uprobe, Chosen: probe.Uprobe})
 	}
 	if err := r.Flush(context.Background()); err != nil {
 		t.Fatalf("Flush: %v", err)
@@ -813,7 +863,9 @@ func (h panicHandler) WithGroup(string) slog.Handler           { return h }
 // dropped.
 func TestConcurrentEndAndClose(t *testing.T) {
 	h := newHarness(t)
-	h.rec.RegisterMissed(func() []Missed { return []Missed{{Mechanism: probe.Kprobe, Target: "f", Count: 1}} })
+	h.rec.RegisterAttachments(func() []Attachment {
+		return []Attachment{{Mechanism: probe.Kprobe, Target: "f", Misses: []Miss{{MissKprobe, 1}}}}
+	})
 	const workers, each = 8, 200
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -821,7 +873,7 @@ func TestConcurrentEndAndClose(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				_, a := h.rec.StartAttach(context.Background(), debianKernel, "f", probe.Kprobe)
+				_, a := h.rec.StartAttach(context.Background(), "f", probe.Kprobe)
 				a.End(fallback.Decision{Chosen: probe.Kprobe, Action: fallback.Allow}, nil)
 			}
 		}()
@@ -840,7 +892,7 @@ func TestConcurrentEndAndClose(t *testing.T) {
 	}
 	wg.Wait()
 	exported := uint64(len(h.spans.Ended()))
-	if got := exported + h.rec.traces.dropped.Load(); got != workers*each {
-		t.Errorf("spans exported %d + dropped %d = %d, want %d", exported, h.rec.traces.dropped.Load(), got, workers*each)
+	if got := exported + h.rec.otel.dropped.Load(); got != workers*each {
+		t.Errorf("spans exported %d + dropped %d = %d, want %d", exported, h.rec.otel.dropped.Load(), got, workers*each)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -16,180 +14,114 @@ import (
 
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/hazards"
-	"github.com/safebpf/safebpf/probe"
 )
 
-// Attach is one attach request being recorded. End it exactly once; a nil
-// *Attach records nothing.
-type Attach struct {
-	r         *Recorder
-	parent    trace.SpanContext
-	start     time.Time
-	target    string
-	requested probe.Mechanism
-	program   string
-	spanAttrs []attribute.KeyValue
-	ended     atomic.Bool
-}
-
-// SetProgram names the program being attached; its span and log record
-// then carry it. Call it before End.
-func (a *Attach) SetProgram(name string) {
-	if a == nil || name == "" {
-		return
+// exportBatch is the otel lane's sink: spans and metric points.
+func (r *Recorder) exportBatch(b *batch) {
+	if f := b.force; f != nil {
+		r.exportForce(f)
 	}
-	a.program = name
-	a.spanAttrs = append(a.spanAttrs, AttrProgram.String(name))
-}
-
-// StartAttach begins recording an attach of target with the requested
-// mechanism on kernel k (nil: unknown kernel). It does not block and does
-// not call the providers: the span is created when End's record is
-// processed, with this call's time as its start and the span in ctx as its
-// parent. The returned context is ctx; it does not carry the attach span.
-func (r *Recorder) StartAttach(ctx context.Context, k *probe.Kernel, target string, requested probe.Mechanism) (context.Context, *Attach) {
-	if r == nil {
-		return ctx, nil
-	}
-	attrs := KernelAttributes(k)
-	attrs = append(attrs, AttrTarget.String(target), AttrRequested.String(string(requested)))
-	return ctx, &Attach{
-		r:         r,
-		parent:    trace.SpanContextFromContext(ctx),
-		start:     time.Now(),
-		target:    target,
-		requested: requested,
-		spanAttrs: attrs,
+	for i := range b.decisions {
+		r.export(&b.decisions[i])
 	}
 }
 
-// RecordDecision records a decision that had no attach of its own (an
-// audit-mode plan): a zero-length attach span with the decision event.
-func (r *Recorder) RecordDecision(ctx context.Context, k *probe.Kernel, d fallback.Decision) {
-	if r == nil {
-		return
-	}
-	_, a := r.StartAttach(ctx, k, d.Target, d.Requested)
-	a.End(d, nil)
-}
+func (r *Recorder) export(rec *decision) {
+	s := summarize(rec.d, rec.err, r.forceAll.Load())
+	ctx := trace.ContextWithSpanContext(context.Background(), rec.parent)
 
-// KernelAttributes returns the kernel identity attributes of an attach
-// span. A nil kernel yields safebpf.kernel.release="unknown".
-func KernelAttributes(k *probe.Kernel) []attribute.KeyValue {
-	if k == nil {
-		return []attribute.KeyValue{AttrKernelRelease.String("unknown"), AttrKernelVersion.String("unknown")}
-	}
-	version := "unknown"
-	if k.Version != nil {
-		version = k.Version.String()
-	}
-	src := string(k.VersionSource)
-	if src == "" {
-		src = string(probe.SourceNone)
-	}
-	attrs := []attribute.KeyValue{
-		AttrKernelRelease.String(k.Release),
-		AttrKernelVersion.String(version),
-		AttrKernelVersionSource.String(src),
-	}
-	if k.Arch != "" {
-		attrs = append(attrs, AttrKernelArch.String(k.Arch))
-	}
-	if k.Distro.ID != "" {
-		attrs = append(attrs, AttrDistroID.String(k.Distro.ID))
-	}
-	if k.Distro.VersionID != "" {
-		attrs = append(attrs, AttrDistroVersionID.String(k.Distro.VersionID))
-	}
-	return attrs
-}
-
-// End records decision d and the attach outcome err (nil: attached, or
-// nothing to attach in audit mode). It never blocks: see the package
-// documentation. Calls after the first are ignored.
-func (a *Attach) End(d fallback.Decision, err error) {
-	if a == nil || !a.ended.CompareAndSwap(false, true) {
-		return
-	}
-	r := a.r
-	end := time.Now()
-	if d.Requested == "" {
-		d.Requested = a.requested
-	}
-	if d.Target == "" {
-		d.Target = a.target
-	}
-	s := summarize(d, err, r.forceAll.Load())
-	parent := a.parent
-	start := a.start
-	spanAttrs := a.spanAttrs
-	if s.errorType != "" {
-		spanAttrs = append(spanAttrs[:len(spanAttrs):len(spanAttrs)], AttrErrorType.String(s.errorType))
-	}
-	event := s.eventAttributes(d)
-	var statusMsg string
-	if err != nil {
-		statusMsg = err.Error()
-	}
-
-	r.traces.put(func() {
-		ctx := trace.ContextWithSpanContext(context.Background(), parent)
-		_, span := r.tracer.Start(ctx, SpanName,
-			trace.WithTimestamp(start),
-			trace.WithSpanKind(trace.SpanKindInternal),
-			trace.WithAttributes(spanAttrs...))
-		span.AddEvent(EventDecision, trace.WithTimestamp(end), trace.WithAttributes(event...))
-		if err != nil {
-			span.SetStatus(codes.Error, statusMsg)
-		}
-		span.End(trace.WithTimestamp(end))
-	})
-
-	seconds := end.Sub(start).Seconds()
-	r.metrics.put(func() {
-		ctx := trace.ContextWithSpanContext(context.Background(), parent)
-		for _, h := range s.hazards {
-			r.decisions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(
-				AttrHazardID.String(string(h)),
-				AttrRequested.String(s.requested),
-				AttrChosen.String(s.chosen),
-				AttrAction.String(s.action),
-				AttrForced.Bool(s.isForced(h)),
-				AttrMode.String(s.mode),
-			)))
-		}
-		if s.refused {
-			r.refusals.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(
-				AttrHazardID.String(string(s.refusedBy)),
-				AttrRequested.String(s.requested),
-				AttrMode.String(s.mode),
-			)))
-		}
-		hist := []attribute.KeyValue{
+	// Metrics first: they are what alerts are built on, and the SDK's
+	// instruments never block (a synchronous span exporter may).
+	for _, h := range s.hazards {
+		r.decisions.Add(ctx, 1, metric.WithAttributeSet(r.metricSet(
+			AttrHazardID.String(string(h)),
 			AttrRequested.String(s.requested),
 			AttrChosen.String(s.chosen),
 			AttrAction.String(s.action),
-		}
-		if s.errorType != "" {
-			hist = append(hist, AttrErrorType.String(s.errorType))
-		}
-		r.duration.Record(ctx, seconds, metric.WithAttributeSet(attribute.NewSet(hist...)))
-	})
-
-	level, msg, logAttrs := s.logRecord(d, err)
-	if a.program != "" {
-		logAttrs = append([]slog.Attr{slog.String("program", a.program)}, logAttrs...)
+			AttrForced.Bool(s.isForced(h)),
+			AttrMode.String(s.mode),
+		)))
 	}
-	r.logs.put(func() {
-		ctx := trace.ContextWithSpanContext(context.Background(), parent)
-		h := r.logger.Handler()
-		if !h.Enabled(ctx, level) {
-			return
+	if s.refused {
+		r.refusals.Add(ctx, 1, metric.WithAttributeSet(r.metricSet(
+			AttrHazardID.String(string(s.refusedBy)),
+			AttrRequested.String(s.requested),
+			AttrMode.String(s.mode),
+		)))
+	}
+	hist := []attribute.KeyValue{
+		AttrRequested.String(s.requested),
+		AttrChosen.String(s.chosen),
+		AttrAction.String(s.action),
+	}
+	if s.errorType != "" {
+		hist = append(hist, AttrErrorType.String(s.errorType))
+	}
+	r.duration.Record(ctx, rec.end.Sub(rec.start).Seconds(), metric.WithAttributeSet(r.metricSet(hist...)))
+
+	spanAttrs := make([]attribute.KeyValue, 0, len(r.spanKernel)+4)
+	spanAttrs = append(spanAttrs, r.spanKernel...)
+	spanAttrs = append(spanAttrs, AttrTarget.String(rec.target), AttrRequested.String(string(rec.requested)))
+	if rec.program != "" {
+		spanAttrs = append(spanAttrs, AttrProgram.String(rec.program))
+	}
+	if s.errorType != "" {
+		spanAttrs = append(spanAttrs, AttrErrorType.String(s.errorType))
+	}
+	_, span := r.tracer.Start(ctx, SpanName,
+		trace.WithTimestamp(rec.start),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(spanAttrs...))
+	span.AddEvent(EventDecision, trace.WithTimestamp(rec.end), trace.WithAttributes(s.eventAttributes(rec.d)...))
+	if rec.err != nil {
+		span.SetStatus(codes.Error, rec.err.Error())
+	}
+	span.End(trace.WithTimestamp(rec.end))
+}
+
+func (r *Recorder) exportForce(f *forceLoad) {
+	for _, id := range f.ids {
+		r.forceLoaded.Add(context.Background(), 1, metric.WithAttributeSet(r.metricSet(
+			AttrHazardID.String(string(id)),
+			AttrMode.String(string(f.mode)),
+			AttrForcedAll.Bool(id == hazards.ForceAll))))
+	}
+}
+
+// metricSet is the attribute set of a metric point: kv and the kernel's
+// identity.
+func (r *Recorder) metricSet(kv ...attribute.KeyValue) attribute.Set {
+	return attribute.NewSet(append(kv, r.metricKernel...)...)
+}
+
+// logBatch is the logs lane's sink.
+func (r *Recorder) logBatch(b *batch) {
+	for _, lr := range b.logs {
+		handle(lr.Handler, lr.Record)
+	}
+	for i := range b.decisions {
+		rec := &b.decisions[i]
+		s := summarize(rec.d, rec.err, r.forceAll.Load())
+		level, msg, attrs := s.logRecord(rec.d, rec.err)
+		if rec.program != "" {
+			attrs = append([]slog.Attr{slog.String("program", rec.program)}, attrs...)
 		}
-		rec := slog.NewRecord(end, level, msg, 0)
-		rec.AddAttrs(logAttrs...)
-		_ = h.Handle(ctx, rec) // a failing handler must not fail the attach
-	})
+		lr := slog.NewRecord(rec.end, level, msg, 0)
+		lr.AddAttrs(attrs...)
+		handle(r.logger.Handler(), lr)
+	}
+}
+
+// handle hands rec to h when h is enabled for its level. A failing
+// handler must not fail anything.
+func handle(h slog.Handler, rec slog.Record) {
+	if h == nil {
+		return
+	}
+	ctx := context.Background()
+	if h.Enabled(ctx, rec.Level) {
+		_ = h.Handle(ctx, rec)
+	}
 }
 
 // summary is a Decision reduced to bounded attribute values.
@@ -202,7 +134,9 @@ type summary struct {
 	forcedAll bool
 	refused   bool
 	refusedBy hazards.ID
-	errorType string
+	// hazardMoved: a hazard (not only a missing mechanism) drove a step.
+	hazardMoved bool
+	errorType   string
 }
 
 func summarize(d fallback.Decision, err error, forceAll bool) summary {
@@ -216,12 +150,6 @@ func summarize(d fallback.Decision, err error, forceAll bool) summary {
 	if s.chosen == "" {
 		s.chosen = None
 	}
-	if s.action == "" {
-		s.action = string(fallback.Allow)
-	}
-	if s.mode == "" {
-		s.mode = string(hazards.Enforce)
-	}
 	seen := map[hazards.ID]bool{}
 	add := func(id hazards.ID) {
 		if id == "" || id == hazards.ForceAll || seen[id] {
@@ -232,6 +160,7 @@ func summarize(d fallback.Decision, err error, forceAll bool) summary {
 	}
 	for _, st := range d.Steps {
 		add(st.Hazard)
+		s.hazardMoved = s.hazardMoved || st.Hazard != ""
 		if st.Forced && st.Hazard != "" {
 			s.forced[st.Hazard] = true
 		}
@@ -281,7 +210,7 @@ func (s summary) hazardIDs() []string {
 	return out
 }
 
-func (s summary) forcedIDs(d fallback.Decision) []string {
+func (s summary) forcedIDs() []string {
 	var out []string
 	for _, h := range s.hazards {
 		if s.forced[h] {
@@ -302,7 +231,7 @@ func (s summary) eventAttributes(d fallback.Decision) []attribute.KeyValue {
 	if ids := s.hazardIDs(); len(ids) > 0 {
 		attrs = append(attrs, AttrHazardIDs.StringSlice(ids))
 	}
-	if ids := s.forcedIDs(d); len(ids) > 0 {
+	if ids := s.forcedIDs(); len(ids) > 0 {
 		attrs = append(attrs, AttrForcedIDs.StringSlice(ids))
 	}
 	if s.forcedAll {
@@ -349,20 +278,37 @@ func settingsAttributes(st fallback.Settings) []attribute.KeyValue {
 	return attrs
 }
 
+// Log messages of decision records.
+const (
+	MsgDecision     = "safebpf decision"
+	MsgAttachFailed = "safebpf attach failed"
+)
+
 // logRecord returns the slog level, message and attributes of a decision.
+//
+// Levels: warn when a hazard moved, capped or refused the request, when
+// anything was forced, and in warn mode's would-be changes; info for
+// allow, upgrade, pace, and a move only because a mechanism is missing
+// (hardware → software perf event on a VM without a PMU is how the
+// machine is, not a warning); error for a failed attach that is not a
+// refusal.
 func (s summary) logRecord(d fallback.Decision, err error) (slog.Level, string, []slog.Attr) {
 	level := slog.LevelInfo
 	switch fallback.Action(s.action) {
-	case fallback.Downgrade, fallback.Cap, fallback.Refuse, fallback.Warn:
+	case fallback.Cap, fallback.Refuse, fallback.Warn:
 		level = slog.LevelWarn
+	case fallback.Downgrade:
+		if s.hazardMoved {
+			level = slog.LevelWarn
+		}
 	}
 	if s.anyForced || s.refused {
 		level = slog.LevelWarn
 	}
-	msg := "safebpf decision"
+	msg := MsgDecision
 	if err != nil && !s.refused {
 		level = slog.LevelError
-		msg = "safebpf attach failed"
+		msg = MsgAttachFailed
 	}
 	attrs := []slog.Attr{
 		slog.String("target", d.Target),
@@ -375,7 +321,7 @@ func (s summary) logRecord(d fallback.Decision, err error) (slog.Level, string, 
 	if ids := s.hazardIDs(); len(ids) > 0 {
 		attrs = append(attrs, slog.Any("hazards", ids))
 	}
-	if ids := s.forcedIDs(d); len(ids) > 0 {
+	if ids := s.forcedIDs(); len(ids) > 0 {
 		attrs = append(attrs, slog.Any("forced_hazards", ids))
 	}
 	if s.forcedAll {
@@ -390,15 +336,8 @@ func (s summary) logRecord(d fallback.Decision, err error) (slog.Level, string, 
 	if p := d.Settings.Pacing; p != nil {
 		attrs = append(attrs, slog.Duration("pacing_interval", p.Interval), slog.Int("pacing_concurrency", p.Concurrency))
 	}
-	var reasons []string
-	for _, st := range d.Steps {
-		if st.Reason != "" {
-			reasons = append(reasons, st.Reason)
-		}
-	}
-	if len(reasons) > 0 {
-		attrs = append(attrs, slog.Any("reasons", reasons))
-	}
+	// The decision in words: fallback's one rendering.
+	attrs = append(attrs, slog.String("decision", d.String()))
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
