@@ -1,7 +1,12 @@
 package loader
 
 import (
+	"context"
 	"testing"
+
+	"github.com/cilium/ebpf"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/safebpf/safebpf/fallback"
 	"github.com/safebpf/safebpf/loader/internal/telemetry"
@@ -57,5 +62,81 @@ func TestAttachmentsTracksEveryMechanism(t *testing.T) {
 	var _ func() []telemetry.Attachment = p.collect // the RegisterAttachments callback shape
 	if old := newAttachments(describe(t, probe.Description{Release: "5.10.0", CPUs: 4})); old.recursion {
 		t.Error("5.10: recursion misses reported; the kernel has none before 5.12")
+	}
+}
+
+// TestAttachmentsObservedOnHost attaches a tracepoint program for real
+// and reads the two observable metrics: the attachment counts in
+// safebpf.attachments.active until its Link is closed, and its
+// recursion misses are the kernel's own bpf_prog_info count (read here
+// with cilium/ebpf), for a program type without a kprobe counter.
+func TestAttachmentsObservedOnHost(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	l := newHostLoader(t, &Options{MeterProvider: mp})
+	mountTracefs(t)
+	if !newAttachments(l.kernel).recursion {
+		t.Skipf("kernel %s reports no recursion misses (5.12+)", l.kernel.Release)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "tp_getpid", Type: ebpf.TracePoint, License: "GPL",
+		Instructions: asmReturn0("tp_getpid")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	lk, err := l.Tracepoint("syscalls", "sys_enter_getpid", prog, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	syscallGetpid()
+
+	collect := func() (active, recursion map[string]int64) {
+		t.Helper()
+		active, recursion = map[string]int64{}, map[string]int64{}
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				switch m.Name {
+				case telemetry.MetricActive:
+					for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+						c, _ := dp.Attributes.Value(telemetry.AttrChosen)
+						h, _ := dp.Attributes.Value(telemetry.AttrHazardID)
+						active[c.AsString()+"/"+h.AsString()] += dp.Value
+					}
+				case telemetry.MetricMissed:
+					for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+						k, _ := dp.Attributes.Value(telemetry.AttrMissKind)
+						c, _ := dp.Attributes.Value(telemetry.AttrChosen)
+						if k.AsString() == string(telemetry.MissRecursion) {
+							recursion[c.AsString()] += dp.Value
+						}
+					}
+				}
+			}
+		}
+		return active, recursion
+	}
+	active, recursion := collect()
+	if active["tracepoint/none"] != 1 {
+		t.Errorf("safebpf.attachments.active = %v, want tracepoint/none = 1", active)
+	}
+	st, err := prog.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := recursion["tracepoint"]
+	if !ok || uint64(got) != st.RecursionMisses {
+		t.Errorf("recursion misses %v (reported: %v), want the kernel's %d", got, ok, st.RecursionMisses)
+	}
+	if err := lk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if active, _ := collect(); active["tracepoint/none"] != 0 {
+		t.Errorf("after Close: safebpf.attachments.active = %v, want no tracepoint", active)
 	}
 }
