@@ -125,7 +125,7 @@ func (p *attachments) describe(lk *Link, t *tracked) telemetry.Attachment {
 	if len(d.Forced) > 0 && a.Hazard == "" {
 		a.Hazard = d.Forced[0]
 	}
-	if missedMechanism(d.Chosen) {
+	if isKernelProbe(d.Chosen) { // the kprobe family has a missed-hit counter
 		if n, ok := p.kprobeMissed(lk); ok {
 			a.Misses = append(a.Misses, telemetry.Miss{Kind: telemetry.MissKprobe, Count: n})
 		}
@@ -136,15 +136,6 @@ func (p *attachments) describe(lk *Link, t *tracked) telemetry.Attachment {
 		}
 	}
 	return a
-}
-
-// missedMechanism reports whether m has a kernel missed-hit counter.
-func missedMechanism(m probe.Mechanism) bool {
-	switch m {
-	case probe.Kprobe, probe.Kretprobe, probe.KprobeMulti, probe.KretprobeMulti:
-		return true
-	}
-	return false
 }
 
 // kprobeMissed reads the missed-hit count of an attached kprobe-family
