@@ -7,6 +7,13 @@ import (
 	"github.com/safebpf/safebpf/loader/internal/telemetry"
 )
 
+// MetricForceLoaded counts force sets loaded by New: one point per forced
+// hazard ID (safebpf.hazard.id, "all" for the keyword) and mode. A
+// dashboard that shows it non-zero shows a fleet running with hazard
+// checks bypassed, whether or not a hazard was met yet. docs/telemetry.md
+// lists it with every other name.
+const MetricForceLoaded = telemetry.MetricForceLoaded
+
 // recordForce leaves the trace a loaded force set must leave: a warn
 // record — on logger, or on slog.Default() when it is nil, because an
 // operator must always be able to find that hazard checks are off — and
