@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/hazards"
 	"github.com/safebpf/safebpf/internal/tracefs"
 	"github.com/safebpf/safebpf/probe"
 )
@@ -220,6 +221,15 @@ func (l *Loader) attachKprobes(out *Link, m probe.Mechanism, prog *ebpf.Program,
 		switch {
 		case m == probe.Kretprobe && d.Settings.MaxActive > 0:
 			err = l.kretprobeMaxActive(out, t.symbol, o, prog, d.Settings.MaxActive)
+			if err != nil && bestEffortCap(d, w) {
+				// The pool cap only keeps returns from being missed: where
+				// it cannot be set, the kretprobe attaches with the
+				// kernel's default pool, as without safebpf, and says so.
+				capErr := err
+				if lk, err = link.Kretprobe(t.symbol, prog, &o); err == nil && out.decision.Settings.MaxActive > 0 {
+					out.decision = uncapped(out.decision, capErr)
+				}
+			}
 		case m == probe.Kretprobe:
 			lk, err = link.Kretprobe(t.symbol, prog, &o)
 		default:
@@ -402,6 +412,49 @@ func uprobeMultiArgs(ts []site, pid uint32) ([]string, *link.UprobeMultiOptions)
 		syms = nil
 	}
 	return syms, o
+}
+
+// bestEffortCap reports whether d's maxactive comes only from hazards
+// whose harm is missed returns or contention (functional, performance),
+// not from the caller, so that a kretprobe may attach without it.
+func bestEffortCap(d fallback.Decision, w where) bool {
+	if w.req != nil && w.req.MaxActive > 0 {
+		return false // asked for by the caller: fail as cilium/ebpf would
+	}
+	capped := false
+	for _, s := range d.Steps {
+		if s.Action != fallback.Cap {
+			continue
+		}
+		capped = true
+		for _, f := range d.Findings {
+			if f.ID == s.Hazard && f.Hazard != nil && f.Hazard.Severity != hazards.SeverityFunctional && f.Hazard.Severity != hazards.SeverityPerformance {
+				return false
+			}
+		}
+	}
+	return capped
+}
+
+// uncapped returns d for a kretprobe that attached with the kernel's
+// default pool because the cap could not be set (err says why).
+func uncapped(d fallback.Decision, err error) fallback.Decision {
+	var id hazards.ID
+	for _, s := range d.Steps {
+		if s.Action == fallback.Cap {
+			id = s.Hazard
+			break
+		}
+	}
+	n := d.Settings.MaxActive
+	d.Settings.MaxActive = 0
+	if d.Action == fallback.Cap {
+		d.Action = fallback.Warn
+	}
+	return withStep(d, fallback.Step{
+		From: probe.Kretprobe, To: probe.Kretprobe, Action: fallback.Warn, Hazard: id,
+		Reason: fmt.Sprintf("maxactive %d not applied (%v): attached with the kernel's default instance pool; returns beyond it are missed, and safebpf.probe.missed counts them", n, err),
+	})
 }
 
 // kretprobeMaxActive creates a kretprobe with maxactive through tracefs,
