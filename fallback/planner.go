@@ -293,18 +293,10 @@ func Counterparts(m probe.Mechanism) []probe.Mechanism {
 			out = append(out, e.to)
 		}
 	}
-	if multi, ok := multiOf[m]; ok {
+	if multi := m.Multi(); multi != "" {
 		out = append(out, multi)
 	}
 	return out
-}
-
-// multiOf maps a single-target mechanism to its batched form.
-var multiOf = map[probe.Mechanism]probe.Mechanism{
-	probe.Kprobe:    probe.KprobeMulti,
-	probe.Kretprobe: probe.KretprobeMulti,
-	probe.Uprobe:    probe.UprobeMulti,
-	probe.Uretprobe: probe.UretprobeMulti,
 }
 
 func (p *planner) hasVariant(m probe.Mechanism) bool {
@@ -352,7 +344,7 @@ func (p *planner) walk() (Decision, *RefusedError) {
 				visited[cur] = true
 			}
 		}
-		if multi, ok := multiOf[cur]; ok && p.req.Targets >= 2 && !visited[multi] {
+		if multi := cur.Multi(); multi != "" && p.req.Targets >= 2 && !visited[multi] {
 			if s, ok := p.batch(cur, multi); ok {
 				d.Steps = append(d.Steps, s)
 				d.Settings.Multi = true

@@ -127,7 +127,7 @@ func resolveBatch(res resolver, pi *progInfo) {
 		one := *ap
 		one.symbols, one.cookies, one.addrs, one.batch, one.glob = nil, nil, nil, false, false
 		one.symbol = s
-		if single, ok := singleOf[one.mech]; ok {
+		if single := one.mech.Single(); single != "" {
 			one.mech = single // resolved as the function or symbol itself
 		}
 		if err := res.resolve(&one); err != nil {
@@ -220,15 +220,6 @@ func joinKeys(keys []string) string {
 	return out
 }
 
-// singleOf maps a multi mechanism to the single probe the loader can load
-// the same program as (same program type, no multi attach type).
-var singleOf = map[probe.Mechanism]probe.Mechanism{
-	probe.KprobeMulti:    probe.Kprobe,
-	probe.KretprobeMulti: probe.Kretprobe,
-	probe.UprobeMulti:    probe.Uprobe,
-	probe.UretprobeMulti: probe.Uretprobe,
-}
-
 // addVariants offers, after every multi program of g, the same program
 // loaded as single probes (one per target): where the kernel has no multi
 // links the planner can then move the request to probes it has; and
@@ -241,7 +232,7 @@ func addVariants(g *group) {
 		if p == nil || p.keep || p.variantOf != nil {
 			continue
 		}
-		if multi, ok := multiOf[p.mech()]; ok && p.class.ap.batch && len(p.class.ap.symbols) > 1 && p.spec.Type == ebpf.Kprobe {
+		if multi := p.mech().Multi(); multi != "" && p.class.ap.batch && len(p.class.ap.symbols) > 1 && p.spec.Type == ebpf.Kprobe {
 			v := &progInfo{name: p.name, scan: p.scan, optional: p.optional, missing: p.missing, variantOf: p,
 				optionalTargets: p.optionalTargets, skipped: p.skipped}
 			v.class = p.class
@@ -252,7 +243,8 @@ func addVariants(g *group) {
 			i++
 			continue
 		}
-		single, ok := singleOf[p.mech()]
+		single := p.mech().Single()
+		ok := single != ""
 		if !ok || slices.ContainsFunc(g.alts, func(a *alternative) bool {
 			s := a.single()
 			return s != nil && s.mech() == single

@@ -161,16 +161,7 @@ func isKernelProbe(m probe.Mechanism) bool {
 }
 
 func isMulti(m probe.Mechanism) bool {
-	_, ok := singleOf[m]
-	return ok
-}
-
-// multiOf maps a single probe to its multi link (the reverse of singleOf).
-var multiOf = map[probe.Mechanism]probe.Mechanism{
-	probe.Kprobe:    probe.KprobeMulti,
-	probe.Kretprobe: probe.KretprobeMulti,
-	probe.Uprobe:    probe.UprobeMulti,
-	probe.Uretprobe: probe.UretprobeMulti,
+	return m.Single() != ""
 }
 
 // chunks splits ts into runs of at most n targets (all of them when n is
@@ -353,7 +344,7 @@ func loadForm(spec *ebpf.ProgramSpec, at ebpf.AttachType, maps map[string]*ebpf.
 // (or target by target when optional). The Decision records each step.
 func (l *Loader) batchRefused(ctx context.Context, m probe.Mechanism, prog *ebpf.Program, w where, d fallback.Decision, cause error) (*Link, error) {
 	ts := w.targets()
-	single := singleOf[m]
+	single := m.Single()
 	missing := l.missingTargets(m, w, ts)
 	if len(missing) > 0 && !w.optional {
 		return nil, fmt.Errorf("%w; %w", cause, missingError(missing, len(ts)))
@@ -438,7 +429,7 @@ func (l *Loader) replanSingle(d fallback.Decision, req fallback.Request, single 
 	if d.Mode != "" && sd.Action == fallback.Warn && d.WouldAction != "" {
 		out.WouldChoose, out.WouldAction, out.WouldSettings = sd.WouldChoose, sd.WouldAction, sd.WouldSettings
 	}
-	multi := multiOf[single]
+	multi := single.Multi()
 	// The multi link's own settings (its pacing, its hazards' warnings)
 	// no longer apply: the single plan's follow.
 	out.Steps = slices.DeleteFunc(slices.Clone(d.Steps), func(s fallback.Step) bool {
@@ -583,8 +574,8 @@ func (l *Loader) kprobeBatch(m probe.Mechanism, symbols []string, prog *ebpf.Pro
 		o.maxActive = opts.RetprobeMaxActive
 	}
 	f := l.formsOf(x, prog, m)
-	if f.can(multiOf[m]) {
-		o.alternatives = []probe.Mechanism{multiOf[m]}
+	if f.can(m.Multi()) {
+		o.alternatives = []probe.Mechanism{m.Multi()}
 	}
 	if len(symbols) == 1 {
 		// A trampoline program attaches to the one function it was
@@ -635,8 +626,8 @@ func (l *Loader) uprobeBatch(m probe.Mechanism, ex *Executable, symbols []string
 	}
 	o := requestOptions{keep: x.KeepMechanism, seccomp: !x.NoSeccomp, targets: len(symbols)}
 	f := l.formsOf(x, prog, m)
-	if f.can(multiOf[m]) {
-		o.alternatives = []probe.Mechanism{multiOf[m]}
+	if f.can(m.Multi()) {
+		o.alternatives = []probe.Mechanism{m.Multi()}
 	}
 	req := newRequest(m, ap.target, l.scans(x, prog, x.Variants), o)
 	uo := &link.UprobeOptions{}

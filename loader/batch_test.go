@@ -232,7 +232,7 @@ func runBulkTarget(t *testing.T, tg target) {
 func wantBatched(t *testing.T, k *probe.Kernel, d fallback.Decision, single probe.Mechanism) {
 	t.Helper()
 	t.Logf("kernel %s: %s", k.Release, Explain(d))
-	multi := multiOf[single]
+	multi := single.Multi()
 	if d.Requested != single {
 		t.Errorf("requested %s, want %s", d.Requested, single)
 	}

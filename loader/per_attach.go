@@ -111,7 +111,7 @@ func (l *Loader) attachOne(req fallback.Request, prog *ebpf.Program, f *forms, w
 			if owned {
 				defer p.Close() // the links hold the program
 			}
-		case singleOf[m] == req.Mechanism:
+		case m.Single() == req.Mechanism:
 			// The batch's multi form would not load: single probes with
 			// the caller's program.
 			d, err = l.replanSingle(a.d, req, req.Mechanism, len(w.targets()), err)
@@ -626,7 +626,7 @@ func (l *Loader) uprobe(m probe.Mechanism, ex *link.Executable, path string, sym
 	}
 	o := requestOptions{keep: x.KeepMechanism, seccomp: !x.NoSeccomp, targets: n}
 	f := l.formsOf(x, prog, m)
-	if single, ok := singleOf[m]; ok && f.can(single) {
+	if single := m.Single(); single != "" && f.can(single) {
 		o.alternatives = []probe.Mechanism{single}
 	}
 	req := newRequest(m, target, l.scans(x, prog, x.Variants), o)

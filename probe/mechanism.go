@@ -101,6 +101,27 @@ func (m Mechanism) PatchesKernelText() bool {
 	return false
 }
 
+// Multi returns the mechanism that attaches m's kind of program to many
+// targets in one link (kprobe → kprobe-multi, 5.18; uprobe → uprobe-multi,
+// 6.6), or "" when m has none.
+func (m Mechanism) Multi() Mechanism { return multiForms[m] }
+
+// Single returns the one-target mechanism of a multi link (kprobe-multi →
+// kprobe), the form the same program loads as without its multi attach
+// type, or "" when m is not a multi link.
+func (m Mechanism) Single() Mechanism { return singleForms[m] }
+
+var (
+	multiForms = map[Mechanism]Mechanism{
+		Kprobe: KprobeMulti, Kretprobe: KretprobeMulti,
+		Uprobe: UprobeMulti, Uretprobe: UretprobeMulti,
+	}
+	singleForms = map[Mechanism]Mechanism{
+		KprobeMulti: Kprobe, KretprobeMulti: Kretprobe,
+		UprobeMulti: Uprobe, UretprobeMulti: Uretprobe,
+	}
+)
+
 // Trampoline reports whether m attaches through a BPF trampoline (fentry,
 // fexit, fmod_ret, LSM), whose detach waits for RCU tasks.
 func (m Mechanism) Trampoline() bool {

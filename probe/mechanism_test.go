@@ -79,3 +79,23 @@ func TestInterruptContextTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiForms: every multi link has one single form and back, and the
+// single forms are exactly the probes with a multi link.
+func TestMultiForms(t *testing.T) {
+	for _, m := range allMechanisms {
+		if s := m.Single(); s != "" {
+			if s.Multi() != m {
+				t.Errorf("%s.Single() = %s, whose Multi() is %q", m, s, s.Multi())
+			}
+		}
+		if mm := m.Multi(); mm != "" && mm.Single() != m {
+			t.Errorf("%s.Multi() = %s, whose Single() is %q", m, mm, mm.Single())
+		}
+	}
+	for _, m := range []Mechanism{KprobeMulti, KretprobeMulti, UprobeMulti, UretprobeMulti} {
+		if m.Single() == "" {
+			t.Errorf("%s has no single form", m)
+		}
+	}
+}
