@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 )
 
 // dataSymbolMarker is a data symbol every kernel has (init/init_task.c):
@@ -25,7 +26,13 @@ const ksymNameLen = 128
 var errLongSymbol = errors.New("symbol name too long for the lookup program")
 
 // symbolLookup asks the running kernel whether it has a symbol, through the
-// kernel's own kallsyms_lookup_name: a BPF_PROG_TYPE_SYSCALL program (5.14+)
+// kernel's own kallsyms_lookup_name. The helper reports a symbol whose
+// address is 0 as missing (it returns -ENOENT when the lookup yields 0):
+// on x86-64 that is the per-CPU variable at offset 0 (fixed_percpu_data
+// in the Debian 6.1 and 6.12 guests). No catalog evidence is a per-CPU variable; a fact about
+// one must not be looked up here.
+//
+// It goes through a BPF_PROG_TYPE_SYSCALL program (5.14+)
 // calling bpf_kallsyms_lookup_name (5.16+, 9ff0d2e0d7ac "bpf: Add
 // bpf_kallsyms_lookup_name helper"), run with BPF_PROG_RUN. It answers
 // what /proc/kallsyms would (the same table: vmlinux and module symbols,
@@ -37,10 +44,15 @@ type symbolLookup struct {
 }
 
 // newSymbolLookup loads the lookup program. It fails, with an error
-// matching ebpf.ErrNotSupported where the kernel lacks the program type or
-// the helper, and with a permission error where the caller may not see
-// kernel addresses (bpf_dump_raw_ok).
+// matching ebpf.ErrNotSupported where the kernel lacks the program type
+// (5.10 rejects it with a bare EINVAL, which cilium/ebpf's feature probe
+// turns into ErrNotSupported), with the verifier's "invalid func" where
+// it lacks the helper (5.14, 5.15), and with a permission error where the
+// caller may not see kernel addresses (bpf_dump_raw_ok).
 func newSymbolLookup() (*symbolLookup, error) {
+	if err := features.HaveProgramType(ebpf.Syscall); err != nil {
+		return nil, fmt.Errorf("load kallsyms lookup program: %w", err)
+	}
 	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
 	// The context is 8 bytes of result, then the name, NUL-padded. The
 	// helper takes the name from the stack (it may not read the context

@@ -42,7 +42,9 @@ func TestSymbolLookupAgreesWithKallsyms(t *testing.T) {
 			continue
 		}
 		listed[fields[2]] = true
-		if i%397 == 0 && len(fields[2]) < ksymNameLen {
+		// The helper reports an address of 0 as missing (the per-CPU
+		// variable at offset 0, fixed_percpu_data on 6.1 and 6.12).
+		if i%397 == 0 && len(fields[2]) < ksymNameLen && strings.Trim(fields[0], "0") != "" {
 			sample = append(sample, fields[2])
 		}
 	}
