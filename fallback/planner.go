@@ -299,6 +299,34 @@ func Counterparts(m probe.Mechanism) []probe.Mechanism {
 	return out
 }
 
+// Assessable returns every mechanism Plan may assess for req (its
+// availability and the hazards that concern it), req.Mechanism first: the
+// mechanisms reachable from it through the planner's moves that req can
+// take (a move that needs a program variant only when req carries it, in
+// Request.Alternatives), and their multi forms when req carries them. A
+// caller that describes the kernel on demand must have recorded these
+// mechanisms and the facts their hazards ask (hazards.Catalog.FactsFor)
+// before calling Plan: evidence not looked for is unknown.
+func Assessable(req Request) []probe.Mechanism {
+	out := []probe.Mechanism{req.Mechanism}
+	add := func(m probe.Mechanism) {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	for i := 0; i < len(out); i++ {
+		for _, e := range escapes(out[i]) {
+			if !e.variant || slices.Contains(req.Alternatives, e.to) {
+				add(e.to)
+			}
+		}
+		if multi := out[i].Multi(); multi != "" && slices.Contains(req.Alternatives, multi) {
+			add(multi)
+		}
+	}
+	return out
+}
+
 func (p *planner) hasVariant(m probe.Mechanism) bool {
 	return slices.Contains(p.req.Alternatives, m)
 }

@@ -2,6 +2,8 @@ package fallback
 
 import (
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -792,5 +794,71 @@ func TestCounterparts(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("counterparts (-want +got):\n%s", diff)
+	}
+}
+
+// TestAssessableCoversPlan: whatever the kernel and the hazards say, the
+// planner assesses no mechanism outside Assessable(req), so that a caller
+// who records those mechanisms and their hazards' facts before planning
+// (the loader, on demand) never plans on one it did not look at. Requests
+// are drawn at random: every mechanism, random alternatives, 1 or 3
+// targets, pinned or not, with random support and random findings of
+// every action on every mechanism, in every mode.
+func TestAssessableCoversPlan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 25))
+	ids := []hazards.ID{hzRefuse, hzDowngrade, hzCap, hzPace, hzWarn, hzAvoid, hzWarnOnUnknown, hzAllowOnUnknown}
+	verdicts := []hazards.Verdict{hazards.Affected, hazards.Unknown, hazards.NotAffected}
+	moved := 0
+	for n := 0; n < 20000; n++ {
+		req := Request{Target: "t", Mechanism: everything[rng.IntN(len(everything))], Targets: 1 + 2*rng.IntN(2), Pinned: rng.IntN(4) == 0}
+		for _, m := range everything {
+			if rng.IntN(3) == 0 {
+				req.Alternatives = append(req.Alternatives, m)
+			}
+		}
+		if req.Mechanism == probe.PerfEventHardware || req.Mechanism == probe.PerfEventSoftware {
+			req.PerfEvent = &PerfEvent{Hardware: req.Mechanism == probe.PerfEventHardware, Frequency: 99}
+		}
+		k := kernelWith(8, nil)
+		eval := fakeEval{}
+		for _, m := range everything {
+			switch rng.IntN(3) {
+			case 0:
+				k.Mechanisms[m] = probe.Supported("test")
+			case 1:
+				k.Mechanisms[m] = probe.Unsupported("test: absent")
+			}
+			eval[m] = map[hazards.ID]hazards.Verdict{}
+			for _, id := range ids {
+				if rng.IntN(4) == 0 {
+					eval[m][id] = verdicts[rng.IntN(len(verdicts))]
+				}
+			}
+		}
+		modes := []hazards.Mode{hazards.Enforce, hazards.Warn, hazards.Audit}
+		pol := &hazards.Policy{Mode: modes[rng.IntN(len(modes))]}
+		var assessed []probe.Mechanism
+		record := func(m probe.Mechanism) []hazards.Finding {
+			assessed = append(assessed, m)
+			return eval.eval(m)
+		}
+		if _, err := plan(k, record, req, pol); err != nil && !errors.Is(err, ErrRefused) {
+			t.Fatalf("plan %+v: %v", req, err)
+		}
+		want := Assessable(req)
+		if want[0] != req.Mechanism {
+			t.Fatalf("Assessable(%+v) = %v: want the requested mechanism first", req, want)
+		}
+		for _, m := range assessed {
+			if !slices.Contains(want, m) {
+				t.Fatalf("plan of %+v assessed %s, outside Assessable = %v", req, m, want)
+			}
+		}
+		if len(assessed) > 1 {
+			moved++
+		}
+	}
+	if moved < 1000 {
+		t.Errorf("only %d of 20000 plans assessed more than the requested mechanism: the draw does not exercise the moves", moved)
 	}
 }

@@ -527,12 +527,23 @@ func leadingInt(s string) (int, bool) {
 // probe.Description.Facts) for the evidence to count: evidence nobody
 // looked for is unknown.
 func (c *Catalog) Facts() []probe.Fact {
+	return c.FactsFor()
+}
+
+// FactsFor returns the facts the evidence of the hazards that concern any
+// of mechs asks about, as Facts does; no mechanism means every hazard. A
+// planner that evaluates a request only for some mechanisms needs only
+// these recorded (probe.Options.Facts) before it evaluates.
+func (c *Catalog) FactsFor(mechs ...probe.Mechanism) []probe.Fact {
 	if c == nil {
 		return nil
 	}
 	var out []probe.Fact
 	seen := map[string]int{}
 	for i := range c.hazards {
+		if len(mechs) > 0 && !slices.ContainsFunc(mechs, func(m probe.Mechanism) bool { return slices.Contains(c.hazards[i].Mechanisms, m) }) {
+			continue
+		}
 		for _, e := range c.hazards[i].Evidence {
 			f := e.Fact()
 			if j, ok := seen[f.Key()]; ok {

@@ -335,3 +335,65 @@ func TestChangelogCoversVersion(t *testing.T) {
 		t.Errorf("CHANGELOG.md section %s names no hazard", Builtin().Version())
 	}
 }
+
+// TestCatalogFactsFor: the facts of a mechanism are all that its
+// evaluation reads. For every mechanism, a kernel that records only
+// FactsFor(m) (each fact held, then each not held) gets the same findings
+// for m as one that also records every other fact of the catalog, with the
+// opposite answer; and a fact some hazard of m names is never left out.
+func TestCatalogFactsFor(t *testing.T) {
+	c := Builtin()
+	v := probe.Version{Major: 6, Minor: 1, Patch: 100, PatchKnown: true}
+	record := func(k *probe.Kernel, facts []probe.Fact, holds bool) {
+		for _, f := range facts {
+			if f.Kind == probe.FactSymbol {
+				k.Kallsyms.Symbols[f.Name] = holds
+				continue
+			}
+			k.Observations[f.Key()] = probe.Observed(holds, "test: "+f.String())
+		}
+	}
+	kernel := func() *probe.Kernel {
+		return &probe.Kernel{Release: "6.1.100", Version: &v, VersionSource: probe.SourceRelease, Arch: "amd64", CPUs: 64,
+			Kallsyms: probe.Kallsyms{Readable: true, DataSymbols: true, Symbols: map[string]bool{}}, Observations: map[string]probe.Observation{}}
+	}
+	all := c.Facts()
+	for _, m := range probe.Mechanisms() {
+		own := c.FactsFor(m)
+		var others []probe.Fact
+		for _, f := range all {
+			if !slices.ContainsFunc(own, func(g probe.Fact) bool { return g.Key() == f.Key() }) {
+				others = append(others, f)
+			}
+		}
+		for _, h := range c.Hazards() {
+			if !slices.Contains(h.Mechanisms, m) {
+				continue
+			}
+			for _, e := range h.Evidence {
+				if !slices.ContainsFunc(own, func(g probe.Fact) bool { return g.Key() == e.Fact().Key() }) {
+					t.Errorf("%s: hazard %s asks %s, not in FactsFor", m, h.ID, e.Fact())
+				}
+			}
+		}
+		a := Attachment{Mechanism: m, ReadsUserMemory: true, ReadsUserStacks: true, TailCalls: true, Seccomp: true}
+		for _, holds := range []bool{true, false} {
+			narrow, wide := kernel(), kernel()
+			record(narrow, own, holds)
+			record(wide, own, holds)
+			record(wide, others, !holds)
+			got, want := c.Evaluate(narrow, a), c.Evaluate(wide, a)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s (own facts hold: %v): the facts outside FactsFor change the findings (-all facts +own facts):\n%s", m, holds, diff)
+			}
+		}
+	}
+	if got := c.FactsFor(); !slices.Equal(got, all) {
+		t.Errorf("FactsFor() = %v, want Facts() %v", got, all)
+	}
+	// The point of asking per mechanism: a uprobe's hazards need no
+	// uretprobe self-test.
+	if got := c.FactsFor(probe.Uprobe); slices.ContainsFunc(got, func(f probe.Fact) bool { return f.Kind == probe.FactSelfTest }) {
+		t.Errorf("FactsFor(uprobe) = %v: asks for a self-test only uretprobe hazards need", got)
+	}
+}
