@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -56,6 +58,14 @@ type Options struct {
 	// replaying another machine's files never mixes in this kernel's
 	// answers.
 	Prober FeatureProber
+	// Mechanisms lists the mechanisms whose availability Detect probes.
+	// Nil means every mechanism (Mechanisms()); an empty, non-nil slice
+	// means none, and Kernel.Support then says "not probed" for each. The
+	// probes of BTF-typed programs (fentry, fexit, fmod_ret, tp_btf, iter,
+	// lsm) need the kernel's BTF parsed, most of a detection's time: an
+	// agent asks for them when a request needs them. An unknown mechanism
+	// makes Detect fail.
+	Mechanisms []Mechanism
 	// Facts are the facts Detect establishes about the kernel beyond its
 	// identity, recorded for Kernel.Observe: symbol facts from one scan of
 	// /proc/kallsyms (Kernel.Kallsyms), every other kind from its live
@@ -143,111 +153,259 @@ func (o *Options) facts() []Fact {
 	return o.Facts
 }
 
-// readsHost reports whether o describes the running host itself (no
-// replayed files, no host root mounted elsewhere, no injected uname, vDSO,
-// arch or prober), whose detection Detect caches.
-func (o *Options) readsHost() bool {
-	return o == nil || o.Root == nil && o.HostRoot == "" && o.Uname == nil && o.VDSOVersion == nil && o.Arch == "" && o.Prober == nil
+// mechanisms returns the mechanisms to probe, validated: every one when
+// o.Mechanisms is nil, in the catalog order of Mechanisms, duplicates
+// dropped.
+func (o *Options) mechanisms() ([]Mechanism, error) {
+	if o == nil || o.Mechanisms == nil {
+		return allMechanisms, nil
+	}
+	var out []Mechanism
+	for _, m := range o.Mechanisms {
+		if !m.Valid() {
+			return nil, fmt.Errorf("probe mechanism %q: unknown mechanism", m)
+		}
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
-// hostCache holds what Detect learnt about the running host: the kernel
-// without facts, every symbol looked for so far and the conclusive witness
-// observations. Only a successful detection is cached, and only
-// conclusive observations: an inconclusive witness runs again next time.
-var hostCache struct {
-	sync.Mutex
+// readsHost reports whether o describes the running host itself, read
+// where this process sees it or below a host root (no replayed files, no
+// injected uname, vDSO, arch or prober), whose detection Detect caches.
+func (o *Options) readsHost() bool {
+	return o == nil || o.Root == nil && o.Uname == nil && o.VDSOVersion == nil && o.Arch == "" && o.Prober == nil
+}
+
+// hostState is what detections learnt about one machine: the kernel's
+// identity (everything but mechanisms, symbols and observations), every
+// mechanism probed and symbol looked for so far, and the conclusive
+// witness observations. An inconclusive witness runs again next time.
+type hostState struct {
 	base     *Kernel
+	mechs    map[Mechanism]Support
+	kallsyms Kallsyms // Readable and DataSymbols once a lookup succeeded
 	symbols  map[string]bool
 	observed map[string]Observation
 }
 
+func newHostState() *hostState {
+	return &hostState{mechs: map[Mechanism]Support{}, symbols: map[string]bool{}, observed: map[string]Observation{}}
+}
+
+// hostCache holds, per host root ("" for "/"), what Detect learnt about
+// the running host. Only a successful identification is cached.
+var hostCache struct {
+	sync.Mutex
+	hosts map[string]*hostState
+}
+
+// btfTyped are the mechanisms whose probe is a trial load of a BTF-typed
+// program: each needs the kernel's BTF parsed (the longest part of a
+// detection), so they are probed together, on one parse.
+var btfTyped = []Mechanism{Fentry, Fexit, FmodRet, TpBTF, Iter, LSM}
+
 // Detect describes the running kernel: its identity (every version source
 // and the one trusted, see doc.go), distro, arch, possible CPUs,
 // preemption model, config, BTF, tracefs/debugfs mounts, the availability
-// of every mechanism, and the facts in opts.Facts. When opts reads the
-// real host (nil, or only Facts set) the result is cached for the life of
-// the process, per fact: a later call with other facts looks only for the
-// new ones; each call returns its own copy holding exactly the facts it
-// asked for. Files that cannot be read leave their fields empty and add a
-// line to Kernel.Notes. Detect fails only when no release string can be
-// read at all, a fact is malformed, ctx is done, or opts.HostRoot is
-// unusable.
+// of the mechanisms in opts.Mechanisms (every one when nil), and the facts
+// in opts.Facts. When opts reads the real host (nil, or only HostRoot,
+// Mechanisms and Facts set) what it learns is cached for the life of the
+// process, per host root, per mechanism and per fact: a later call probes
+// only mechanisms not probed yet and looks only for facts not looked for
+// yet, so an agent can detect the kernel cheaply at start-up and ask for
+// the mechanisms and facts a request needs when it arrives. Each call
+// returns its own copy holding exactly the mechanisms and facts it asked
+// for. Files that cannot be read leave their fields empty and add a line
+// to Kernel.Notes. Detect fails only when no release string can be read
+// at all, a fact or mechanism is malformed, ctx is done, or opts.HostRoot
+// is unusable.
 func Detect(ctx context.Context, opts *Options) (*Kernel, error) {
 	facts, err := uniqueFacts(opts.facts())
 	if err != nil {
 		return nil, fmt.Errorf("detect kernel: %w", err)
 	}
+	mechs, err := opts.mechanisms()
+	if err != nil {
+		return nil, fmt.Errorf("detect kernel: %w", err)
+	}
 	if !opts.readsHost() {
-		return detect(ctx, opts, facts)
+		return newHostState().detect(ctx, opts, mechs, facts, false)
+	}
+	root := ""
+	if opts != nil {
+		root = opts.HostRoot
 	}
 	hostCache.Lock()
 	defer hostCache.Unlock()
-	if hostCache.base == nil {
-		k, err := detect(ctx, opts, facts)
-		if err != nil {
-			return nil, err
-		}
-		base := k.Clone()
-		base.Kallsyms.Symbols, base.Observations = nil, nil
-		hostCache.base = base
-		hostCache.symbols = map[string]bool{}
-		for s, p := range k.Kallsyms.Symbols {
-			hostCache.symbols[s] = p
-		}
-		hostCache.observed = map[string]Observation{}
-		for key, o := range k.Observations {
-			if o.Known() {
-				hostCache.observed[key] = o
-			}
-		}
-		return k, nil
+	st := hostCache.hosts[root]
+	if st == nil {
+		st = newHostState()
 	}
-	k := hostCache.base.Clone()
+	k, err := st.detect(ctx, opts, mechs, facts, true)
+	if err == nil && hostCache.hosts[root] == nil {
+		if hostCache.hosts == nil {
+			hostCache.hosts = map[string]*hostState{}
+		}
+		hostCache.hosts[root] = st
+	}
+	return k, err
+}
+
+// detect answers one Detect call from st, adding to st what it had to
+// find out. cached says st outlives the call: then BTF-typed mechanisms
+// are probed together, so that the kernel's BTF is parsed once.
+func (st *hostState) detect(ctx context.Context, opts *Options, mechs []Mechanism, facts []Fact, cached bool) (*Kernel, error) {
 	h, err := opts.host()
 	if err != nil {
 		return nil, err
 	}
-	var missing []string
-	for _, f := range facts {
-		if _, ok := hostCache.symbols[f.Name]; f.Kind == FactSymbol && !ok {
-			missing = append(missing, f.Name)
+	live := opts == nil || opts.Root == nil
+	var k *Kernel
+	if st.base == nil {
+		base, err := readIdentity(ctx, opts, h)
+		if err != nil {
+			return nil, err
+		}
+		st.base = base
+		k = base
+		if cached {
+			k = base.Clone()
+		}
+	} else {
+		k = st.base.Clone()
+	}
+	note := func(format string, args ...any) { k.Notes = append(k.Notes, fmt.Sprintf(format, args...)) }
+
+	// What is not known yet.
+	var toProbe []Mechanism
+	for _, m := range mechs {
+		if _, ok := st.mechs[m]; !ok {
+			toProbe = append(toProbe, m)
 		}
 	}
-	if len(missing) > 0 {
-		if scan, err := h.Kallsyms(missing); err == nil && scan.Lines > 0 {
-			hostCache.base.Kallsyms.Readable = true
-			hostCache.base.Kallsyms.DataSymbols = hostCache.base.Kallsyms.DataSymbols || scan.DataSymbols
-			k.Kallsyms.Readable, k.Kallsyms.DataSymbols = true, hostCache.base.Kallsyms.DataSymbols
-			for s, p := range scan.Found {
-				hostCache.symbols[s] = p
+	var symbols []string
+	var witnesses []Fact
+	for _, f := range facts {
+		switch _, seen := st.symbols[f.Name]; {
+		case f.Kind == FactSymbol && !seen:
+			symbols = append(symbols, f.Name)
+		case f.Kind != FactSymbol:
+			if _, ok := st.observed[f.Key()]; !ok {
+				witnesses = append(witnesses, f)
 			}
-		} else if err != nil {
-			k.Notes = append(k.Notes, err.Error())
 		}
 	}
-	for _, f := range facts {
-		if f.Kind != FactSymbol {
-			continue
+	if cached && slices.ContainsFunc(toProbe, func(m Mechanism) bool { return slices.Contains(btfTyped, m) }) {
+		for _, m := range btfTyped {
+			if _, ok := st.mechs[m]; !ok && !slices.Contains(toProbe, m) {
+				toProbe = append(toProbe, m)
+			}
 		}
-		if p, ok := hostCache.symbols[f.Name]; ok && k.Kallsyms.Readable {
+	}
+	prober := opts.prober(h)
+	btfWork := slices.ContainsFunc(toProbe, func(m Mechanism) bool { return slices.Contains(btfTyped, m) }) ||
+		slices.ContainsFunc(witnesses, func(f Fact) bool { return f.Kind == FactBTF })
+
+	// Parsing the kernel's BTF is the longest piece of user-space work of
+	// a detection (~22 ms here, cilium/ebpf's decoder): start it now, so it
+	// runs while the symbols are looked up. The trial loads of BTF-typed
+	// programs and the BTF witness share it.
+	var prewarm sync.WaitGroup
+	defer prewarm.Wait()
+	hp, _ := prober.(*hostProber)
+	if hp != nil && hp.btf != nil && live && btfWork {
+		prewarm.Add(1)
+		go func() {
+			defer prewarm.Done()
+			_, _ = hp.btf.Kernel() // errors are the trial loads' to report
+		}()
+	}
+
+	if len(symbols) > 0 {
+		ks, notes := kernelSymbols(h, symbols, facts, live)
+		for _, n := range notes {
+			note("%s", n)
+		}
+		if ks.Readable {
+			st.kallsyms.Readable = true
+			st.kallsyms.DataSymbols = st.kallsyms.DataSymbols || ks.DataSymbols
+			for s, p := range ks.Symbols {
+				st.symbols[s] = p
+			}
+		}
+	}
+	// Kallsyms says what the symbols asked for told; a call that asked
+	// for none leaves it zero, whatever earlier calls found.
+	k.Kallsyms = Kallsyms{}
+	if slices.ContainsFunc(facts, func(f Fact) bool { return f.Kind == FactSymbol }) {
+		k.Kallsyms = Kallsyms{Readable: st.kallsyms.Readable, DataSymbols: st.kallsyms.DataSymbols}
+	}
+	for _, f := range facts {
+		if p, ok := st.symbols[f.Name]; f.Kind == FactSymbol && ok && k.Kallsyms.Readable {
 			if k.Kallsyms.Symbols == nil {
 				k.Kallsyms.Symbols = map[string]bool{}
 			}
 			k.Kallsyms.Symbols[f.Name] = p
 		}
 	}
+
+	// The mechanism probes and the witnesses run at the same time: the
+	// witnesses only need uprobe support (the self-test attaches a
+	// uretprobe), probed first, and what was read above. Each side reads
+	// its own Kernel; the results are filled in once both are done.
+	seen := *k
+	seen.Mechanisms = map[Mechanism]Support{}
+	first := map[Mechanism]Support{}
+	if len(witnesses) > 0 {
+		for _, m := range []Mechanism{Uprobe, Uretprobe} {
+			s, ok := st.mechs[m]
+			if !ok {
+				s = prober.Probe(ctx, m, k)
+				first[m] = s
+				toProbe = slices.DeleteFunc(toProbe, func(p Mechanism) bool { return p == m })
+			}
+			seen.Mechanisms[m] = s
+		}
+	}
+	// The BTF witness reads the same BTF as the trial loads: hand it the
+	// one parse.
+	var shared *btf.Cache
+	if hp != nil && live && (h == nil || h.FS == nil) {
+		shared = hp.btf
+	}
+	var probed map[Mechanism]Support
+	var obs map[string]Observation
+	var probeErr, obsErr error
+	var both sync.WaitGroup
+	both.Add(1)
+	go func() {
+		defer both.Done()
+		obs, obsErr = observeAll(ctx, h, &seen, witnesses, shared)
+	}()
+	probed, probeErr = probeAll(ctx, prober, k, toProbe)
+	both.Wait()
+	if err := errors.Join(probeErr, obsErr); err != nil {
+		return nil, err
+	}
+	// Only a detection that was not cut short is remembered.
+	maps.Copy(st.mechs, first)
+	maps.Copy(st.mechs, probed)
+	k.Mechanisms = make(map[Mechanism]Support, len(mechs))
+	for _, m := range mechs {
+		k.Mechanisms[m] = st.mechs[m]
+	}
 	for _, f := range facts {
 		if f.Kind == FactSymbol {
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("detect kernel: observe %s: %w", f, err)
-		}
-		o, ok := hostCache.observed[f.Key()]
+		o, ok := st.observed[f.Key()]
 		if !ok {
-			o = observeWitness(ctx, h, k, f)
+			o = obs[f.Key()]
 			if o.Known() {
-				hostCache.observed[f.Key()] = o
+				st.observed[f.Key()] = o
 			}
 		}
 		if k.Observations == nil {
@@ -258,30 +416,11 @@ func Detect(ctx context.Context, opts *Options) (*Kernel, error) {
 	return k, nil
 }
 
-func detect(ctx context.Context, opts *Options, facts []Fact) (*Kernel, error) {
-	h, err := opts.host()
-	if err != nil {
-		return nil, err
-	}
+// readIdentity reads the kernel's identity and what the files say about
+// it: everything of a Kernel but mechanisms, symbols and observations.
+func readIdentity(ctx context.Context, opts *Options, h *kernel.Host) (*Kernel, error) {
 	k := &Kernel{Arch: opts.arch()}
 	note := func(format string, args ...any) { k.Notes = append(k.Notes, fmt.Sprintf(format, args...)) }
-	live := opts == nil || opts.Root == nil
-	prober := opts.prober(h)
-
-	// Parsing the kernel's BTF is the longest piece of user-space work of
-	// a detection (~22 ms here, cilium/ebpf's decoder): start it now, so it
-	// runs while the files below are read. The trial loads of BTF-typed
-	// programs and the BTF witness share it.
-	var prewarm sync.WaitGroup
-	defer prewarm.Wait()
-	if hp, ok := prober.(*hostProber); ok && hp.btf != nil && live {
-		prewarm.Add(1)
-		go func() {
-			defer prewarm.Done()
-			_, _ = hp.btf.Kernel() // errors are the trial loads' to report
-		}()
-	}
-
 	release, _, err := h.UnameStrings()
 	if err != nil {
 		// /proc/sys/kernel/osrelease is the same string.
@@ -328,11 +467,6 @@ func detect(ctx context.Context, opts *Options, facts []Fact) (*Kernel, error) {
 		note("%v", err)
 	}
 	k.Preemption = preemptionOf(k)
-	var symNotes []string
-	k.Kallsyms, symNotes = kernelSymbols(h, symbolNames(facts), facts, live)
-	for _, n := range symNotes {
-		note("%s", n)
-	}
 	k.BTF = h.BTF()
 	if ms, err := h.Mounts(); err == nil {
 		k.Tracefs = kernel.FirstMount(ms, "tracefs")
@@ -340,37 +474,6 @@ func detect(ctx context.Context, opts *Options, facts []Fact) (*Kernel, error) {
 	} else {
 		note("%v", err)
 	}
-
-	// The mechanism probes and the witnesses run at the same time: the
-	// witnesses only need uprobe support (the self-test attaches a
-	// uretprobe), probed first, and what was read above. Each side reads
-	// its own Kernel; the results are filled in once both are done.
-	seen := *k
-	seen.Mechanisms = map[Mechanism]Support{}
-	for _, m := range []Mechanism{Uprobe, Uretprobe} {
-		seen.Mechanisms[m] = prober.Probe(ctx, m, k)
-	}
-	// The BTF witness reads the same BTF as the trial loads: hand it the
-	// one parse.
-	var shared *btf.Cache
-	if hp, ok := prober.(*hostProber); ok && live && (h == nil || h.FS == nil) {
-		shared = hp.btf
-	}
-	var mechs map[Mechanism]Support
-	var obs map[string]Observation
-	var probeErr, obsErr error
-	var both sync.WaitGroup
-	both.Add(1)
-	go func() {
-		defer both.Done()
-		obs, obsErr = observeAll(ctx, h, &seen, facts, shared)
-	}()
-	mechs, probeErr = probeAll(ctx, prober, k)
-	both.Wait()
-	if err := errors.Join(probeErr, obsErr); err != nil {
-		return nil, err
-	}
-	k.Mechanisms, k.Observations = mechs, obs
 	return k, nil
 }
 

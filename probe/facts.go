@@ -90,7 +90,9 @@ func (k *Kernel) Observe(f Fact) Observation {
 		return Unobserved(f.String() + ": not looked for")
 	}
 	if !k.Kallsyms.Readable {
-		return Unobserved("kallsyms unreadable")
+		// A detection that asked for no symbol leaves Kallsyms zero, as
+		// does one whose read failed (its Notes say why).
+		return Unobserved(f.Name + ": not looked for in kallsyms, or kallsyms unreadable")
 	}
 	present, ok := k.Kallsyms.Symbols[f.Name]
 	switch {

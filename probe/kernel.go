@@ -3,6 +3,7 @@ package probe
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -114,7 +115,8 @@ func Undecided(reason string) Support { return Support{nil, reason} }
 // Kallsyms records what /proc/kallsyms said about the symbols looked for.
 type Kallsyms struct {
 	// Readable is set when kallsyms could be read with real addresses or at
-	// least names.
+	// least names. A detection that looked for no symbol leaves Kallsyms
+	// zero.
 	Readable bool `json:"readable"`
 	// DataSymbols is set when kallsyms lists data symbols (CONFIG_KALLSYMS_ALL),
 	// so the absence of a data symbol is meaningful.
@@ -215,4 +217,44 @@ func (k *Kernel) Clone() *Kernel {
 		panic(err)
 	}
 	return &c
+}
+
+// Merge returns a copy of k with what o adds, o being a later detection of
+// the same kernel that asked for more (Options.Mechanisms, Options.Facts):
+// o's mechanisms, symbols and observations are added, replacing k's for
+// the same mechanism, symbol or fact; kallsyms counts as readable, and as
+// listing data symbols, when either says so; o's notes that k lacks are
+// appended. The identity (release, version, config, ...) stays k's. A nil
+// o returns a copy of k.
+func (k *Kernel) Merge(o *Kernel) *Kernel {
+	c := k.Clone()
+	if c == nil || o == nil {
+		return c
+	}
+	for m, s := range o.Mechanisms {
+		if c.Mechanisms == nil {
+			c.Mechanisms = map[Mechanism]Support{}
+		}
+		c.Mechanisms[m] = s
+	}
+	c.Kallsyms.Readable = c.Kallsyms.Readable || o.Kallsyms.Readable
+	c.Kallsyms.DataSymbols = c.Kallsyms.DataSymbols || o.Kallsyms.DataSymbols
+	for s, p := range o.Kallsyms.Symbols {
+		if c.Kallsyms.Symbols == nil {
+			c.Kallsyms.Symbols = map[string]bool{}
+		}
+		c.Kallsyms.Symbols[s] = p
+	}
+	for key, ob := range o.Observations {
+		if c.Observations == nil {
+			c.Observations = map[string]Observation{}
+		}
+		c.Observations[key] = ob
+	}
+	for _, n := range o.Notes {
+		if !slices.Contains(c.Notes, n) {
+			c.Notes = append(c.Notes, n)
+		}
+	}
+	return c
 }
