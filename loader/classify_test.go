@@ -340,7 +340,7 @@ func TestPerfEventMoves(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gp := planGroup(newPlanner(k, hazards.Builtin(), &hazards.Policy{Mode: hazards.Enforce}), an.groups[0], &CollectionOptions{PerfEvents: map[string]PerfEventOptions{"pe": tt.ev}})
+		gp := planGroup(newPlanner(newKernelView(k, hazards.Builtin(), nil), hazards.Builtin(), &hazards.Policy{Mode: hazards.Enforce}), an.groups[0], &CollectionOptions{PerfEvents: map[string]PerfEventOptions{"pe": tt.ev}})
 		got := probe.Mechanism("")
 		if gp.chosen != nil {
 			got = gp.decisions[gp.chosen.progs[0]].Chosen

@@ -355,7 +355,7 @@ func TestNewIgnoresUnknownForce(t *testing.T) {
 	}
 
 	// The known force still works: kprobe on 5.5.3 x86 attaches, warned.
-	d, err := newPlanner(k, l.catalog, &l.policy).plan(fallback.Request{Mechanism: probe.Kprobe})
+	d, err := newPlanner(newKernelView(k, l.catalog, nil), l.catalog, &l.policy).plan(fallback.Request{Mechanism: probe.Kprobe})
 	if err != nil || d.Chosen != probe.Kprobe || !slices.Contains(d.Forced, "x86-text-poke-race") {
 		t.Errorf("decision %+v, %v: want kprobe forced past x86-text-poke-race", d, err)
 	}

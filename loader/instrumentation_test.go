@@ -76,8 +76,8 @@ func TestAttachmentsObservedOnHost(t *testing.T) {
 	defer mp.Shutdown(context.Background())
 	l := newHostLoader(t, &Options{MeterProvider: mp})
 	mountTracefs(t)
-	if !newAttachments(l.kernel).recursion {
-		t.Skipf("kernel %s reports no recursion misses (5.12+)", l.kernel.Release)
+	if !newAttachments(l.kernel.current()).recursion {
+		t.Skipf("kernel %s reports no recursion misses (5.12+)", l.kernel.current().Release)
 	}
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "tp_getpid", Type: ebpf.TracePoint, License: "GPL",
 		Instructions: asmReturn0("tp_getpid")})

@@ -22,8 +22,11 @@ import (
 // Options configures a Loader. A nil *Options selects every default.
 // New copies what it uses; changing Options afterwards has no effect.
 type Options struct {
-	// Kernel describes the running kernel. Nil means probe.Detect once, in
-	// New, looking for the facts the catalog and the policy's rules name.
+	// Kernel describes the running kernel; it is taken as it is (facts
+	// it does not record are unknown). Nil means probe.Detect: in New the
+	// kernel's identity only, then, when a request first needs them, the
+	// mechanisms the planner may choose for it and the facts the hazards
+	// of those mechanisms (the catalog's and the policy's rules) ask.
 	Kernel *probe.Kernel
 	// HostRoot is where the host's root file system is mounted when the
 	// agent runs in a container ("/host"): New's probe.Detect reads the
@@ -64,7 +67,7 @@ type Options struct {
 // for concurrent use. Close it when done; Close does not detach links or
 // collections it returned, which the caller closes.
 type Loader struct {
-	kernel  *probe.Kernel
+	kernel  *kernelView // completed on demand
 	catalog *hazards.Catalog
 	policy  hazards.Policy // effective: mode and force merged
 	planner *planner       // for kernel, catalog and policy
@@ -111,23 +114,29 @@ func New(opts *Options) (*Loader, error) {
 	warnUnknownForce(l.starts, opts.Logger, in.IgnoredForce, l.catalog.IDs())
 
 	if opts.Kernel != nil {
-		l.kernel = opts.Kernel.Clone()
+		l.kernel = newKernelView(opts.Kernel.Clone(), l.catalog, nil)
 	} else {
-		k, err := detect(context.Background(), opts.HostRoot, l.catalog.Facts())
+		// The identity only: mechanisms and facts are looked for when a
+		// request needs them (kernelView).
+		k, err := detectAtStart(context.Background(), opts.HostRoot)
 		if err != nil {
 			return nil, fmt.Errorf("detect kernel: %w", err)
 		}
-		l.kernel = k
+		hostRoot := opts.HostRoot
+		l.kernel = newKernelView(k, l.catalog, func(ctx context.Context, mechs []probe.Mechanism, facts []probe.Fact) (*probe.Kernel, error) {
+			return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot, Mechanisms: mechs, Facts: facts})
+		})
 	}
 	l.planner = newPlanner(l.kernel, l.catalog, &l.policy)
 	// The kernel's identity is built into the Recorder once, not per
 	// request.
-	rec, err := telemetry.New(opts.TracerProvider, opts.MeterProvider, l.logger, l.kernel)
+	k := l.kernel.current()
+	rec, err := telemetry.New(opts.TracerProvider, opts.MeterProvider, l.logger, k)
 	if err != nil {
 		return nil, fmt.Errorf("set up telemetry: %w", err)
 	}
 	l.rec = rec
-	l.active = newAttachments(l.kernel)
+	l.active = newAttachments(k)
 	rec.RegisterAttachments(l.active.collect)
 	recordForce(l.starts, rec, opts.Logger, l.policy)
 	l.start()
@@ -205,8 +214,22 @@ func (o *Options) InEffect() (InEffect, error) {
 	return in, nil
 }
 
-// Kernel returns a copy of the kernel description the Loader plans for.
-func (l *Loader) Kernel() *probe.Kernel { return l.kernel.Clone() }
+// Kernel returns a copy of the kernel description the Loader plans for,
+// complete: every mechanism probed and every fact the catalog asks
+// observed. New detects only the kernel's identity and the Loader looks
+// for a mechanism and its hazards' facts when a request first needs them,
+// so the first call of Kernel pays for what no request needed yet (the
+// trial loads of BTF-typed programs, live self-tests: tens of
+// milliseconds). Where that detection fails, the copy holds what is known,
+// and what was not looked for says so (probe.Kernel.Support: "not
+// probed"; probe.Kernel.Observe: "not looked for").
+func (l *Loader) Kernel() *probe.Kernel {
+	k, err := l.kernel.complete(context.Background())
+	if err != nil {
+		k = l.kernel.current()
+	}
+	return k.Clone()
+}
 
 // Mode returns the mode the Loader runs in.
 func (l *Loader) Mode() hazards.Mode { return l.policy.Mode }
@@ -286,9 +309,9 @@ func (l *Loader) resolver() *hostResolver {
 	})
 }
 
-// detect reads the running kernel (below hostRoot when set) and the facts
-// the catalog's evidence asks about (issue 9: evidence not looked for is
-// unknown).
-func detect(ctx context.Context, hostRoot string, facts []probe.Fact) (*probe.Kernel, error) {
-	return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot, Facts: facts})
+// detectAtStart is the detection New makes: the running kernel's identity
+// (below hostRoot when set), no mechanism and no fact, which the
+// kernelView adds on demand.
+func detectAtStart(ctx context.Context, hostRoot string) (*probe.Kernel, error) {
+	return probe.Detect(ctx, &probe.Options{HostRoot: hostRoot, Mechanisms: []probe.Mechanism{}})
 }

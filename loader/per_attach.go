@@ -304,8 +304,12 @@ func (l *Loader) attachTracingUnknown(opts link.TracingOptions, x Extra, w where
 		err error
 	}
 	var cands []cand
+	k, err := l.kernel.need(ctx, tracingCandidates)
+	if err != nil {
+		return nil, fmt.Errorf("attach tracing program %s: %w", w.ap.target, err)
+	}
 	for _, m := range tracingCandidates {
-		if l.kernel.Support(m).No() {
+		if k.Support(m).No() {
 			continue // such a program could not have loaded here
 		}
 		req := newRequest(m, w.ap.target, scans, requestOptions{keep: true, seccomp: true})

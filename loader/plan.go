@@ -233,7 +233,7 @@ func PlanSpec(spec *ebpf.CollectionSpec, k *probe.Kernel, opts *Options) ([]Prog
 		return nil, fmt.Errorf("plan spec: %w", err)
 	}
 	c := &Collection{}
-	pl := newPlanner(k, in.Catalog, &in.Policy)
+	pl := newPlanner(newKernelView(k, in.Catalog, nil), in.Catalog, &in.Policy)
 	plans := make([]*groupPlan, len(an.groups))
 	for i, g := range an.groups {
 		plans[i] = planGroup(pl, g, copts)

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,7 +20,7 @@ import (
 // evidence), not a thousand. The kernel, catalog and policy must not
 // change while the planner is in use; a Loader's never do.
 type planner struct {
-	k   *probe.Kernel
+	k   *kernelView
 	cat *hazards.Catalog
 	pol *hazards.Policy
 
@@ -31,7 +32,7 @@ type planner struct {
 // (request shapes are few in practice: mechanisms × program facts).
 const maxPlans = 4096
 
-func newPlanner(k *probe.Kernel, cat *hazards.Catalog, pol *hazards.Policy) *planner {
+func newPlanner(k *kernelView, cat *hazards.Catalog, pol *hazards.Policy) *planner {
 	return &planner{k: k, cat: cat, pol: pol, memo: map[planKey]planned{}}
 }
 
@@ -121,9 +122,16 @@ func (p *planner) plan(req fallback.Request) (fallback.Decision, error) {
 	hit, ok := p.memo[key]
 	p.mu.RUnlock()
 	if !ok {
+		// The mechanisms the planner may assess, and their hazards'
+		// facts, are looked for first if they were not yet.
+		k, err := p.k.need(context.Background(), fallback.Assessable(req))
+		if err != nil {
+			return fallback.Decision{Target: req.Target, Requested: req.Mechanism, Mode: p.pol.EffectiveMode()},
+				fmt.Errorf("plan %s on %s: %w", req.Mechanism, req.Target, err)
+		}
 		target := req.Target
 		req.Target = ""
-		d, err := fallback.Plan(p.k, p.cat, req, p.pol)
+		d, err := fallback.Plan(k, p.cat, req, p.pol)
 		hit = planned{d, err}
 		p.mu.Lock()
 		if len(p.memo) < maxPlans {

@@ -34,7 +34,7 @@ func TestPlanKeyCoversRequest(t *testing.T) {
 func TestPlanMemo(t *testing.T) {
 	k := fixtures.GuestKernel(t, "..", "debian-6.1")
 	pol := &hazards.Policy{Mode: hazards.Enforce}
-	pl := newPlanner(k, hazards.Builtin(), pol)
+	pl := newPlanner(newKernelView(k, hazards.Builtin(), nil), hazards.Builtin(), pol)
 	reqs := []fallback.Request{
 		{Mechanism: probe.Fentry, Target: "do_unlinkat", Alternatives: []probe.Mechanism{probe.Kprobe}, Seccomp: true},
 		{Mechanism: probe.Fentry, Target: "vfs_read", Seccomp: true}, // refused on 6.1: no kprobe variant

@@ -261,7 +261,7 @@ func TestUretprobeSeccomp(t *testing.T) {
 		if req.Seccomp != tt.seccomp {
 			t.Errorf("request seccomp = %v, want %v", req.Seccomp, tt.seccomp)
 		}
-		d, err := newPlanner(k, hazards.Builtin(), &pol).plan(req)
+		d, err := newPlanner(newKernelView(k, hazards.Builtin(), nil), hazards.Builtin(), &pol).plan(req)
 		if refused := errors.Is(err, ErrRefused); refused != tt.seccomp {
 			t.Errorf("seccomp %v: refused = %v (%s), want %v", tt.seccomp, refused, Explain(d), tt.seccomp)
 		}
