@@ -1,8 +1,10 @@
 // Package loader is safebpf's drop-in way to load and attach BPF programs
 // with github.com/cilium/ebpf on kernels that have known hazards.
 //
-// A [Loader] detects the running kernel once (or takes a described one in
-// [Options]), consults the hazard catalog and the operator's policy, and for
+// A [Loader] detects the running kernel (or takes a described one in
+// [Options]: New only its identity, then, once each, the mechanisms a
+// request may be planned onto and the facts their hazards ask, when a
+// request first needs them), consults the hazard catalog and the operator's policy, and for
 // every attach request asks the planner (package fallback) for the safest
 // mechanism that works: it may downgrade (fentry→kprobe, fexit→kretprobe,
 // hardware→software perf event), upgrade (kprobe→fentry where kprobes are

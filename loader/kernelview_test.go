@@ -3,8 +3,10 @@ package loader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -200,5 +202,50 @@ func TestFirstRequestRunsSelfTest(t *testing.T) {
 	}
 	if !strings.Contains(reason, o.Witness) {
 		t.Errorf("finding %q does not carry the self-test's witness %q", reason, o.Witness)
+	}
+}
+
+// TestKernelViewConcurrentRequests: requests planned at once from many
+// goroutines each get their mechanisms looked for exactly once, and every
+// plan sees them (run with -race).
+func TestKernelViewConcurrentRequests(t *testing.T) {
+	cat := hazards.Builtin()
+	fake := &fakeDetection{}
+	view := newKernelView(&probe.Kernel{Release: "6.18.1", Version: &probe.Version{Major: 6, Minor: 18, Patch: 1, PatchKnown: true}, Arch: "amd64", CPUs: 4},
+		cat, fake.detect)
+	pl := newPlanner(view, cat, &hazards.Policy{Mode: hazards.Enforce})
+	mechs := []probe.Mechanism{probe.Uprobe, probe.Tracepoint, probe.RawTracepoint, probe.PerfEventSoftware, probe.Iter}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*len(mechs))
+	for i := 0; i < 8; i++ {
+		for _, m := range mechs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req := fallback.Request{Mechanism: m, Target: fmt.Sprint("t", i)}
+				if m == probe.PerfEventSoftware {
+					req.PerfEvent = &fallback.PerfEvent{Frequency: 99}
+				}
+				if d, err := pl.plan(req); err != nil || d.Chosen != m {
+					errs <- fmt.Errorf("%s: %+v, %v", m, d, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	probed := map[probe.Mechanism]int{}
+	for _, ms := range fake.mechs {
+		for _, m := range ms {
+			probed[m]++
+		}
+	}
+	for _, m := range mechs {
+		if probed[m] != 1 {
+			t.Errorf("%s probed %d times, want once", m, probed[m])
+		}
 	}
 }

@@ -7,10 +7,13 @@
 // # Entry points
 //
 //   - [Detect] reads the running host (or, with [Options].Root, a copy of
-//     another machine's files), probes every [Mechanism] and establishes
-//     the facts asked for. On the real host the result is cached for the
-//     life of the process, per fact; only a successful detection and only
-//     conclusive observations are cached.
+//     another machine's files), probes the mechanisms asked for (every
+//     [Mechanism] by default) and establishes the facts asked for. On the
+//     real host (below a host root or not) what it learns is cached for the
+//     life of the process, per mechanism and per fact, so an agent can
+//     detect the identity at start-up and ask for more when a request needs
+//     it ([Kernel.Merge] adds the answers); only a successful
+//     identification and only conclusive observations are cached.
 //   - [Describe] builds a Kernel from strings alone (release, /proc/version,
 //     version_signature, os-release, config, kallsyms), for `safebpf check`
 //     and tests. It never touches the host; mechanisms are decided by
