@@ -1,8 +1,8 @@
 package probe
 
 import (
-	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -203,19 +203,45 @@ func (k *Kernel) Symbol(sym string) (present, known bool) {
 	return p, ok
 }
 
-// Clone returns a deep copy.
+// Clone returns a deep copy. It copies field by field (a JSON round trip
+// costs milliseconds for a kernel config's ~2,000 flags);
+// TestCloneIsDeep holds it against the JSON form.
 func (k *Kernel) Clone() *Kernel {
 	if k == nil {
 		return nil
 	}
-	b, err := json.Marshal(k)
-	if err != nil {
-		panic(err) // Kernel holds only JSON-safe data
+	c := *k
+	if k.Version != nil {
+		v := *k.Version
+		c.Version = &v
 	}
-	var c Kernel
-	if err := json.Unmarshal(b, &c); err != nil {
-		panic(err)
+	if k.Preemption.Preemptible != nil {
+		p := *k.Preemption.Preemptible
+		c.Preemption.Preemptible = &p
 	}
+	c.Config = maps.Clone(k.Config)
+	c.Kallsyms.Symbols = maps.Clone(k.Kallsyms.Symbols)
+	if k.Mechanisms != nil {
+		c.Mechanisms = make(map[Mechanism]Support, len(k.Mechanisms))
+		for m, s := range k.Mechanisms {
+			if s.Available != nil {
+				a := *s.Available
+				s.Available = &a
+			}
+			c.Mechanisms[m] = s
+		}
+	}
+	if k.Observations != nil {
+		c.Observations = make(map[string]Observation, len(k.Observations))
+		for key, o := range k.Observations {
+			if o.Holds != nil {
+				h := *o.Holds
+				o.Holds = &h
+			}
+			c.Observations[key] = o
+		}
+	}
+	c.Notes = slices.Clone(k.Notes)
 	return &c
 }
 
