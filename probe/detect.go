@@ -154,8 +154,7 @@ func (o *Options) facts() []Fact {
 }
 
 // mechanisms returns the mechanisms to probe, validated: every one when
-// o.Mechanisms is nil, in the catalog order of Mechanisms, duplicates
-// dropped.
+// o.Mechanisms is nil, else o.Mechanisms without duplicates.
 func (o *Options) mechanisms() ([]Mechanism, error) {
 	if o == nil || o.Mechanisms == nil {
 		return allMechanisms, nil
@@ -358,6 +357,10 @@ func (st *hostState) detect(ctx context.Context, opts *Options, mechs []Mechanis
 	// its own Kernel; the results are filled in once both are done.
 	seen := *k
 	seen.Mechanisms = map[Mechanism]Support{}
+	if st.kallsyms.Readable {
+		// Every symbol known so far, asked for by this call or not.
+		seen.Kallsyms = Kallsyms{Readable: true, DataSymbols: st.kallsyms.DataSymbols, Symbols: maps.Clone(st.symbols)}
+	}
 	first := map[Mechanism]Support{}
 	if len(witnesses) > 0 {
 		for _, m := range []Mechanism{Uprobe, Uretprobe} {
