@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // A lane is one bounded queue of batches and the goroutine that hands
@@ -15,11 +16,27 @@ import (
 // Bounds: at most DefaultQueueSize batches and MaxPendingRecords records
 // wait in a lane; a batch beyond either is dropped whole and its records
 // counted (Dropped, safebpf.telemetry.dropped).
+//
+// Wake-ups: the goroutine never waits on ch itself, so a send does not
+// wake it. The first batch after a drain kicks it; it then lingers for
+// Linger, so that every call of a burst shares that one wake-up, and
+// drains. Waking a goroutine costs a futex call and, on a busy machine, a
+// context switch: more than safebpf's own work for an attach, and as much
+// again as the kernel's part of the cheapest ones. A batch somebody waits
+// for (a failed call's records, a Flush marker) and a lane half full skip
+// the linger.
 type lane struct {
 	name   string
 	handle func(*batch)
 
 	ch chan *batch
+	// kick wakes the goroutine for a batch; armed is set from the kick
+	// until the goroutine starts draining, so that only the first batch
+	// after a drain sends one. urgent wakes it without lingering.
+	kick, urgent chan struct{}
+	armed        atomic.Bool
+	linger       time.Duration
+	wakes        atomic.Uint64 // times the goroutine woke to drain
 	// closing is closed first by close: it wakes senders waiting for room
 	// (Flush), which then release mu, so close can take it. Holding mu
 	// for reading while blocked on ch would deadlock Flush against Close.
@@ -47,14 +64,19 @@ const (
 	// MaxPendingRecords is how many records (decisions, log records) a
 	// lane holds in all its batches.
 	MaxPendingRecords = 1 << 16
+	// Linger is how long a lane waits, once kicked by a batch nobody
+	// waits for, before it hands what has queued to the sinks.
+	Linger = 10 * time.Millisecond
 )
 
 var errClosed = errors.New("recorder closed")
 
-func newLane(name string, size int, handle func(*batch)) *lane {
+func newLane(name string, size int, linger time.Duration, handle func(*batch)) *lane {
 	l := &lane{
-		name: name, handle: handle,
+		name: name, handle: handle, linger: linger,
 		ch:      make(chan *batch, size),
+		kick:    make(chan struct{}, 1),
+		urgent:  make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -64,15 +86,77 @@ func newLane(name string, size int, handle func(*batch)) *lane {
 
 func (l *lane) run() {
 	defer close(l.done)
-	for b := range l.ch {
-		n := int64(b.records())
-		if l.abandon.Load() {
-			l.dropped.Add(uint64(n))
-		} else {
-			l.do(b)
+	t := time.NewTimer(l.linger)
+	t.Stop()
+	for {
+		select {
+		case <-l.kick:
+			t.Reset(l.linger)
+			select {
+			case <-t.C:
+			case <-l.urgent:
+				t.Stop()
+			case <-l.closing:
+				t.Stop()
+			}
+		case <-l.urgent:
+		case <-l.closing:
+			for b := range l.ch {
+				l.process(b)
+			}
+			return
 		}
-		l.pending.Add(-n)
-		b.handled(l)
+		l.wakes.Add(1)
+		l.armed.Store(false)
+		l.drain()
+	}
+}
+
+// drain hands every queued batch to the sink, without waiting for more.
+func (l *lane) drain() {
+	for {
+		select {
+		case b, ok := <-l.ch:
+			if !ok {
+				return
+			}
+			l.process(b)
+		default:
+			return
+		}
+	}
+}
+
+func (l *lane) process(b *batch) {
+	n := int64(b.records())
+	if l.abandon.Load() {
+		l.dropped.Add(uint64(n))
+	} else {
+		l.do(b)
+	}
+	l.pending.Add(-n)
+	b.handled(l)
+}
+
+// wake tells the goroutine that b was queued: at once when somebody waits
+// for b or the lane is half full, else after Linger, kicking it only if
+// no kick is pending since its last drain.
+func (l *lane) wake(b *batch) {
+	if b.awaited() || len(l.ch) >= cap(l.ch)/2 || l.pending.Load() >= MaxPendingRecords/2 {
+		signal(l.urgent)
+		return
+	}
+	if l.armed.CompareAndSwap(false, true) {
+		signal(l.kick)
+	}
+}
+
+// signal sends on a channel of capacity 1 without blocking: a signal
+// already pending is enough.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -104,10 +188,12 @@ func (l *lane) put(b *batch) bool {
 	}
 	select {
 	case l.ch <- b:
+		l.wake(b)
 		return true
 	default:
 		l.pending.Add(-n)
 		l.dropped.Add(uint64(n))
+		signal(l.urgent)
 		return false
 	}
 }
@@ -120,8 +206,10 @@ func (l *lane) putWait(ctx context.Context, b *batch) error {
 	if l.closed {
 		return errClosed
 	}
+	signal(l.urgent) // make room, if the lane is full
 	select {
 	case l.ch <- b:
+		l.wake(b)
 		return nil
 	case <-l.closing:
 		return errClosed

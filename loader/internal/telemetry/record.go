@@ -35,6 +35,9 @@ func (b *batch) records() int {
 	return n
 }
 
+// awaited reports whether somebody waits for a lane to handle b.
+func (b *batch) awaited() bool { return b.logged != nil || b.exported != nil }
+
 // handled signals that lane l is done with b.
 func (b *batch) handled(l *lane) {
 	switch {

@@ -15,7 +15,10 @@
 // each drained by one goroutine: the logs lane calls the slog handlers,
 // the otel lane the meter and the tracer. Attributes are built there, off
 // the attach path. A hung span exporter stalls only the otel lane, a hung
-// handler only the logs lane. A lane holds at most DefaultQueueSize
+// handler only the logs lane. Handing a batch over wakes no goroutine: the
+// first batch after a lane drained kicks it, and it drains Linger later,
+// so that a burst of calls shares one wake-up (a batch somebody waits for
+// skips the linger). A lane holds at most DefaultQueueSize
 // batches and MaxPendingRecords records; beyond that a batch is dropped
 // whole and counted ([Recorder.Dropped], safebpf.telemetry.dropped). One
 // batch per call means a LoadAndAttach of thousands of programs is one
@@ -225,8 +228,8 @@ func newRecorder(tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.
 	if err != nil {
 		return nil, fmt.Errorf("create instruments: %w", err)
 	}
-	r.logs = newLane(laneLogs, size, r.logBatch)
-	r.otel = newLane(laneOtel, size, r.exportBatch)
+	r.logs = newLane(laneLogs, size, Linger, r.logBatch)
+	r.otel = newLane(laneOtel, size, Linger, r.exportBatch)
 	r.reg, err = meter.RegisterCallback(r.observe, r.active, r.missed, r.dropped)
 	if err != nil {
 		r.stopLanes()
