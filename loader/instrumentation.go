@@ -35,10 +35,21 @@ type attachments struct {
 	// (6.7+ by our reading of the "bpf: Add missed stats" series,
 	// UNVERIFIED); older kernels leave it 0.
 	linkMissed bool
+	// cloneProg: the recursion count must be read through a clone of
+	// the program taken at attach. From 5.15 every attachment safebpf
+	// makes is a BPF link, perf-event-based ones included (BPF perf
+	// links: cilium/ebpf's haveBPFLinkPerfEvent feature test, link/
+	// perf_event.go, "5.15"), whose info names its program: a collection
+	// opens the program by that ID, and the attach path makes no extra
+	// system call. Before, perf-event attachments are made by ioctl and
+	// name nothing. A distro kernel with perf links backported only pays
+	// the clone it did not need.
+	cloneProg bool
 }
 
-// tracked is one live Link. prog is a clone of the attached program (the
-// caller may close theirs while the link lives), closed by remove.
+// tracked is one live Link. prog, where cloneProg asks for it, is a clone
+// of the attached program (the caller may close theirs while the link
+// lives), closed by remove.
 type tracked struct {
 	mu     sync.Mutex
 	closed bool
@@ -49,7 +60,8 @@ func newAttachments(k *probe.Kernel) *attachments {
 	at := func(major, minor int) bool {
 		return k != nil && k.Version != nil && (k.Version.Major > major || k.Version.Major == major && k.Version.Minor >= minor)
 	}
-	return &attachments{links: map[*Link]*tracked{}, recursion: at(5, 12), linkMissed: at(6, 7)}
+	return &attachments{links: map[*Link]*tracked{}, recursion: at(5, 12), linkMissed: at(6, 7),
+		cloneProg: at(5, 12) && !at(5, 15)}
 }
 
 // add tracks lk, attached with prog.
@@ -58,7 +70,7 @@ func (p *attachments) add(lk *Link, prog *ebpf.Program) {
 		return
 	}
 	t := &tracked{}
-	if p.recursion && prog != nil {
+	if p.cloneProg && prog != nil {
 		if c, err := prog.Clone(); err == nil {
 			t.prog = c
 		}
@@ -125,17 +137,52 @@ func (p *attachments) describe(lk *Link, t *tracked) telemetry.Attachment {
 	if len(d.Forced) > 0 && a.Hazard == "" {
 		a.Hazard = d.Forced[0]
 	}
+	// The link's info, read at most once.
+	var info *link.Info
+	var infoRead bool
+	linkInfo := func() *link.Info {
+		if !infoRead && lk.Link != nil {
+			info, _ = lk.Link.Info()
+		}
+		infoRead = true
+		return info
+	}
 	if isKernelProbe(d.Chosen) { // the kprobe family has a missed-hit counter
-		if n, ok := p.kprobeMissed(lk); ok {
+		if n, ok := p.kprobeMissed(lk, linkInfo); ok {
 			a.Misses = append(a.Misses, telemetry.Miss{Kind: telemetry.MissKprobe, Count: n})
 		}
 	}
-	if t.prog != nil {
-		if st, err := t.prog.Stats(); err == nil {
-			a.Misses = append(a.Misses, telemetry.Miss{Kind: telemetry.MissRecursion, Count: st.RecursionMisses})
-		}
+	if n, ok := p.recursionMisses(t, linkInfo); ok {
+		a.Misses = append(a.Misses, telemetry.Miss{Kind: telemetry.MissRecursion, Count: n})
 	}
 	return a
+}
+
+// recursionMisses reads the attached program's recursion misses: through
+// the clone taken at attach, else through the program the link's info
+// names. ok is false where the kernel has no such count or the program
+// cannot be opened.
+func (p *attachments) recursionMisses(t *tracked, linkInfo func() *link.Info) (n uint64, ok bool) {
+	if !p.recursion {
+		return 0, false
+	}
+	prog := t.prog
+	if prog == nil {
+		info := linkInfo()
+		if info == nil || info.Program == 0 {
+			return 0, false
+		}
+		var err error
+		if prog, err = ebpf.NewProgramFromID(info.Program); err != nil {
+			return 0, false
+		}
+		defer prog.Close()
+	}
+	st, err := prog.Stats()
+	if err != nil {
+		return 0, false
+	}
+	return st.RecursionMisses, true
 }
 
 // kprobeMissed reads the missed-hit count of an attached kprobe-family
@@ -143,7 +190,7 @@ func (p *attachments) describe(lk *Link, t *tracked) telemetry.Attachment {
 // (kretprobes with a maxactive cap, whose dropped returns count as
 // misses), else from the kernel's link info where it carries one. ok is
 // false when neither is readable.
-func (p *attachments) kprobeMissed(lk *Link) (n uint64, ok bool) {
+func (p *attachments) kprobeMissed(lk *Link, linkInfo func() *link.Info) (n uint64, ok bool) {
 	for _, c := range lk.extra {
 		if ev, isEvent := c.(*tracefs.Event); isEvent {
 			if n, err := ev.Missed(); err == nil {
@@ -151,11 +198,11 @@ func (p *attachments) kprobeMissed(lk *Link) (n uint64, ok bool) {
 			}
 		}
 	}
-	if lk.Link == nil || !p.linkMissed {
+	if !p.linkMissed {
 		return 0, false
 	}
-	info, err := lk.Link.Info()
-	if err != nil {
+	info := linkInfo()
+	if info == nil {
 		return 0, false
 	}
 	return infoMissed(info)

@@ -90,6 +90,21 @@ func TestAttachmentsObservedOnHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lk.Close()
+	// A second program whose caller closes it right after the attach, as
+	// many agents do (the link holds the program): its misses are still
+	// read, through the program the link names (or the clone taken at
+	// attach on kernels before BPF perf links).
+	gone, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "tp_getpid_gone", Type: ebpf.TracePoint, License: "GPL",
+		Instructions: asmReturn0("tp_getpid_gone")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lkGone, err := l.Tracepoint("syscalls", "sys_enter_getpid", gone, nil)
+	gone.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lkGone.Close()
 	syscallGetpid()
 
 	collect := func() (active, recursion map[string]int64) {
@@ -122,16 +137,46 @@ func TestAttachmentsObservedOnHost(t *testing.T) {
 		return active, recursion
 	}
 	active, recursion := collect()
-	if active["tracepoint/none"] != 1 {
-		t.Errorf("safebpf.attachments.active = %v, want tracepoint/none = 1", active)
-	}
 	st, err := prog.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
+	if active["tracepoint/none"] != 2 {
+		t.Errorf("safebpf.attachments.active = %v, want tracepoint/none = 2", active)
+	}
+	goneID, err := lkGone.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := ebpf.NewProgramFromID(goneID.Program)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	stGone, err := reopened.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, ok := recursion["tracepoint"]
-	if !ok || uint64(got) != st.RecursionMisses {
-		t.Errorf("recursion misses %v (reported: %v), want the kernel's %d", got, ok, st.RecursionMisses)
+	if want := st.RecursionMisses + stGone.RecursionMisses; !ok || uint64(got) != want {
+		t.Errorf("recursion misses %v (reported: %v), want the kernel's %d for both programs (%d of them for the one its caller closed)",
+			got, ok, want, stGone.RecursionMisses)
+	}
+	// Per attachment, as the collector sees them: each one has its
+	// recursion count, the one whose program its caller closed included.
+	var withRecursion int
+	for _, at := range l.active.collect() {
+		for _, m := range at.Misses {
+			if m.Kind == telemetry.MissRecursion {
+				withRecursion++
+			}
+		}
+	}
+	if withRecursion != 2 {
+		t.Errorf("%d of 2 attachments report recursion misses; the one whose program its caller closed must too", withRecursion)
+	}
+	if err := lkGone.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if err := lk.Close(); err != nil {
 		t.Fatal(err)
