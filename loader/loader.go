@@ -287,7 +287,7 @@ func (l *Loader) stepOn(kind, name string) error {
 // cilium/ebpf's call would have.
 func (l *Loader) plan(ctx context.Context, req fallback.Request) (*attempt, error) {
 	ctx, at := l.rec.StartAttach(ctx, req.Target, req.Mechanism)
-	a := &attempt{ctx: ctx, end: at.End}
+	a := &attempt{ctx: ctx, at: at}
 	d, err := l.planner.plan(req)
 	a.d = d
 	if err != nil {

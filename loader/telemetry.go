@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/safebpf/safebpf/fallback"
+	"github.com/safebpf/safebpf/loader/internal/telemetry"
 )
 
 // The loader records through loader/internal/telemetry: a span with a
@@ -24,7 +25,7 @@ func (l *Loader) begin(ctx context.Context) (context.Context, func()) {
 type attempt struct {
 	ctx context.Context
 	d   fallback.Decision
-	end func(fallback.Decision, error)
+	at  *telemetry.Attach // nil once finished
 }
 
 // record begins the record of one decision of the call in ctx, for the
@@ -32,12 +33,12 @@ type attempt struct {
 func (l *Loader) record(ctx context.Context, d fallback.Decision, program string) *attempt {
 	ctx, a := l.rec.StartAttach(ctx, d.Target, d.Requested)
 	a.SetProgram(program)
-	return &attempt{ctx: ctx, d: d, end: a.End}
+	return &attempt{ctx: ctx, d: d, at: a}
 }
 
 func (a *attempt) finish(err error) {
-	if a.end != nil {
-		a.end(a.d, err)
-		a.end = nil
+	if a.at != nil {
+		a.at.End(a.d, err)
+		a.at = nil
 	}
 }

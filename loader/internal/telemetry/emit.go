@@ -27,37 +27,55 @@ func (r *Recorder) exportBatch(b *batch) {
 }
 
 func (r *Recorder) export(rec *decision) {
-	s := summarize(rec.d, rec.err, r.forceAll.Load())
 	ctx := trace.ContextWithSpanContext(context.Background(), rec.parent)
+	// The summary only for an instrument or a span that records: with no
+	// SDK installed (the global no-op providers) a decision costs the
+	// lane no attributes.
+	var sum *summary
+	summarized := func() *summary {
+		if sum == nil {
+			s := summarize(rec.d, rec.err, r.forceAll.Load())
+			sum = &s
+		}
+		return sum
+	}
 
 	// Metrics first: they are what alerts are built on, and the SDK's
 	// instruments never block (a synchronous span exporter may).
-	for _, h := range s.hazards {
-		r.decisions.Add(ctx, 1, metric.WithAttributeSet(r.metricSet(
-			AttrHazardID.String(string(h)),
+	if r.decisions.Enabled(ctx) {
+		s := summarized()
+		for _, h := range s.hazards {
+			r.decisions.Add(ctx, 1, metric.WithAttributeSet(r.metricSet(
+				AttrHazardID.String(string(h)),
+				AttrRequested.String(s.requested),
+				AttrChosen.String(s.chosen),
+				AttrAction.String(s.action),
+				AttrForced.Bool(s.isForced(h)),
+				AttrMode.String(s.mode),
+			)))
+		}
+	}
+	if r.refusals.Enabled(ctx) {
+		if s := summarized(); s.refused {
+			r.refusals.Add(ctx, 1, metric.WithAttributeSet(r.metricSet(
+				AttrHazardID.String(string(s.refusedBy)),
+				AttrRequested.String(s.requested),
+				AttrMode.String(s.mode),
+			)))
+		}
+	}
+	if r.duration.Enabled(ctx) {
+		s := summarized()
+		hist := []attribute.KeyValue{
 			AttrRequested.String(s.requested),
 			AttrChosen.String(s.chosen),
 			AttrAction.String(s.action),
-			AttrForced.Bool(s.isForced(h)),
-			AttrMode.String(s.mode),
-		)))
+		}
+		if s.errorType != "" {
+			hist = append(hist, AttrErrorType.String(s.errorType))
+		}
+		r.duration.Record(ctx, rec.end.Sub(rec.start).Seconds(), metric.WithAttributeSet(r.metricSet(hist...)))
 	}
-	if s.refused {
-		r.refusals.Add(ctx, 1, metric.WithAttributeSet(r.metricSet(
-			AttrHazardID.String(string(s.refusedBy)),
-			AttrRequested.String(s.requested),
-			AttrMode.String(s.mode),
-		)))
-	}
-	hist := []attribute.KeyValue{
-		AttrRequested.String(s.requested),
-		AttrChosen.String(s.chosen),
-		AttrAction.String(s.action),
-	}
-	if s.errorType != "" {
-		hist = append(hist, AttrErrorType.String(s.errorType))
-	}
-	r.duration.Record(ctx, rec.end.Sub(rec.start).Seconds(), metric.WithAttributeSet(r.metricSet(hist...)))
 
 	spanAttrs := make([]attribute.KeyValue, 0, len(r.spanKernel)+4)
 	spanAttrs = append(spanAttrs, r.spanKernel...)
@@ -65,14 +83,19 @@ func (r *Recorder) export(rec *decision) {
 	if rec.program != "" {
 		spanAttrs = append(spanAttrs, AttrProgram.String(rec.program))
 	}
-	if s.errorType != "" {
-		spanAttrs = append(spanAttrs, AttrErrorType.String(s.errorType))
+	if et := ErrorType(rec.err); et != "" {
+		spanAttrs = append(spanAttrs, AttrErrorType.String(et))
 	}
 	_, span := r.tracer.Start(ctx, SpanName,
 		trace.WithTimestamp(rec.start),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(spanAttrs...))
-	span.AddEvent(EventDecision, trace.WithTimestamp(rec.end), trace.WithAttributes(s.eventAttributes(rec.d)...))
+	if !span.IsRecording() {
+		// Sampled out, or no SDK: the event's rendering is for nobody.
+		span.End()
+		return
+	}
+	span.AddEvent(EventDecision, trace.WithTimestamp(rec.end), trace.WithAttributes(summarized().eventAttributes(rec.d)...))
 	if rec.err != nil {
 		span.SetStatus(codes.Error, rec.err.Error())
 	}
@@ -99,16 +122,23 @@ func (r *Recorder) logBatch(b *batch) {
 	for _, lr := range b.logs {
 		handle(lr.Handler, lr.Record)
 	}
+	h := r.logger.Handler()
 	for i := range b.decisions {
 		rec := &b.decisions[i]
 		s := summarize(rec.d, rec.err, r.forceAll.Load())
-		level, msg, attrs := s.logRecord(rec.d, rec.err)
+		// The level first: a handler that drops it (slog.DiscardHandler,
+		// the default) costs no attributes and no rendering.
+		level, msg := s.logLevel(rec.err)
+		if !h.Enabled(context.Background(), level) {
+			continue
+		}
+		attrs := s.logAttrs(rec.d, rec.err)
 		if rec.program != "" {
 			attrs = append([]slog.Attr{slog.String("program", rec.program)}, attrs...)
 		}
 		lr := slog.NewRecord(rec.end, level, msg, 0)
 		lr.AddAttrs(attrs...)
-		handle(r.logger.Handler(), lr)
+		handle(h, lr)
 	}
 }
 
@@ -284,7 +314,7 @@ const (
 	MsgAttachFailed = "safebpf attach failed"
 )
 
-// logRecord returns the slog level, message and attributes of a decision.
+// logLevel returns the slog level and message of a decision's record.
 //
 // Levels: warn when a hazard moved, capped or refused the request, when
 // anything was forced, and in warn mode's would-be changes; info for
@@ -292,7 +322,7 @@ const (
 // (hardware → software perf event on a VM without a PMU is how the
 // machine is, not a warning); error for a failed attach that is not a
 // refusal.
-func (s summary) logRecord(d fallback.Decision, err error) (slog.Level, string, []slog.Attr) {
+func (s summary) logLevel(err error) (slog.Level, string) {
 	level := slog.LevelInfo
 	switch fallback.Action(s.action) {
 	case fallback.Cap, fallback.Refuse, fallback.Warn:
@@ -310,6 +340,11 @@ func (s summary) logRecord(d fallback.Decision, err error) (slog.Level, string, 
 		level = slog.LevelError
 		msg = MsgAttachFailed
 	}
+	return level, msg
+}
+
+// logAttrs is the decision's log record's attributes.
+func (s summary) logAttrs(d fallback.Decision, err error) []slog.Attr {
 	attrs := []slog.Attr{
 		slog.String("target", d.Target),
 		slog.String("requested", s.requested),
@@ -341,7 +376,7 @@ func (s summary) logRecord(d fallback.Decision, err error) (slog.Level, string, 
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	return level, msg, attrs
+	return attrs
 }
 
 // ErrorType returns a bounded error.type value for err: the result of an

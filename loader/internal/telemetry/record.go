@@ -111,13 +111,15 @@ func (r *Recorder) StartAttach(ctx context.Context, target string, requested pro
 	if c != nil && c.r != r {
 		c = nil
 	}
-	return ctx, &Attach{
-		r: r, call: c,
-		parent:    trace.SpanContextFromContext(ctx),
-		start:     time.Now(),
-		target:    target,
-		requested: requested,
+	a := &Attach{}
+	if c != nil && c.firstUsed.CompareAndSwap(false, true) {
+		a = &c.first
 	}
+	a.r, a.call = r, c
+	a.parent = trace.SpanContextFromContext(ctx)
+	a.start = time.Now()
+	a.target, a.requested = target, requested
+	return ctx, a
 }
 
 // SetProgram names the program being attached; its span, metrics and log
@@ -162,11 +164,30 @@ type callKey struct{}
 // Call collects the records of one loader call, handed to the lanes
 // together by End: one queue item per call whatever its size, so no
 // decision of a large LoadAndAttach is dropped for want of room.
+//
+// A Call is its own context (the caller's, carrying it): one allocation
+// per loader call holds the context, the first attach's record and the
+// batch handed to the lanes, since most calls attach once.
 type Call struct {
+	context.Context
 	r     *Recorder
 	mu    sync.Mutex
 	recs  []decision
 	ended bool
+
+	first     Attach      // the call's first Attach (StartAttach)
+	firstUsed atomic.Bool // first was handed out
+	one       [1]decision // recs' room for one record
+	b         batch       // what End hands to the lanes
+}
+
+// Value returns the Call for callKey, else what the caller's context
+// holds.
+func (c *Call) Value(key any) any {
+	if key == (callKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
 }
 
 // Begin starts the record of one loader call; the returned context
@@ -176,8 +197,8 @@ func (r *Recorder) Begin(ctx context.Context) (context.Context, *Call) {
 	if r == nil {
 		return ctx, nil
 	}
-	c := &Call{r: r}
-	return context.WithValue(ctx, callKey{}, c), c
+	c := &Call{Context: ctx, r: r}
+	return c, c
 }
 
 func (c *Call) add(rec decision) bool {
@@ -185,6 +206,9 @@ func (c *Call) add(rec decision) bool {
 	defer c.mu.Unlock()
 	if c.ended {
 		return false
+	}
+	if c.recs == nil {
+		c.recs = c.one[:0]
 	}
 	c.recs = append(c.recs, rec)
 	return true
@@ -218,7 +242,8 @@ func (c *Call) End() {
 	for _, rec := range recs {
 		durable = durable || rec.err != nil
 	}
-	b := &batch{decisions: recs}
+	b := &c.b
+	b.decisions = recs
 	if !durable {
 		c.r.enqueue(b)
 		return
