@@ -975,3 +975,23 @@ func TestCheckRefusalNamesFixes(t *testing.T) {
 		t.Errorf("exit %d, want a user-stacks-only profiler allowed:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestCheckRefusalNamesItsForceFlag: a refusal in text output says how to
+// force it in an agent (the library's hint) and with this command's own
+// flag, and running the command again with that flag does allow it.
+func TestCheckRefusalNamesItsForceFlag(t *testing.T) {
+	args := []string{"check", "--release", "6.1.30", "--mechanism", "perf-event-software", "--reads-user-memory"}
+	r := runCLI(t, args...)
+	if r.code != exitRefused {
+		t.Fatalf("exit %d, want %d (refused)\n%s%s", r.code, exitRefused, r.stdout, r.stderr)
+	}
+	const hint = "--force nmi-user-read-deadlock"
+	out := strings.Join(strings.Fields(r.stdout), " ") // the text is wrapped at 80 columns
+	if !strings.Contains(out, hint) || !strings.Contains(out, "-safebpf-force=nmi-user-read-deadlock") {
+		t.Fatalf("refusal does not name the agent's flag and %q:\n%s", hint, r.stdout)
+	}
+	forced := runCLI(t, append(args, strings.Fields(hint)...)...)
+	if forced.code != 0 {
+		t.Fatalf("with %s: exit %d, want 0\n%s%s", hint, forced.code, forced.stdout, forced.stderr)
+	}
+}

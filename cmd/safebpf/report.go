@@ -437,7 +437,9 @@ func writeDecisionDetail(p *printer, d fallback.Decision, err error) {
 	switch {
 	case err == nil:
 	case !p.wide && errors.As(err, &re) && re.ForceHint != "":
-		p.hang("    ", re.ForceHint)
+		// The hint names the agent's flag and variable; an operator at
+		// this command looks for its own.
+		p.hang("    ", re.ForceHint+"; this command shows the decision forced with --force "+blockerIDs(re))
 	case !p.wide && errors.As(err, &re):
 	default:
 		p.hang("    error: ", err.Error())
@@ -449,4 +451,16 @@ func writeHead(p *printer, s summary, as assumption) {
 	p.line("%s", s.short)
 	p.para("", as.Text)
 	p.blank()
+}
+
+// blockerIDs lists the hazards that block a refusal, comma-separated, as
+// --force takes them.
+func blockerIDs(re *fallback.RefusedError) string {
+	var ids []string
+	for _, b := range re.Blockers {
+		if id := string(b.Hazard); !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return strings.Join(ids, ",")
 }
