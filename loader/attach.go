@@ -63,7 +63,13 @@ func (l *Loader) attachChosen(ctx context.Context, m probe.Mechanism, prog *ebpf
 		return nil, fmt.Errorf("attach %s to %s: nil program: %w", m, d.Target, errInvalidInput)
 	}
 	out := &Link{decision: d, skipped: slices.Clone(w.skipped)}
+	// The steps around the kernel's part (the cilium/ebpf calls or their
+	// equivalent): the benchmarks time safebpf's own work as the rest.
+	if err := l.step("kernel"); err != nil {
+		return nil, err
+	}
 	err := l.attachInto(ctx, out, m, prog, w, d)
+	_ = l.step("kernel-done")
 	if err != nil && isMulti(m) && ctx.Err() == nil && !errors.Is(err, errInvalidInput) {
 		out.Close()
 		out, err = l.batchRefused(ctx, m, prog, w, d, err)
