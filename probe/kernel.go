@@ -203,6 +203,27 @@ func (k *Kernel) Symbol(sym string) (present, known bool) {
 	return p, ok
 }
 
+// copyOf returns a pointer to a copy of *p, nil for nil.
+func copyOf[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// cloneWith copies m, each value passed through f; nil stays nil.
+func cloneWith[K comparable, V any](m map[K]V, f func(V) V) map[K]V {
+	if m == nil {
+		return nil
+	}
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = f(v)
+	}
+	return out
+}
+
 // Clone returns a deep copy. It copies field by field (a JSON round trip
 // costs milliseconds for a kernel config's ~2,000 flags);
 // TestCloneIsDeep holds it against the JSON form.
@@ -211,36 +232,18 @@ func (k *Kernel) Clone() *Kernel {
 		return nil
 	}
 	c := *k
-	if k.Version != nil {
-		v := *k.Version
-		c.Version = &v
-	}
-	if k.Preemption.Preemptible != nil {
-		p := *k.Preemption.Preemptible
-		c.Preemption.Preemptible = &p
-	}
+	c.Version = copyOf(k.Version)
+	c.Preemption.Preemptible = copyOf(k.Preemption.Preemptible)
 	c.Config = maps.Clone(k.Config)
 	c.Kallsyms.Symbols = maps.Clone(k.Kallsyms.Symbols)
-	if k.Mechanisms != nil {
-		c.Mechanisms = make(map[Mechanism]Support, len(k.Mechanisms))
-		for m, s := range k.Mechanisms {
-			if s.Available != nil {
-				a := *s.Available
-				s.Available = &a
-			}
-			c.Mechanisms[m] = s
-		}
-	}
-	if k.Observations != nil {
-		c.Observations = make(map[string]Observation, len(k.Observations))
-		for key, o := range k.Observations {
-			if o.Holds != nil {
-				h := *o.Holds
-				o.Holds = &h
-			}
-			c.Observations[key] = o
-		}
-	}
+	c.Mechanisms = cloneWith(k.Mechanisms, func(s Support) Support {
+		s.Available = copyOf(s.Available)
+		return s
+	})
+	c.Observations = cloneWith(k.Observations, func(o Observation) Observation {
+		o.Holds = copyOf(o.Holds)
+		return o
+	})
 	c.Notes = slices.Clone(k.Notes)
 	return &c
 }
