@@ -405,9 +405,7 @@ func keep(b *testing.B, attach func() (link.Link, error)) {
 func eventBenchmarks(b *testing.B, l *Loader, other *ebpf.Program, cilium, safebpf func() (interface{ Close() error }, error), keeper func(*ebpf.Program) (link.Link, error)) {
 	b.Run("enabled", func(b *testing.B) {
 		keep(b, func() (link.Link, error) { return keeper(other) })
-		o := &ownTime{}
-		l.hook = o.hook
-		defer func() { l.hook = nil }()
+		o := ownTimeOn(b, l)
 		versus(b, func(b *testing.B) time.Duration {
 			return attachOnly(b, cilium)
 		}, func(b *testing.B) time.Duration {
@@ -420,9 +418,7 @@ func eventBenchmarks(b *testing.B, l *Loader, other *ebpf.Program, cilium, safeb
 			time.Sleep(50 * time.Millisecond)
 			return d
 		}
-		o := &ownTime{}
-		l.hook = o.hook
-		defer func() { l.hook = nil }()
+		o := ownTimeOn(b, l)
 		versus(b, func(b *testing.B) time.Duration {
 			return settle(attachOnly(b, cilium))
 		}, func(b *testing.B) time.Duration {
@@ -449,6 +445,14 @@ func (o *ownTime) hook(step string) error {
 		o.done = time.Now()
 	}
 	return nil
+}
+
+// ownTimeOn installs a new ownTime on l for the rest of the benchmark.
+func ownTimeOn(b *testing.B, l *Loader) *ownTime {
+	o := &ownTime{}
+	l.hook = o.hook
+	b.Cleanup(func() { l.hook = nil })
+	return o
 }
 
 // attach times one safebpf attach and records its own time.
@@ -510,9 +514,7 @@ func BenchmarkAttachPerfEvent(b *testing.B) {
 	l := newHostLoader(b, nil)
 	prog := perAttachProgram(b, ebpf.PerfEvent, "perf_event")
 	cpus := onlineCPUs(b)
-	o := &ownTime{}
-	l.hook = o.hook
-	defer func() { l.hook = nil }()
+	o := ownTimeOn(b, l)
 	versus(b, func(b *testing.B) time.Duration {
 		start := time.Now()
 		pe := openCiliumPerfEvent(b, prog, cpus)

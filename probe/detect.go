@@ -297,7 +297,8 @@ func (st *hostState) detect(ctx context.Context, opts *Options, mechs []Mechanis
 			}
 		}
 	}
-	if cached && slices.ContainsFunc(toProbe, func(m Mechanism) bool { return slices.Contains(btfTyped, m) }) {
+	isBTFTyped := func(m Mechanism) bool { return slices.Contains(btfTyped, m) }
+	if cached && slices.ContainsFunc(toProbe, isBTFTyped) {
 		for _, m := range btfTyped {
 			if _, ok := st.mechs[m]; !ok && !slices.Contains(toProbe, m) {
 				toProbe = append(toProbe, m)
@@ -305,7 +306,7 @@ func (st *hostState) detect(ctx context.Context, opts *Options, mechs []Mechanis
 		}
 	}
 	prober := opts.prober(h)
-	btfWork := slices.ContainsFunc(toProbe, func(m Mechanism) bool { return slices.Contains(btfTyped, m) }) ||
+	btfWork := slices.ContainsFunc(toProbe, isBTFTyped) ||
 		slices.ContainsFunc(witnesses, func(f Fact) bool { return f.Kind == FactBTF })
 
 	// Parsing the kernel's BTF is the longest piece of user-space work of

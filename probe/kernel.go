@@ -224,6 +224,16 @@ func cloneWith[K comparable, V any](m map[K]V, f func(V) V) map[K]V {
 	return out
 }
 
+// withAll adds src's entries to dst, making dst when it is nil and src
+// has any, and returns it.
+func withAll[K comparable, V any](dst, src map[K]V) map[K]V {
+	if dst == nil && len(src) > 0 {
+		dst = make(map[K]V, len(src))
+	}
+	maps.Copy(dst, src)
+	return dst
+}
+
 // Clone returns a deep copy. It copies field by field (a JSON round trip
 // costs milliseconds for a kernel config's ~2,000 flags);
 // TestCloneIsDeep holds it against the JSON form.
@@ -260,26 +270,11 @@ func (k *Kernel) Merge(o *Kernel) *Kernel {
 	if c == nil || o == nil {
 		return c
 	}
-	for m, s := range o.Mechanisms {
-		if c.Mechanisms == nil {
-			c.Mechanisms = map[Mechanism]Support{}
-		}
-		c.Mechanisms[m] = s
-	}
+	c.Mechanisms = withAll(c.Mechanisms, o.Mechanisms)
 	c.Kallsyms.Readable = c.Kallsyms.Readable || o.Kallsyms.Readable
 	c.Kallsyms.DataSymbols = c.Kallsyms.DataSymbols || o.Kallsyms.DataSymbols
-	for s, p := range o.Kallsyms.Symbols {
-		if c.Kallsyms.Symbols == nil {
-			c.Kallsyms.Symbols = map[string]bool{}
-		}
-		c.Kallsyms.Symbols[s] = p
-	}
-	for key, ob := range o.Observations {
-		if c.Observations == nil {
-			c.Observations = map[string]Observation{}
-		}
-		c.Observations[key] = ob
-	}
+	c.Kallsyms.Symbols = withAll(c.Kallsyms.Symbols, o.Kallsyms.Symbols)
+	c.Observations = withAll(c.Observations, o.Observations)
 	for _, n := range o.Notes {
 		if !slices.Contains(c.Notes, n) {
 			c.Notes = append(c.Notes, n)
